@@ -1,0 +1,300 @@
+"""vmvc.claims: every verdict outcome of the threshold claims, and the emulation label."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vmvc import claims, stats
+from vmvc.config import Thresholds
+
+STEADY = (
+    "cpu/events_per_s",
+    "memory/bandwidth_mib_s",
+    "io/randread_4k_iops",
+    "io/randwrite_4k_iops",
+)
+NATIVE = {
+    "cpu/events_per_s": 2313,
+    "memory/bandwidth_mib_s": 4961,
+    "io/randread_4k_iops": 33891,
+    "io/randwrite_4k_iops": 30802,
+}
+
+
+def noisy(center: float, n: int, rng: np.random.Generator, spread: float) -> list[float]:
+    return [float(v) for v in center * rng.uniform(1 - spread, 1 + spread, n)]
+
+
+def verdict_of(doc, claim: str, thresholds: Thresholds | None = None) -> dict:
+    result = {v["claim"]: v for v in claims.evaluate(doc, stats.summarize(doc), thresholds)}
+    return result[claim]
+
+
+def two_backends(build_doc, key, centers, *, spread=0.05, n=7, seed=0, accel="kvm"):
+    """A document with one metric for the given {backend: typical value}."""
+    rng = np.random.default_rng(seed)
+    data = {b: {key: noisy(center, n, rng, spread)} for b, center in centers.items()}
+    return build_doc(data, accel=accel)
+
+
+# ---------------------------------------------------------------- the full realistic run
+
+
+def test_realistic_tcg_run(realistic_doc):
+    verdicts = claims.evaluate(realistic_doc, stats.summarize(realistic_doc), Thresholds())
+    assert [v["claim"] for v in verdicts] == [f"C{i:02d}" for i in range(1, 11)]
+    assert {v["claim"]: v["verdict"] for v in verdicts} == {
+        "C01": "confirmed",
+        "C02": "confirmed",
+        "C03": "confirmed",
+        "C04": "confirmed",
+        "C05": "confirmed",
+        "C06": "reported",
+        "C07": "fact",
+        "C08": "reported",
+        "C09": "fact",
+        "C10": "confirmed",
+    }
+    for verdict in verdicts:
+        assert set(verdict) == {
+            "claim", "title", "verdict", "text", "numbers", "accel", "emulated"
+        }  # fmt: skip
+        assert verdict["title"] and verdict["text"]
+    json.dumps(verdicts, allow_nan=False)
+
+
+def test_stats_default_to_a_fresh_summary(realistic_doc):
+    assert claims.evaluate(realistic_doc)[0]["verdict"] == "confirmed"
+
+
+def test_empty_document_is_not_measured_never_confirmed(build_doc):
+    verdicts = claims.evaluate(build_doc({}), None, Thresholds())
+    assert {v["verdict"] for v in verdicts} == {"not measured"}
+    assert all("emulated" not in v["text"] for v in verdicts)
+
+
+# ---------------------------------------------------------------- emulation label
+
+
+def test_emulated_run_says_so_in_every_verdict(realistic_doc):
+    for verdict in claims.evaluate(realistic_doc):
+        assert verdict["accel"] == "tcg" and verdict["emulated"] is True
+        assert "emulated (QEMU TCG" in verdict["text"]
+        assert "little about KVM overhead" in verdict["text"]
+
+
+def test_kvm_run_has_no_emulation_note(make_realistic):
+    doc = make_realistic(accel="kvm")
+    for verdict in claims.evaluate(doc):
+        assert verdict["accel"] == "kvm" and verdict["emulated"] is False
+        assert "emulated" not in verdict["text"]
+
+
+# ---------------------------------------------------------------- C01 start to ready
+
+
+@pytest.mark.parametrize(
+    ("vm", "spread", "expected"),
+    [(8.56, 0.1, "confirmed"), (0.25, 0.05, "refuted"), (0.42, 0.2, "inconclusive")],
+)
+def test_c01_outcomes(build_doc, vm, spread, expected):
+    doc = two_backends(
+        build_doc, "startup/total_s", {"docker": 0.21, "libvirt": vm}, spread=spread, n=5
+    )
+    verdict = verdict_of(doc, "C01")
+    assert verdict["verdict"] == expected, verdict["text"]
+    numbers = verdict["numbers"]
+    assert numbers["ratio"] == pytest.approx(vm / 0.21, rel=0.3)
+    assert numbers["threshold"] == 2.0
+    assert numbers["ci_low"] <= numbers["ratio"] <= numbers["ci_high"]
+
+
+def test_c01_not_measured_without_containers(build_doc):
+    doc = two_backends(build_doc, "startup/total_s", {"libvirt": 8.56})
+    verdict = verdict_of(doc, "C01")
+    assert verdict["verdict"] == "not measured"
+    assert "container startup/total_s" in verdict["text"]
+
+
+def test_c01_names_the_largest_vm_phase(realistic_doc):
+    verdict = verdict_of(realistic_doc, "C01")
+    assert "Largest VM phase: firmware + kernel" in verdict["text"]
+    assert set(verdict["numbers"]["vm_phases"]) == {
+        "create_s", "firmware_kernel_s", "initramfs_s", "userspace_s"
+    }  # fmt: skip
+
+
+def test_c01_threshold_comes_from_config(realistic_doc):
+    strict = Thresholds(c01_startup_ratio=100.0)
+    assert verdict_of(realistic_doc, "C01", strict)["verdict"] == "refuted"
+
+
+def test_c01_single_repetition_is_inconclusive(build_doc):
+    doc = build_doc({"docker": {"startup/total_s": [0.21]}, "libvirt": {"startup/total_s": [8.56]}})
+    verdict = verdict_of(doc, "C01")
+    assert verdict["verdict"] == "inconclusive"
+    assert "fewer than 2 repetitions" in verdict["text"]
+
+
+# ---------------------------------------------------------------- C02 footprint
+
+
+@pytest.mark.parametrize(
+    ("vm", "spread", "expected"),
+    [(250.0, 0.05, "confirmed"), (16.0, 0.03, "refuted"), (28.0, 0.25, "inconclusive")],
+)
+def test_c02_outcomes(build_doc, vm, spread, expected):
+    doc = two_backends(
+        build_doc, "footprint/total_mib", {"docker": 14.0, "libvirt": vm}, spread=spread, n=5
+    )
+    assert verdict_of(doc, "C02")["verdict"] == expected
+
+
+def test_c02_not_measured(build_doc):
+    doc = two_backends(build_doc, "footprint/total_mib", {"docker": 14.0})
+    assert verdict_of(doc, "C02")["verdict"] == "not measured"
+
+
+# ---------------------------------------------------------------- C03 overhead vs native
+
+
+def steady_doc(build_doc, vm_factor, ct_factor, *, spread=0.02, n=7, seed=1, backends=None):
+    rng = np.random.default_rng(seed)
+    factors = {"native": 1.0, "docker": ct_factor, "libvirt": vm_factor}
+    data = {
+        backend: {key: noisy(NATIVE[key] * factor, n, rng, spread) for key in STEADY}
+        for backend, factor in factors.items()
+        if backends is None or backend in backends
+    }
+    return build_doc(data, accel="kvm")
+
+
+def test_c03_confirmed_when_vm_is_slow_and_container_near_native(build_doc):
+    verdict = verdict_of(steady_doc(build_doc, vm_factor=0.3, ct_factor=1.0), "C03")
+    assert verdict["verdict"] == "confirmed"
+    numbers = verdict["numbers"]
+    assert numbers["vm_overhead_confirmed"] == numbers["vm_resources"] == 4
+    assert numbers["container_overhead_confirmed"] == 0
+    cpu = numbers["resources"]["cpu/events_per_s"]
+    assert cpu["libvirt"]["overhead"] == pytest.approx(0.7, abs=0.03)
+    assert cpu["libvirt"]["verdict"] == "confirmed"
+    assert cpu["docker"]["verdict"] == "refuted"  # overhead clearly below 5 %: near native
+    assert "CPU" in verdict["text"]
+
+
+def test_c03_refuted_when_the_vm_is_near_native(build_doc):
+    verdict = verdict_of(steady_doc(build_doc, vm_factor=0.99, ct_factor=1.0), "C03")
+    assert verdict["verdict"] == "refuted"
+    assert verdict["numbers"]["vm"] == "refuted"
+
+
+def test_c03_refuted_when_containers_are_not_near_native(build_doc):
+    verdict = verdict_of(steady_doc(build_doc, vm_factor=0.3, ct_factor=0.6), "C03")
+    assert verdict["verdict"] == "refuted"
+    assert verdict["numbers"]["container_near_native"] == "refuted"
+
+
+def test_c03_inconclusive_when_overhead_straddles_the_threshold(build_doc):
+    doc = steady_doc(build_doc, vm_factor=0.95, ct_factor=1.0, spread=0.1, n=5)
+    verdict = verdict_of(doc, "C03")
+    assert verdict["verdict"] == "inconclusive", verdict["numbers"]
+
+
+def test_c03_not_measured_without_native(build_doc):
+    doc = steady_doc(build_doc, 0.3, 1.0, backends={"docker", "libvirt"})
+    assert verdict_of(doc, "C03")["verdict"] == "not measured"
+
+
+def test_c03_container_half_missing_is_said(build_doc):
+    doc = steady_doc(build_doc, 0.3, 1.0, backends={"native", "libvirt"})
+    verdict = verdict_of(doc, "C03")
+    assert verdict["verdict"] == "confirmed"
+    assert "container overhead not measured" in verdict["text"]
+
+
+# ---------------------------------------------------------------- C05 scale-out slope
+
+
+@pytest.mark.parametrize(
+    ("docker", "libvirt", "expected"),
+    [(0.16, 6.4, "confirmed"), (6.4, 0.16, "refuted"), (1.0, 1.02, "inconclusive")],
+)
+def test_c05_outcomes(build_doc, docker, libvirt, expected):
+    doc = two_backends(
+        build_doc, "scale/time_per_instance_s", {"docker": docker, "libvirt": libvirt}, n=5
+    )
+    verdict = verdict_of(doc, "C05")
+    assert verdict["verdict"] == expected, verdict["text"]
+    assert verdict["numbers"]["docker_slope"] == pytest.approx(docker, rel=0.06)
+
+
+def test_c05_not_measured(build_doc):
+    doc = two_backends(build_doc, "scale/time_per_instance_s", {"docker": 0.16})
+    assert verdict_of(doc, "C05")["verdict"] == "not measured"
+
+
+def test_c05_keeps_the_sample_metadata(realistic_doc):
+    numbers = verdict_of(realistic_doc, "C05")["numbers"]
+    assert numbers["metadata"]["libvirt"] == {"counts": [1, 2, 4]}
+
+
+# ---------------------------------------------------------------- C10 density
+
+
+@pytest.mark.parametrize(
+    ("docker", "libvirt", "spread", "expected"),
+    [(1795, 95.6, 0.05, "confirmed"), (100, 95, 0.02, "refuted"), (200, 100, 0.3, "inconclusive")],
+)
+def test_c10_outcomes(build_doc, docker, libvirt, spread, expected):
+    doc = two_backends(
+        build_doc,
+        "scale/density_instances",
+        {"docker": docker, "libvirt": libvirt},
+        spread=spread,
+        n=5,
+    )
+    verdict = verdict_of(doc, "C10")
+    assert verdict["verdict"] == expected, verdict["text"]
+    assert verdict["numbers"]["ratio"] == pytest.approx(docker / libvirt, rel=0.35)
+
+
+def test_c10_not_measured(build_doc):
+    doc = two_backends(build_doc, "scale/density_instances", {"libvirt": 95.6})
+    assert verdict_of(doc, "C10")["verdict"] == "not measured"
+
+
+# ---------------------------------------------------------------- the rest, briefly
+
+
+def test_c04_sums_clone_and_clone_to_ready(realistic_doc):
+    numbers = verdict_of(realistic_doc, "C04")["numbers"]
+    summary = stats.summarize(realistic_doc)
+    vm = sum(
+        stats.find(summary, "libvirt", "clone", m)["median"]
+        for m in ("clone_s", "clone_to_ready_s")
+    )
+    assert numbers["libvirt_s"] == pytest.approx(vm)
+
+
+def test_c07_and_c09_facts(realistic_doc, build_doc):
+    c07 = verdict_of(realistic_doc, "C07")
+    assert c07["verdict"] == "fact"
+    assert c07["numbers"]["docker"]["shares_host_kernel"] is True
+    assert c07["numbers"]["libvirt"]["shares_host_kernel"] is False
+    c09 = verdict_of(realistic_doc, "C09")
+    assert c09["verdict"] == "fact"
+    assert "its own kernel 6.1.0-21-amd64" in c09["text"]
+    no_facts = two_backends(build_doc, "cpu/events_per_s", {"docker": 1.0})
+    assert verdict_of(no_facts, "C07")["verdict"] == "not measured"
+    assert verdict_of(no_facts, "C09")["verdict"] == "not measured"
+
+
+def test_c06_and_c08_are_reported(realistic_doc):
+    c06 = verdict_of(realistic_doc, "C06")
+    assert c06["verdict"] == "reported"
+    assert set(c06["numbers"]) == {"export_bytes", "export_s", "import_s"}
+    assert "GiB" in c06["text"]
+    assert verdict_of(realistic_doc, "C08")["verdict"] == "reported"

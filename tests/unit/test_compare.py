@@ -1,0 +1,212 @@
+"""vmvc.compare and the `vmvc compare` command: A/B of two result files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from vmvc import compare as cmp
+from vmvc.cli_analysis import register
+from vmvc.results import ResultDocument, save
+
+app = typer.Typer()
+register(app)
+runner = CliRunner()
+
+
+def scaled(doc: ResultDocument, backend: str, workload: str, metric: str, factor: float):
+    """A copy of doc with one metric's values multiplied by factor (a new run)."""
+    copy = doc.model_copy(deep=True)
+    copy.run_id = "20250102T000000Z-bbbbbb"
+    copy.started_at = "2025-01-02T00:00:00+00:00"
+    for sample in copy.samples:
+        if (sample.backend, sample.workload, sample.metric) == (backend, workload, metric):
+            sample.value *= factor
+    return copy
+
+
+def write(tmp_path: Path, name: str, doc: ResultDocument) -> str:
+    path = tmp_path / name
+    save(doc, path)
+    return str(path)
+
+
+def row(result: dict, backend: str, workload: str, metric: str) -> dict:
+    (found,) = [
+        r
+        for r in result["rows"]
+        if (r["backend"], r["workload"], r["metric"]) == (backend, workload, metric)
+    ]
+    return found
+
+
+# ---------------------------------------------------------------- compare()
+
+
+def test_result_against_itself_is_all_no_change(realistic_doc):
+    result = cmp.compare(realistic_doc, realistic_doc)
+    assert result["rows"] and {r["classification"] for r in result["rows"]} == {"no change"}
+    assert result["regressions"] == [] and result["improvements"] == []
+    assert result["warnings"] == []
+    cpu = row(result, "docker", "cpu", "events_per_s")
+    assert cpu["change_pct"] == 0.0 and cpu["p_value"] == 1.0
+    assert cpu["ci_low_pct"] < 0 < cpu["ci_high_pct"]
+
+
+def test_thirty_percent_slower_is_a_regression(realistic_doc):
+    new = scaled(realistic_doc, "docker", "cpu", "events_per_s", 0.7)
+    result = cmp.compare(realistic_doc, new)
+    cpu = row(result, "docker", "cpu", "events_per_s")
+    assert cpu["classification"] == "regression"
+    assert cpu["change_pct"] == pytest.approx(-30.0)
+    assert cpu["p_value"] < 0.05
+    assert cpu["ci_high_pct"] < 0
+    assert [r["metric"] for r in result["regressions"]] == ["events_per_s"]
+    others = [r for r in result["rows"] if r is not cpu]
+    assert {r["classification"] for r in others} == {"no change"}
+
+
+def test_one_percent_slower_is_noise(realistic_doc):
+    new = scaled(realistic_doc, "docker", "cpu", "events_per_s", 0.99)
+    result = cmp.compare(realistic_doc, new)
+    assert row(result, "docker", "cpu", "events_per_s")["classification"] == "no change"
+
+
+def test_direction_follows_higher_is_better(realistic_doc):
+    faster = cmp.compare(realistic_doc, scaled(realistic_doc, "docker", "cpu", "events_per_s", 1.3))
+    assert row(faster, "docker", "cpu", "events_per_s")["classification"] == "improvement"
+    slower_boot = scaled(realistic_doc, "libvirt", "startup", "total_s", 1.3)
+    result = cmp.compare(realistic_doc, slower_boot)
+    assert row(result, "libvirt", "startup", "total_s")["classification"] == "regression"
+
+
+def test_too_few_repetitions(build_doc):
+    base = build_doc({"native": {"cpu/events_per_s": [2313.0]}})
+    new = build_doc({"native": {"cpu/events_per_s": [1000.0, 1001.0]}})
+    only = cmp.compare(base, new)["rows"][0]
+    assert only["classification"] == "no change"
+    assert only["note"] == "too few repetitions"
+
+
+def test_three_repetitions_cannot_be_significant(build_doc):
+    base = build_doc({"native": {"cpu/events_per_s": [2313.0, 2300.0, 2320.0]}})
+    new = build_doc({"native": {"cpu/events_per_s": [1000.0, 1001.0, 1002.0]}})
+    only = cmp.compare(base, new)["rows"][0]
+    assert only["classification"] == "no change"
+    assert "too few repetitions for p < 0.05" in only["note"]
+
+
+def test_different_host_or_accel_is_refused_unless_forced(realistic_doc, build_doc):
+    other = realistic_doc.model_copy(deep=True)
+    other.environment["hostname"] = "elsewhere"
+    with pytest.raises(cmp.IncomparableResultsError, match="different host"):
+        cmp.compare(realistic_doc, other)
+    other.environment["accel"] = "kvm"
+    forced = cmp.compare(realistic_doc, other, force=True)
+    assert forced["forced"] is True
+    assert any("different acceleration: tcg vs kvm" in w for w in forced["warnings"])
+
+
+def test_image_and_profile_changes_are_warnings(realistic_doc):
+    other = realistic_doc.model_copy(deep=True)
+    other.image["id"] = "sha256:2222"
+    other.config["profile"] = "nightly"
+    result = cmp.compare(realistic_doc, other)
+    assert "different image id: sha256:1111 vs sha256:2222" in result["warnings"]
+    assert "different profile: default vs nightly" in result["warnings"]
+
+
+def test_renderers(realistic_doc):
+    result = cmp.compare(realistic_doc, scaled(realistic_doc, "docker", "cpu", "events_per_s", 0.7))
+    markdown = cmp.to_markdown(result)
+    assert "| docker | cpu/events_per_s |" in markdown and "**regression**" in markdown
+    assert json.loads(cmp.to_json(result))["regressions"][0]["backend"] == "docker"
+    table = cmp.render_table(result)
+    assert table.row_count == len(result["rows"])
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_cli_same_file_exits_0(tmp_path, realistic_doc):
+    path = write(tmp_path, "a.json", realistic_doc)
+    outcome = runner.invoke(app, ["compare", path, path, "--fail-on-regression"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "No significant change" in outcome.stdout
+
+
+def test_cli_regression_is_named_and_fails_on_request(tmp_path, realistic_doc):
+    base = write(tmp_path, "a.json", realistic_doc)
+    new = write(tmp_path, "b.json", scaled(realistic_doc, "docker", "cpu", "events_per_s", 0.7))
+    plain = runner.invoke(app, ["compare", base, new])
+    assert plain.exit_code == 0, plain.output
+    assert "regression" in plain.stdout and "cpu/events_per_s" in plain.stdout
+    assert "1 regression(s): docker cpu/events_per_s -30.0%" in plain.stdout
+    assert "\x1b[" not in plain.stdout  # not a terminal: no colour codes
+    failing = runner.invoke(app, ["compare", base, new, "--fail-on-regression"])
+    assert failing.exit_code == 1
+    for fmt in ("md", "json"):
+        out = runner.invoke(app, ["compare", base, new, "--format", fmt, "--fail-on-regression"])
+        assert out.exit_code == 1 and "events_per_s" in out.stdout
+    as_json = runner.invoke(app, ["compare", base, new, "--format", "json"])
+    assert json.loads(as_json.stdout)["regressions"][0]["metric"] == "events_per_s"
+
+
+def test_cli_small_change_is_not_a_regression(tmp_path, realistic_doc):
+    base = write(tmp_path, "a.json", realistic_doc)
+    new = write(tmp_path, "b.json", scaled(realistic_doc, "docker", "cpu", "events_per_s", 0.99))
+    outcome = runner.invoke(app, ["compare", base, new, "--fail-on-regression"])
+    assert outcome.exit_code == 0, outcome.output
+
+
+def test_cli_noise_threshold_option(tmp_path, realistic_doc):
+    base = write(tmp_path, "a.json", realistic_doc)
+    new = write(tmp_path, "b.json", scaled(realistic_doc, "docker", "cpu", "events_per_s", 0.7))
+    args = ["compare", base, new, "--fail-on-regression", "--noise-threshold", "0.5"]
+    assert runner.invoke(app, args).exit_code == 0  # a 30 % change is under a 50 % bar
+
+
+def test_cli_different_accel_needs_force(tmp_path, realistic_doc):
+    other = realistic_doc.model_copy(deep=True)
+    other.environment["accel"] = "kvm"
+    base, new = write(tmp_path, "a.json", realistic_doc), write(tmp_path, "b.json", other)
+    refused = runner.invoke(app, ["compare", base, new])
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("error: different acceleration: tcg vs kvm")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.output
+    forced = runner.invoke(app, ["compare", base, new, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "WARNING: different acceleration: tcg vs kvm (--force)" in forced.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such result file"),
+        ('{"schema_version": 1, "run_id": "x", "started', "was the file truncated?"),
+        ("[1, 2]", "no schema_version"),
+        ('{"schema_version": 1, "run_id": 5}', "invalid result file"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, realistic_doc, content, message):
+    good = write(tmp_path, "good.json", realistic_doc)
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    outcome = runner.invoke(app, ["compare", good, str(bad)])
+    assert outcome.exit_code == 2
+    assert outcome.stderr.startswith("error: ") and message in outcome.stderr
+    assert outcome.stderr.count("\n") == 1
+    assert "Traceback" not in outcome.output and outcome.stdout == ""
+
+
+def test_metrics_measured_on_one_side_only_are_named(build_doc):
+    base = build_doc({"native": {"cpu/events_per_s": [1.0, 2.0], "io/randread_4k_iops": [3.0]}})
+    new = build_doc({"native": {"cpu/events_per_s": [1.0, 2.0]}})
+    result = cmp.compare(base, new)
+    assert result["only_in_base"] == ["local/native/io/randread_4k_iops"]
+    assert "Only in base: local/native/io/randread_4k_iops." in cmp.summary_line(result)

@@ -1,0 +1,405 @@
+"""Reports: every format tells the same numbers, escapes what the result says, stays offline."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
+
+from reportdata import build_document, vmvc_statistics_available  # noqa: E402
+
+from vmvc.cli_report import register  # noqa: E402
+from vmvc.export.csv_samples import COLUMNS  # noqa: E402
+from vmvc.export.html_page import script_json  # noqa: E402
+from vmvc.export.markdown import md_text  # noqa: E402
+from vmvc.export.view import (  # noqa: E402
+    WORKLOAD_TITLES,
+    format_estimate,
+    format_number,
+    short_label,
+)
+from vmvc.report import FORMATS, UnknownFormatError, render, write_reports  # noqa: E402
+from vmvc.results import ResultDocument, save  # noqa: E402
+
+
+STATISTICS = [
+    "builtin",
+    pytest.param(
+        "vmvc",
+        marks=pytest.mark.skipif(
+            not vmvc_statistics_available(), reason="vmvc.stats/claims not importable"
+        ),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=STATISTICS)
+def doc(request) -> ResultDocument:
+    """The same run with statistics from the test bootstrap and from vmvc.stats/claims."""
+    return build_document(seed=1, statistics=request.param)
+
+
+@pytest.fixture(scope="module")
+def hostile() -> ResultDocument:
+    return build_document(seed=2, hostile=True)
+
+
+@pytest.fixture(scope="module")
+def html(doc: ResultDocument) -> str:
+    return render(doc, "html")
+
+
+@pytest.fixture(scope="module")
+def hostile_html(hostile: ResultDocument) -> str:
+    return render(hostile, "html")
+
+
+# -- the shared number formatter -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (2313.4, "2313"),
+        (30802.0, "30802"),
+        (636.4, "636"),
+        (8.564, "8.56"),
+        (0.2134, "0.213"),
+        (14.04, "14.0"),
+        (999.7, "1000"),
+        (0.09996, "0.100"),
+        (0.0, "0"),
+        (-5.2, "-5.20"),
+        (0.00012, "1.20e-04"),
+        (None, "—"),
+        (float("nan"), "—"),
+        (float("inf"), "∞"),
+    ],
+)
+def test_format_number(value, text) -> None:
+    assert format_number(value) == text
+
+
+def test_format_estimate_shows_interval_only_when_there_is_one() -> None:
+    assert format_estimate(8.564, 8.1, 9.02) == "8.56 [8.10, 9.02]"
+    assert format_estimate(8.564, None, None) == "8.56"
+
+
+# -- CSV and JSON -----------------------------------------------------------------------------
+
+
+def test_csv_has_every_sample_at_full_precision(doc: ResultDocument) -> None:
+    rows = list(csv.DictReader(io.StringIO(render(doc, "csv"))))
+    assert tuple(rows[0]) == COLUMNS
+    assert len(rows) == len(doc.samples)
+    for row, sample in zip(rows, doc.samples, strict=True):
+        assert float(row["value"]) == sample.value  # exact, not approximately
+        assert float(row["timestamp"]) == sample.timestamp
+        assert row["run_id"] == doc.run_id
+        assert (row["host"], row["backend"], row["workload"], row["metric"], row["unit"]) == (
+            sample.host, sample.backend, sample.workload, sample.metric, sample.unit,
+        )  # fmt: skip
+        assert int(row["repetition"]) == sample.repetition
+        assert row["warmup"] == str(sample.warmup)
+        assert row["higher_is_better"] == str(sample.higher_is_better)
+        assert json.loads(row["metadata"]) == sample.metadata
+
+
+def test_csv_loads_in_pandas(doc: ResultDocument) -> None:
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.read_csv(io.StringIO(render(doc, "csv")))
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame["value"].tolist() == [s.value for s in doc.samples]
+    assert frame["warmup"].dtype == bool
+
+
+def test_json_is_the_document(doc: ResultDocument) -> None:
+    assert ResultDocument.model_validate_json(render(doc, "json")) == doc
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+
+
+def _md_tables(markdown: str) -> dict[str, list[dict[str, str]]]:
+    """`### heading` -> rows of the table under it, as {column: cell}."""
+    tables: dict[str, list[dict[str, str]]] = {}
+    heading, header = None, None
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            heading, header = line.lstrip("#").strip(), None
+            tables[heading] = []
+        elif line.startswith("|") and heading is not None:
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            if header is None:
+                header = cells
+            elif not set(line) <= set("|-: "):
+                tables[heading].append(dict(zip(header, cells, strict=True)))
+    return tables
+
+
+def _per_n(doc: ResultDocument, workload: str, metric: str) -> bool:
+    ns = {
+        s.metadata.get("n") for s in doc.measured() if (s.workload, s.metric) == (workload, metric)
+    }
+    return len(ns - {None}) > 1
+
+
+def test_markdown_shows_the_statistics_medians_and_ratios(doc: ResultDocument) -> None:
+    markdown = render(doc, "md")
+    tables = _md_tables(markdown)
+    checked = 0
+    for s in doc.statistics["summaries"]:
+        if _per_n(doc, s["workload"], s["metric"]):
+            continue
+        rows = {r["metric"]: r for r in tables[md_text(WORKLOAD_TITLES[s["workload"]])]}
+        cell = rows[md_text(s["metric"])][short_label(s["backend"])]
+        assert cell == format_estimate(s["median"], s["ci_low"], s["ci_high"])
+        assert cell.split(" [")[0] == format_number(s["median"])
+        checked += 1
+    for r in doc.statistics["ratios"]:
+        if _per_n(doc, r["workload"], r["metric"]):
+            continue
+        rows = {row["metric"]: row for row in tables[md_text(WORKLOAD_TITLES[r["workload"]])]}
+        column = f"{short_label(r['numerator'])}/{short_label(r['denominator'])}"
+        assert rows[md_text(r["metric"])][column] == format_estimate(
+            r["ratio"], r["ci_low"], r["ci_high"]
+        )
+        checked += 1
+    assert checked > 80
+
+
+def test_markdown_scale_rows_are_medians_per_n(doc: ResultDocument) -> None:
+    rows = {r["metric"]: r for r in _md_tables(render(doc, "md"))[WORKLOAD_TITLES["scale"]]}
+    for n in (1, 2, 4, 8):
+        values = [s.value for s in doc.measured() if s.metric == "all_ready_s"
+                  and s.backend == "libvirt" and s.metadata["n"] == n]  # fmt: skip
+        assert rows[md_text(f"all_ready_s (N={n})")]["VM"] == format_number(np.median(values))
+
+
+def test_markdown_has_banner_verdicts_errors_environment(doc: ResultDocument) -> None:
+    markdown = render(doc, "md")
+    assert markdown.startswith(f"# vmvc results: {doc.run_id}")
+    assert "> ⚠️ **Emulated VM (QEMU TCG, no KVM).**" in markdown
+    tables = _md_tables(markdown)
+    assert [r["claim"].split()[0] for r in tables["Verdicts"]] == [
+        f"C{i:02d}" for i in range(1, 11)
+    ]
+    assert tables["Errors (1)"][0]["workload"] == "recovery"
+    env = {r["key"]: r["value"] for r in tables["Environment"]}
+    assert env["accel"] == "tcg" and env["cores"] == "2"
+
+
+def test_markdown_without_emulation_has_no_banner() -> None:
+    assert "Emulated VM" not in render(build_document(accel="kvm"), "md")
+
+
+def test_markdown_escapes_result_strings(hostile: ResultDocument) -> None:
+    markdown = render(hostile, "md")
+    assert "<script" not in markdown and "<" not in markdown.replace("<br>", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
+    assert md_text("a|b [x](http://h/i.png)") == "a\\|b [x]\\(http://h/i.png)"
+
+
+# -- HTML -------------------------------------------------------------------------------------
+
+
+def _outside_scripts(page: str) -> str:
+    return re.sub(r"<script\b[^>]*>.*?</script>", "<script></script>", page, flags=re.S)
+
+
+def test_html_is_one_offline_page(html: str) -> None:
+    assert html.count("<script") == 3  # chart data, plotly.js once, the page script
+    assert html.count("Plotly.newPlot") == 1
+    markup = _outside_scripts(html)
+    assert not re.search(r"<(link|img|iframe|object|embed|base|source|audio|video)\b", markup, re.I)
+    assert re.findall(r"\bsrc\s*=", markup, re.I) == []
+    for target in re.findall(r"\bhref\s*=\s*[\"']?([^\"'\s>]*)", markup, re.I):
+        assert target.startswith("#"), target
+    styles = " ".join(re.findall(r"<style\b[^>]*>(.*?)</style>", html, re.S))
+    assert "@import" not in styles and "url(" not in styles
+    assert "@font-face" not in styles
+
+
+def test_html_sections_and_tables(doc: ResultDocument, html: str) -> None:
+    for anchor in ("verdicts", "overhead", "startup", "footprint", "scale", "io", "lifecycle",
+                   "numbers", "facts", "errors", "environment", "samples"):  # fmt: skip
+        assert f'<section id="{anchor}">' in html
+    assert 'id="emulation-banner"' in html
+    for claim in (f"C{i:02d}" for i in range(1, 11)):
+        assert f'data-claim="{claim}"' in html
+    assert html.count('<tr data-backend="') == len(doc.samples)
+    for s in doc.statistics["summaries"]:  # the tables print what Markdown prints
+        if not _per_n(doc, s["workload"], s["metric"]):
+            assert format_estimate(s["median"], s["ci_low"], s["ci_high"]) in html
+
+
+def test_html_charts_are_valid_json_with_backend_meta(doc: ResultDocument, html: str) -> None:
+    block = re.search(
+        r'<script type="application/json" id="vmvc-charts">(.*?)</script>', html, re.S
+    )
+    charts = json.loads(block.group(1))
+    ids = {c["id"] for c in charts}
+    assert {"h0-overhead", "h0-phases", "h0-total", "h0-scale-all_ready_s"} <= ids
+    for chart in charts:
+        assert f'id="{chart["id"]}"' in html
+        for trace in chart["data"]:
+            assert trace["meta"]["backend"] in {"native", "docker", "libvirt"}
+    boxes = [t for c in charts for t in c["data"] if t["type"] == "box"]
+    assert sorted(len(t["y"]) for t in boxes) == [5, 5, 5]  # every repetition, not a bar
+
+
+def test_html_escapes_result_strings(hostile: ResultDocument, hostile_html: str) -> None:
+    page = hostile_html
+    assert "<script>alert" not in page
+    assert page.count("<script") == 3
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    block = re.search(r'id="vmvc-charts">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in block and ">" not in block and "&" not in block
+    assert "\\u0026lt;script\\u0026gt;alert(1)" in block  # HTML-escaped for plotly, then JSON
+    assert "<title>vmvc results: 20251129T114600Z-&lt;script&gt;" in page
+
+
+def test_script_json_cannot_close_its_element() -> None:
+    text = script_json({"a": "</script><!-- & \u2028", "b": float("nan")})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"a": "</script><!-- & \u2028", "b": None}
+
+
+# -- without statistics -----------------------------------------------------------------------
+
+
+def test_document_without_statistics_still_reports_medians() -> None:
+    bare = build_document(seed=5, statistics=None)
+    markdown = render(bare, "md")
+    rows = {r["metric"]: r for r in _md_tables(markdown)[WORKLOAD_TITLES["cpu"]]}
+    values = [s.value for s in bare.measured() if s.metric == "events_per_s"
+              and s.backend == "libvirt"]  # fmt: skip
+    assert rows["events\\_per\\_s"]["VM"].split(" [")[0] == format_number(np.median(values))
+    assert "C10" in markdown
+    assert "<script" in render(bare, "html")  # renders, charts included
+    assert bare.statistics == {}  # rendering does not change the document
+
+
+# -- files and the command line ---------------------------------------------------------------
+
+
+def test_write_reports_names_files_by_run_id(tmp_path: Path, doc: ResultDocument) -> None:
+    paths = write_reports(doc, tmp_path, formats=FORMATS)
+    assert [p.name for p in paths] == [
+        f"{doc.run_id}.{ext}" for ext in ("html", "md", "csv", "json")
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+    assert paths[1].read_text() == render(doc, "md")
+
+
+def test_write_reports_keeps_hostile_run_id_inside_directory(tmp_path: Path) -> None:
+    doc = build_document(seed=1, statistics=None)
+    doc.run_id = "../../etc/x"
+    (path,) = write_reports(doc, tmp_path / "out", formats=("md",))
+    assert path.parent == tmp_path / "out" and path.name == "_.._etc_x.md"
+
+
+def test_unknown_format_is_refused(doc: ResultDocument, tmp_path: Path) -> None:
+    with pytest.raises(UnknownFormatError, match="unknown report format 'pdf'"):
+        render(doc, "pdf")
+    with pytest.raises(UnknownFormatError):
+        write_reports(doc, tmp_path, formats=("md", "pdf"))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def cli() -> tuple[CliRunner, typer.Typer]:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """vmvc"""
+
+    register(app)
+    return CliRunner(), app
+
+
+@pytest.fixture
+def result_file(tmp_path: Path, doc: ResultDocument) -> Path:
+    path = tmp_path / "run.json"
+    save(doc, path)
+    return path
+
+
+def test_cli_writes_next_to_the_result(cli, result_file: Path) -> None:
+    runner, app = cli
+    outcome = runner.invoke(app, ["report", str(result_file), "--format", "md"])
+    assert outcome.exit_code == 0, outcome.stderr
+    assert (result_file.parent / "run.md").read_text().startswith("# vmvc results")
+    outcome = runner.invoke(app, ["report", str(result_file)])
+    assert outcome.exit_code == 0 and (result_file.parent / "run.html").exists()
+
+
+def test_cli_writes_to_stdout_and_to_a_path(cli, result_file: Path, tmp_path: Path) -> None:
+    runner, app = cli
+    outcome = runner.invoke(app, ["report", str(result_file), "-f", "csv", "-o", "-"])
+    assert outcome.exit_code == 0
+    assert outcome.stdout.startswith(",".join(COLUMNS))
+    target = tmp_path / "sub" / "r.md"
+    outcome = runner.invoke(app, ["report", str(result_file), "-f", "md", "-o", str(target)])
+    assert outcome.exit_code == 0 and target.exists()
+
+
+def _bad(tmp_path: Path, name: str, text: str | None) -> Path:
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        ("missing.json", None, "no such result file"),
+        ("truncated.json", '{"schema_version": 1, "run_id": "x", "samp', "truncated"),
+        ("future.json", '{"schema_version": 99, "run_id": "x"}', "schema_version 99"),
+        ("other.json", "[1, 2]", "not a vmvc result"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(cli, tmp_path: Path, name, text, says) -> None:
+    runner, app = cli
+    path = _bad(tmp_path, name, text)
+    before = sorted(tmp_path.iterdir())
+    outcome = runner.invoke(app, ["report", str(path)])
+    assert outcome.exit_code == 2
+    assert outcome.stdout == ""
+    lines = outcome.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0]
+    assert "Traceback" not in outcome.stderr
+    assert sorted(tmp_path.iterdir()) == before  # no report file appeared
+
+
+def test_cli_unknown_format_is_one_line_exit_2(cli, result_file: Path) -> None:
+    runner, app = cli
+    outcome = runner.invoke(app, ["report", str(result_file), "-f", "pdf"])
+    assert outcome.exit_code == 2
+    assert outcome.stderr == "error: unknown report format 'pdf' (allowed: html, md, csv, json)\n"
+    assert not (result_file.parent / "run.pdf").exists()
+
+
+def test_cli_refuses_to_overwrite_the_result(cli, result_file: Path) -> None:
+    runner, app = cli
+    before = result_file.read_text()
+    outcome = runner.invoke(app, ["report", str(result_file), "-f", "json"])
+    assert outcome.exit_code == 2 and outcome.stderr.startswith("error: ")
+    assert result_file.read_text() == before
+
+
+def test_number_formatting_is_finite_safe() -> None:
+    assert format_number(math.inf * -1) == "-∞"

@@ -1,0 +1,147 @@
+#!/bin/sh
+# vmvc agent: the one script that runs inside every instance (VM, container, native chroot).
+#
+# Protocol (read by vmvc/agent/protocol.py on the host):
+#   VMVC-READY image=<id> kernel=<release>     the instance is ready for work
+#   VMVC-BEGIN <task-id> <workload>            start of one workload's raw output
+#   ...raw tool output (sysbench text, fio JSON, key=value facts)...
+#   VMVC-END <task-id> rc=<exit status>        end of that output
+# The host parses raw output itself, so this script stays a thin, dependency-free runner
+# (the image has no Python) and the parsing is unit-tested on recorded real output.
+#
+# Modes:
+#   agent ready                  print the ready line and exit (baseline measurements)
+#   agent idle                   ready line, then wait until terminated (container main process)
+#   agent serve                  ready line, then run one command per input line (VM, native)
+#   agent run ID WORKLOAD ARGS   run one workload, framed (docker exec)
+
+IMAGE_ID=$(cat /etc/vmvc/image-id 2>/dev/null || echo unknown)
+WORKDIR=/tmp
+
+ready_line() {
+    printf 'VMVC-READY image=%s kernel=%s\n' "$IMAGE_ID" "$(uname -r)"
+}
+
+run_cpu() { # threads seconds max_prime
+    sysbench cpu --threads="$1" --time="$2" --cpu-max-prime="$3" run
+}
+
+run_memory() { # block_kib total_mib seconds threads
+    sysbench memory --threads="$4" --memory-block-size="$1K" \
+        --memory-total-size="$2M" --time="$3" run
+}
+
+run_io() { # size_mib runtime_s directory
+    jobfile="$WORKDIR/vmvc-fio.job"
+    # The prefill job writes the whole file first: reads of a file laid out by fallocate
+    # return zeros without any I/O and would report impossible IOPS.
+    cat > "$jobfile" <<EOF
+[global]
+ioengine=psync
+direct=1
+filename=$3/vmvc-fio.dat
+size=$1M
+[prefill]
+rw=write
+bs=1M
+[seqwrite_1m]
+stonewall
+rw=write
+bs=1M
+time_based
+runtime=$2
+[seqread_1m]
+stonewall
+rw=read
+bs=1M
+time_based
+runtime=$2
+[randwrite_4k]
+stonewall
+rw=randwrite
+bs=4k
+time_based
+runtime=$2
+[randread_4k]
+stonewall
+rw=randread
+bs=4k
+time_based
+runtime=$2
+EOF
+    fio --output-format=json "$jobfile"
+    status=$?
+    rm -f "$3/vmvc-fio.dat" "$jobfile"
+    return $status
+}
+
+run_facts() {
+    # Facts about isolation as seen from inside (no timing). key=value, one per line.
+    echo "kernel_release=$(uname -r)"
+    . /etc/os-release 2>/dev/null && echo "os_release=$PRETTY_NAME"
+    echo "pid1_comm=$(cat /proc/1/comm 2>/dev/null)"
+    echo "processes_visible=$(ls -d /proc/[0-9]* 2>/dev/null | wc -l)"
+    echo "cap_eff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)"
+    echo "no_new_privs=$(sed -n 's/^NoNewPrivs:[[:space:]]*//p' /proc/self/status)"
+    echo "seccomp=$(sed -n 's/^Seccomp:[[:space:]]*//p' /proc/self/status)"
+    echo "devices_visible=$(ls /dev 2>/dev/null | wc -l)"
+    echo "block_devices=$(ls /sys/class/block 2>/dev/null | tr '\n' ' ')"
+    echo "mem_total_kib=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo)"
+    echo "cpus_online=$(grep -c ^processor /proc/cpuinfo)"
+    echo "kernel_modules_visible=$( (wc -l < /proc/modules) 2>/dev/null || echo 0)"
+    echo "hostname=$(cat /proc/sys/kernel/hostname)"
+    echo "uid=$(id -u)"
+}
+
+dispatch() { # id workload args...
+    id=$1
+    workload=$2
+    shift 2
+    printf 'VMVC-BEGIN %s %s\n' "$id" "$workload"
+    case "$workload" in
+        cpu) run_cpu "$@" ;;
+        memory) run_memory "$@" ;;
+        io) run_io "$@" ;;
+        facts) run_facts ;;
+        ping) echo pong ;;
+        *) echo "vmvc agent: unknown workload '$workload'"; false ;;
+    esac
+    printf 'VMVC-END %s rc=%s\n' "$id" "$?"
+}
+
+mode=${1:-serve}
+[ $# -gt 0 ] && shift
+case "$mode" in
+    ready)
+        ready_line
+        ;;
+    idle)
+        trap 'exit 0' TERM INT
+        ready_line
+        # sleep in the background and wait: a shell blocked in wait still runs the trap.
+        while :; do
+            sleep 3600 &
+            wait $!
+        done
+        ;;
+    serve)
+        ready_line
+        # Commands are single lines of validated tokens (the host builds them; no quoting).
+        while IFS= read -r line; do
+            [ -z "$line" ] && continue
+            # shellcheck disable=SC2086
+            set -- $line
+            case "$1" in
+                exit) break ;;
+                *) dispatch "$@" ;;
+            esac
+        done
+        ;;
+    run)
+        dispatch "$@"
+        ;;
+    *)
+        echo "usage: agent ready|idle|serve|run ID WORKLOAD ARGS..." >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,164 @@
+"""KVM or TCG: decided by booting a tiny guest under KVM with a timeout, cached per host boot.
+
+/dev/kvm existing proves little: on nested hosts KVM_CREATE_VM succeeds and the guest kernel
+then hangs forever. Only a boot shows whether KVM works, so vmvc boots the guest kernel with
+its initramfs (no disk), which prints a marker and powers off at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import libvirt
+
+from vmvc.agent.protocol import AgentError, LineLog
+from vmvc.backends.libvirt_console import ConsoleReader
+from vmvc.backends.libvirt_xml import DomainSpec, domain_xml
+from vmvc.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class AccelDecision:
+    mode: str  # "kvm" | "tcg"
+    reason: str
+    kvm_probe: str  # "ok" | "failed" | "not run" | "no /dev/kvm"
+
+    @property
+    def domain_type(self) -> str:
+        return "kvm" if self.mode == "kvm" else "qemu"
+
+
+class AccelError(Exception):
+    """KVM was asked for explicitly and does not work here."""
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def _cache_file(uri: str) -> Path:
+    key = hashlib.sha256(f"{_boot_id()} {uri}".encode()).hexdigest()[:16]
+    return cache_dir() / "accel" / f"{key}.json"
+
+
+def _remote(uri: str) -> bool:
+    return "+" in uri.split(":", 1)[0] or (
+        "//" in uri and not uri.split("//", 1)[1].startswith("/")
+    )
+
+
+def probe_kvm(
+    conn: libvirt.virConnect, kernel: Path, initrd: Path, timeout: float
+) -> tuple[bool, str]:
+    """Boot the guest kernel under KVM; True if it reached the initramfs within `timeout`."""
+    workdir = Path(tempfile.mkdtemp(prefix="vmvc-probe-", dir="/var/tmp"))
+    os.chmod(workdir, 0o755)
+    name = f"vmvc-probe-{os.getpid()}-{int(time.time())}"
+    domain = None
+    console = None
+    log = LineLog()
+    try:
+        shutil.copyfile(kernel, workdir / "vmlinuz")
+        shutil.copyfile(initrd, workdir / "initrd.img")
+        xml = domain_xml(
+            DomainSpec(
+                name=name,
+                run_id="probe",
+                owner_pid=os.getpid(),
+                domain_type="kvm",
+                vcpus=1,
+                memory_mib=256,
+                kernel=workdir / "vmlinuz",
+                initrd=workdir / "initrd.img",
+                cmdline="console=ttyS0 quiet loglevel=3 panic=-1 vmvc.probe=1",
+                disks=[],
+            )
+        )
+        started = time.monotonic()
+        try:
+            domain = conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
+        except libvirt.libvirtError as exc:
+            detail = str(exc).splitlines()[0].split("error: ")[-1]
+            return False, f"/dev/kvm exists but a probe guest did not boot under KVM ({detail})"
+        console = ConsoleReader(conn, domain, log)
+        domain.resume()
+        try:
+            log.wait_for(lambda t: "VMVC-PROBE-OK" in t, timeout=timeout, what="probe marker")
+        except AgentError:
+            return False, (
+                f"/dev/kvm exists but a probe guest did not boot under KVM within {timeout:.0f} s"
+            )
+        return True, f"a probe guest booted under KVM in {time.monotonic() - started:.1f} s"
+    finally:
+        if console is not None:
+            console.close()
+        if domain is not None:
+            try:
+                domain.destroy()
+            except libvirt.libvirtError:
+                pass  # it powered itself off, as it should
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def cached_probe(uri: str) -> dict[str, object] | None:
+    path = _cache_file(uri)
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+    return None
+
+
+def decide_accel(
+    conn: libvirt.virConnect,
+    uri: str,
+    kernel: Path,
+    initrd: Path,
+    *,
+    requested: str,
+    timeout: float,
+    progress: object = None,
+) -> AccelDecision:
+    if requested == "tcg":
+        return AccelDecision("tcg", "emulation (TCG) requested with --accel tcg", "not run")
+    if not _remote(uri) and not Path("/dev/kvm").exists():
+        decision = AccelDecision(
+            "tcg", "no /dev/kvm on this host: VMs are emulated (TCG)", "no /dev/kvm"
+        )
+    else:
+        cached = cached_probe(uri)
+        if cached is not None:
+            ok, reason = bool(cached["ok"]), str(cached["reason"])
+        else:
+            if callable(progress):
+                progress(f"probing KVM: booting a tiny guest (timeout {timeout:.0f} s)")
+            ok, reason = probe_kvm(conn, kernel, initrd, timeout)
+            path = _cache_file(uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"ok": ok, "reason": reason, "at": time.time()}))
+        decision = (
+            AccelDecision("kvm", reason, "ok")
+            if ok
+            else AccelDecision("tcg", f"{reason}: VMs are emulated (TCG)", "failed")
+        )
+    if requested == "kvm" and decision.mode != "kvm":
+        raise AccelError(
+            f"--accel kvm: KVM does not work here ({decision.reason}); "
+            "use --accel auto or --accel tcg"
+        )
+    return decision
+
+
+def describe(decision: AccelDecision) -> dict[str, str]:
+    return asdict(decision)

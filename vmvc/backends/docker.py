@@ -1,0 +1,271 @@
+"""Docker backend: the workload rootfs imported as a local image, run through the docker SDK.
+
+Containers get no network, drop every capability, cannot gain privileges, have a read-only
+root with a writable /data bind mount (same host storage as native and the VM's disk file),
+and pids, memory and CPU limits equal to the VM's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import psutil
+from docker.models.containers import Container
+
+from vmvc.agent.protocol import AgentError, ReadyInfo, split_framed, wait_ready
+from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.memory import MIB, cgroup_memory_mib
+from vmvc.config import Config, HostSettings
+from vmvc.image.build import Artefacts
+
+LABEL = "vmvc"
+LABEL_RUN = "vmvc.run-id"
+LABEL_IMAGE = "vmvc.image-id"
+AGENT = "/opt/vmvc/agent"
+
+
+def container_options(spec: InstanceSpec) -> dict[str, Any]:
+    """Least privilege: what every vmvc container is created with."""
+    return {
+        "name": spec.name,
+        "hostname": "vmvc-container",
+        "labels": {LABEL: "1", LABEL_RUN: spec.run_id, **spec.labels},
+        "network_mode": "none",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,mode=1777,size=64m"},
+        "volumes": {str(spec.workdir / "data"): {"bind": "/data", "mode": "rw"}},
+        "pids_limit": 512,
+        "mem_limit": f"{spec.memory_mib}m",
+        "memswap_limit": f"{spec.memory_mib}m",
+        "nano_cpus": spec.vcpus * 1_000_000_000,
+        "environment": {"LC_ALL": "C"},
+        "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 5}
+        if spec.restart_on_crash
+        else {"Name": "no"},
+    }
+
+
+class DockerInstance(Instance):
+    backend = "docker"
+
+    def __init__(self, client: docker.DockerClient, image: str, spec: InstanceSpec) -> None:
+        super().__init__()
+        self.client = client
+        self.name = spec.name
+        self.spec = spec
+        (spec.workdir / "data").mkdir(parents=True, exist_ok=True)
+        self._t0 = time.monotonic()
+        self.container: Container = client.containers.create(
+            image, [AGENT, "idle"], detach=True, **container_options(spec)
+        )
+        self._created = time.monotonic()
+        self.container.start()
+        self._started = time.monotonic()
+        self._reader = threading.Thread(target=self._pump, name=f"{self.name}-logs", daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        try:
+            for chunk in self.container.logs(stream=True, follow=True):
+                self.log.feed(chunk)
+        except docker.errors.DockerException:
+            pass
+        finally:
+            self.log.close()
+
+    def wait_ready(self, timeout: float) -> ReadyInfo:
+        _, info = wait_ready(self.log, timeout)
+        self.phases = {
+            "create_s": self._created - self._t0,
+            "start_s": self._started - self._created,
+            "ready_s": max(0.0, info.at - self._started),
+            "total_s": info.at - self._t0,
+        }
+        self.ready_info = info
+        return info
+
+    def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
+        task_id = self.next_task_id()
+        result: dict[str, Any] = {}
+
+        def execute() -> None:
+            try:
+                result["exec"] = self.container.exec_run([AGENT, "run", task_id, workload, *args])
+            except docker.errors.DockerException as exc:
+                result["error"] = exc
+
+        worker = threading.Thread(target=execute, name=f"{self.name}-{task_id}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise AgentError(f"{workload} did not finish within {timeout:.0f} s")
+        if "error" in result:
+            raise AgentError(f"docker exec failed: {result['error']}")
+        output = result["exec"].output.decode(errors="replace")
+        return split_framed(output, task_id)
+
+    def host_pid(self) -> int:
+        self.container.reload()
+        return int(self.container.attrs["State"]["Pid"])
+
+    def footprint(self) -> dict[str, float]:
+        self.container.reload()
+        cid = self.container.id
+        cgroups = [
+            Path("/sys/fs/cgroup/memory/docker") / cid,
+            Path("/sys/fs/cgroup/system.slice") / f"docker-{cid}.scope",
+            Path("/sys/fs/cgroup/docker") / cid,
+        ]
+        measured = cgroup_memory_mib(cgroups)
+        cgroup_mib = measured[0] if measured else 0.0
+        shim = shim_pss_mib(cid)
+        return {
+            "cgroup_mib": cgroup_mib,
+            "shim_pss_mib": shim,
+            # The containerd shim lives outside the container's cgroup but exists only for it.
+            "total_mib": cgroup_mib + shim,
+        }
+
+    def remove(self) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self.container.remove(force=True)
+        self._reader.join(timeout=5)
+
+
+def shim_pss_mib(container_id: str) -> float:
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if "containerd-shim" in (proc.info["name"] or "") and container_id in " ".join(
+                proc.info["cmdline"] or []
+            ):
+                return proc.memory_full_info().pss / MIB
+    return 0.0
+
+
+class DockerBackend(Backend):
+    name = "docker"
+    display_name = "container (Docker)"
+
+    def __init__(self, config: Config, host: HostSettings | None = None) -> None:
+        self.config = config
+        self.host = host
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            base_url = self.host.docker_host if self.host and self.host.docker_host else None
+            if base_url:
+                self._client = docker.DockerClient(base_url=base_url, use_ssh_client=True)
+            else:
+                self._client = docker.from_env()
+        return self._client
+
+    def probe(self) -> Availability:
+        try:
+            self.client.ping()
+        except Exception as exc:
+            where = (self.host.docker_host if self.host else None) or "the local socket"
+            return Availability(
+                False,
+                f"dockerd does not answer on {where} ({exc.__class__.__name__})",
+                "start it: dockerd --bridge=none --iptables=false & (or `make setup`)",
+            )
+        return Availability(True, f"dockerd {self.client.version().get('Version', '?')}")
+
+    def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
+        """Import the rootfs as a local image (no registry); a second call is a cache hit."""
+        started = time.monotonic()
+        try:
+            image = self.client.images.get(artefacts.docker_tag)
+            return {"docker_image": image.id, "docker_import_s": 0.0, "cache_hit": True}
+        except docker.errors.ImageNotFound:
+            pass
+        progress(f"importing rootfs into docker as {artefacts.docker_tag}")
+        image_id = import_rootfs(self.client, artefacts)
+        return {
+            "docker_image": image_id,
+            "docker_import_s": round(time.monotonic() - started, 3),
+            "cache_hit": False,
+        }
+
+    @contextlib.contextmanager
+    def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        instance: DockerInstance | None = None
+        try:
+            instance = DockerInstance(self.client, artefacts.docker_tag, spec)
+            yield instance
+        finally:
+            if instance is not None:
+                instance.remove()
+            else:  # created but start failed: remove by name
+                with contextlib.suppress(docker.errors.DockerException):
+                    self.client.containers.get(spec.name).remove(force=True)
+            shutil.rmtree(spec.workdir, ignore_errors=True)
+
+    def environment(self) -> dict[str, Any]:
+        info = self.client.info()
+        version = self.client.version()
+        return {
+            "docker_version": version.get("Version"),
+            "docker_api_version": version.get("ApiVersion"),
+            "docker_storage_driver": info.get("Driver"),
+            "docker_cgroup_driver": info.get("CgroupDriver"),
+            "docker_cgroup_version": info.get("CgroupVersion"),
+            "containerd_version": (info.get("ContainerdCommit") or {}).get("ID"),
+        }
+
+    def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
+        found = []
+        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            run_id = container.labels.get(LABEL_RUN, "?")
+            found.append(
+                Leftover(
+                    "container",
+                    container.name,
+                    run_id,
+                    run_id in live_run_ids,
+                    remove=lambda c=container: c.remove(force=True),
+                )
+            )
+        return found
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def import_rootfs(client: docker.DockerClient, artefacts: Artefacts) -> str:
+    """`tar | docker import` through the SDK, streamed (no temporary tarball)."""
+    repository, tag = artefacts.docker_tag.split(":")
+    tar = subprocess.Popen(
+        ["tar", "-C", str(artefacts.rootfs), "--numeric-owner", "-c", "."],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert tar.stdout is not None
+        client.api.import_image_from_stream(
+            tar.stdout,
+            repository=repository,
+            tag=tag,
+            changes=[f"LABEL {LABEL}=1", f"LABEL {LABEL_IMAGE}={artefacts.image_id}"],
+        )
+    finally:
+        if tar.poll() is None:
+            tar.kill()
+        tar.wait()
+    return str(client.images.get(artefacts.docker_tag).id)

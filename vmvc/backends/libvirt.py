@@ -1,0 +1,302 @@
+"""libvirt backend: transient guests booted from the image's kernel, initramfs and base disk.
+
+Each instance boots from its own copy-on-write qcow2 overlay of the read-only base disk (a
+destroyed guest never dirties the base), with a fresh ext4 data disk for I/O, no network
+interface, and the serial console read through libvirt's event loop. The guest is created
+paused so the console is attached before the first byte and "boot starts now" is exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from vmvc.agent.protocol import (
+    AgentError,
+    ReadyInfo,
+    collect_task,
+    command_line,
+    marker,
+    parse_ready,
+)
+from vmvc.backends.accel import AccelDecision, decide_accel
+from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.libvirt_console import ConsoleReader, ensure_event_loop
+from vmvc.backends.libvirt_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
+from vmvc.backends.memory import process_tree_memory
+from vmvc.config import Config, HostSettings
+from vmvc.image.build import Artefacts
+from vmvc.proc import run
+
+QEMU_PID_DIR = Path("/run/libvirt/qemu")
+GUEST_CMDLINE = "console=ttyS0 root=/dev/vda ro quiet loglevel=3 panic=1"
+
+
+class VmAssets:
+    """The per-instance files a guest needs; libvirt chowns what it is given, so each
+    instance gets its own kernel and initrd copies and its own overlay."""
+
+    def __init__(self, artefacts: Artefacts, spec: InstanceSpec) -> None:
+        self.dir = spec.workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)  # QEMU runs unprivileged and must enter it
+        self.kernel = self.dir / "vmlinuz"
+        self.initrd = self.dir / "initrd.img"
+        self.overlay = self.dir / "root.qcow2"
+        self.data = self.dir / "data.raw"
+        self.console_log = self.dir / "console.log"
+        shutil.copyfile(artefacts.kernel, self.kernel)
+        shutil.copyfile(artefacts.initrd, self.initrd)
+        create_overlay(artefacts.base_disk, self.overlay)
+        run(
+            [
+                "mke2fs",
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-L",
+                "vmvc-data",
+                self.data,
+                f"{spec.data_disk_mib}M",
+            ],
+            timeout=120,
+            what="mke2fs (data disk)",
+        )
+
+    def disks(self) -> list[DomainDisk]:
+        return [
+            DomainDisk(self.overlay, "qcow2", "vda"),
+            # cache=none: the guest's O_DIRECT I/O reaches the host disk, like native and
+            # container direct I/O, instead of being absorbed by the host page cache.
+            DomainDisk(self.data, "raw", "vdb", cache="none"),
+        ]
+
+
+def create_overlay(base: Path, overlay: Path) -> None:
+    run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay],
+        timeout=60,
+        what="qemu-img create (overlay)",
+    )
+
+
+class LibvirtInstance(Instance):
+    backend = "libvirt"
+
+    def __init__(
+        self,
+        conn: libvirt.virConnect,
+        artefacts: Artefacts,
+        spec: InstanceSpec,
+        domain_type: str,
+    ) -> None:
+        super().__init__()
+        self.conn = conn
+        self.name = spec.name
+        self.spec = spec
+        self.domain: libvirt.virDomain | None = None
+        self.console: ConsoleReader | None = None
+        self.assets = VmAssets(artefacts, spec)
+        xml = domain_xml(
+            DomainSpec(
+                name=spec.name,
+                run_id=spec.run_id,
+                owner_pid=os.getpid(),
+                domain_type=domain_type,
+                vcpus=spec.vcpus,
+                memory_mib=spec.memory_mib,
+                kernel=self.assets.kernel,
+                initrd=self.assets.initrd,
+                cmdline=f"{GUEST_CMDLINE} vmvc.run={spec.run_id}",
+                disks=self.assets.disks(),
+                console_log=self.assets.console_log,
+                restart_on_crash=spec.restart_on_crash,
+            )
+        )
+        self._t0 = time.monotonic()
+        self.domain = conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
+        self._created = time.monotonic()
+        self.console = ConsoleReader(conn, self.domain, self.log)
+        self._resumed = time.monotonic()
+        self.domain.resume()
+
+    def wait_ready(self, timeout: float) -> ReadyInfo:
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        i_init, initramfs = self.log.wait_for(
+            marker("INITRAMFS"), timeout=remaining(), what="initramfs marker (kernel boot)"
+        )
+        i_root, rootmount = self.log.wait_for(
+            marker("ROOTMOUNT"), start=i_init, timeout=remaining(), what="root disk mount"
+        )
+        _, ready = self.log.wait_for(
+            marker("READY"), start=i_root, timeout=remaining(), what="ready marker"
+        )
+        info = parse_ready(ready.text, ready.at)
+        self.phases = {
+            "create_s": self._created - self._t0,
+            "firmware_kernel_s": initramfs.at - self._resumed,
+            "initramfs_s": rootmount.at - initramfs.at,
+            "userspace_s": ready.at - rootmount.at,
+            "total_s": ready.at - self._t0,
+        }
+        self.ready_info = info
+        return info
+
+    def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
+        if self.console is None:
+            raise AgentError("guest console is not attached")
+        task_id = self.next_task_id()
+        start = len(self.log)
+        try:
+            self.console.send(command_line(task_id, workload, args).encode())
+        except (BrokenPipeError, TimeoutError, libvirt.libvirtError) as exc:
+            raise AgentError(f"cannot send to guest console: {exc}") from None
+        return collect_task(self.log, task_id, start, timeout)
+
+    def qemu_pid(self) -> int | None:
+        try:
+            return int((QEMU_PID_DIR / f"{self.name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def footprint(self) -> dict[str, float]:
+        pid = self.qemu_pid()
+        if pid is None:
+            return {}
+        memory = process_tree_memory(pid)
+        memory.pop("processes", None)
+        return memory
+
+    def destroy(self) -> None:
+        if self.console is not None:
+            self.console.close()
+        if self.domain is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.domain.destroy()
+
+
+class LibvirtBackend(Backend):
+    name = "libvirt"
+
+    def __init__(self, config: Config, host: HostSettings | None = None) -> None:
+        self.config = config
+        self.host = host
+        self.uri = host.libvirt_uri if host and host.libvirt_uri else config.libvirt_uri
+        self._conn: libvirt.virConnect | None = None
+        self.accel: AccelDecision | None = None
+
+    @property
+    def display_name(self) -> str:  # type: ignore[override]
+        if self.accel is None:
+            return "VM (libvirt)"
+        return "VM (libvirt, KVM)" if self.accel.mode == "kvm" else "VM (libvirt, emulated TCG)"
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        if self._conn is None:
+            ensure_event_loop()
+            self._conn = libvirt.open(self.uri)
+        return self._conn
+
+    def probe(self) -> Availability:
+        try:
+            version = self.conn.getVersion()
+        except libvirt.libvirtError as exc:
+            message = str(exc).splitlines()[0]
+            return Availability(
+                False,
+                f"libvirtd does not answer at {self.uri} ({message})",
+                "start it: virtlogd -d && libvirtd -d (or `make setup`)",
+            )
+        major, minor = version // 1_000_000, version // 1000 % 1000
+        return Availability(True, f"libvirt at {self.uri}, QEMU {major}.{minor}")
+
+    def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
+        """Decide KVM or TCG (a probe boot, cached per host boot) before any trial."""
+        self.accel = decide_accel(
+            self.conn,
+            self.uri,
+            artefacts.kernel,
+            artefacts.initrd,
+            requested=self.config.accel,
+            timeout=self.config.timeouts.probe_s,
+            progress=progress,
+        )
+        return {"accel": self.accel.mode, "accel_reason": self.accel.reason}
+
+    @contextlib.contextmanager
+    def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
+        if self.accel is None:
+            raise RuntimeError("LibvirtBackend.prepare() must run before provision()")
+        instance: LibvirtInstance | None = None
+        try:
+            instance = LibvirtInstance(self.conn, artefacts, spec, self.accel.domain_type)
+            yield instance
+        finally:
+            if instance is not None:
+                instance.destroy()
+            else:  # creation failed half-way: make sure no domain of that name survives
+                with contextlib.suppress(libvirt.libvirtError):
+                    self.conn.lookupByName(spec.name).destroy()
+            shutil.rmtree(spec.workdir, ignore_errors=True)
+
+    def environment(self) -> dict[str, Any]:
+        def dotted(version: int) -> str:
+            return f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}"
+
+        env: dict[str, Any] = {
+            "libvirt_version": dotted(self.conn.getLibVersion()),
+            "qemu_version": dotted(self.conn.getVersion()),
+            "libvirt_uri": self.uri,
+        }
+        if self.accel is not None:
+            env["accel"] = self.accel.mode
+            env["accel_reason"] = self.accel.reason
+        return env
+
+    def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
+        found = []
+        for domain in self.conn.listAllDomains():
+            name = domain.name()
+            if not name.startswith("vmvc-"):
+                continue
+            run_id = "?"
+            with contextlib.suppress(libvirt.libvirtError):
+                meta = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+                if 'run-id="' in meta:
+                    run_id = meta.split('run-id="', 1)[1].split('"', 1)[0]
+            found.append(
+                Leftover(
+                    "domain",
+                    name,
+                    run_id,
+                    run_id in live_run_ids,
+                    remove=lambda d=domain: _destroy_and_undefine(d),
+                )
+            )
+        return found
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self._conn.close()
+            self._conn = None
+
+
+def _destroy_and_undefine(domain: libvirt.virDomain) -> None:
+    with contextlib.suppress(libvirt.libvirtError):
+        domain.destroy()
+    with contextlib.suppress(libvirt.libvirtError):
+        domain.undefine()

@@ -1,0 +1,83 @@
+"""Domain XML for vmvc guests: direct kernel boot, virtio disks, serial console, no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+METADATA_NS = "urn:vmvc:instance:1"
+
+
+@dataclass
+class DomainDisk:
+    path: Path
+    fmt: str  # "qcow2" | "raw"
+    target: str  # "vda", "vdb"
+    cache: str = "default"
+    readonly: bool = False
+
+
+@dataclass
+class DomainSpec:
+    name: str
+    run_id: str
+    owner_pid: int
+    domain_type: str  # "kvm" | "qemu"
+    vcpus: int
+    memory_mib: int
+    kernel: Path
+    initrd: Path
+    cmdline: str
+    disks: list[DomainDisk]
+    console_log: Path | None = None
+    restart_on_crash: bool = False
+
+
+def _disk_xml(disk: DomainDisk) -> str:
+    cache = "" if disk.cache == "default" else f" cache={quoteattr(disk.cache)}"
+    readonly = "<readonly/>" if disk.readonly else ""
+    return (
+        "<disk type='file' device='disk'>"
+        f"<driver name='qemu' type={quoteattr(disk.fmt)}{cache}/>"
+        f"<source file={quoteattr(str(disk.path))}/>"
+        f"<target dev={quoteattr(disk.target)} bus='virtio'/>{readonly}</disk>"
+    )
+
+
+def domain_xml(spec: DomainSpec) -> str:
+    # host-passthrough only means something with KVM; TCG emulates its default model.
+    cpu = "<cpu mode='host-passthrough'/>" if spec.domain_type == "kvm" else ""
+    log = f"<log file={quoteattr(str(spec.console_log))} append='off'/>" if spec.console_log else ""
+    # A panicking guest reboots itself (panic=1 on the command line); "restart" keeps the
+    # domain for self-healing trials, "destroy" ends it otherwise.
+    after_reboot = "restart" if spec.restart_on_crash else "destroy"
+    disks = "".join(_disk_xml(d) for d in spec.disks)
+    return f"""<domain type={quoteattr(spec.domain_type)}>
+  <name>{escape(spec.name)}</name>
+  <metadata>
+    <vmvc:instance xmlns:vmvc={quoteattr(METADATA_NS)} run-id={quoteattr(spec.run_id)}
+      pid={quoteattr(str(spec.owner_pid))}/>
+  </metadata>
+  <memory unit='MiB'>{spec.memory_mib}</memory>
+  <vcpu>{spec.vcpus}</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{escape(str(spec.kernel))}</kernel>
+    <initrd>{escape(str(spec.initrd))}</initrd>
+    <cmdline>{escape(spec.cmdline)}</cmdline>
+  </os>
+  <features><acpi/></features>
+  {cpu}
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>{after_reboot}</on_reboot>
+  <on_crash>{after_reboot}</on_crash>
+  <devices>
+    {disks}
+    <serial type='pty'>{log}<target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>"""

@@ -1,0 +1,20 @@
+"""Footprint: host memory held by one idle instance (after it is ready, before any work).
+
+libvirt: PSS/USS of the QEMU process; docker: the container's memory cgroup (without
+inactive file cache, as `docker stats` counts) plus the containerd shim's PSS; native: PSS
+of the agent's process tree. total_mib is the figure compared across backends.
+"""
+
+from __future__ import annotations
+
+from vmvc.bench.base import Measurement
+
+SETTLE_SECONDS = 1.0
+
+
+def measurements(footprint: dict[str, float]) -> list[Measurement]:
+    return [
+        Measurement(metric, value, "MiB", False, {"component": metric != "total_mib"})
+        for metric, value in footprint.items()
+        if metric.endswith("_mib")
+    ]

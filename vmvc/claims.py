@@ -1,0 +1,639 @@
+"""The study note's claims (shared/CLAIMS.md, C01-C10) as rules over the statistics.
+
+Each claim is a small rule that reads the ``statistics`` block (see vmvc.stats), the facts
+observed inside instances and the thresholds, and returns a verdict dict::
+
+    {"claim": "C01", "title": "...", "verdict": "confirmed" | "refuted" | "inconclusive"
+     | "not measured" | "reported" | "fact", "text": "...", "numbers": {...},
+     "accel": "kvm" | "tcg" | None, "emulated": bool}
+
+Rules for threshold claims: *confirmed* when the whole confidence interval of the ratio lies
+above the threshold, *refuted* when it lies wholly below, *inconclusive* when it straddles
+the threshold or has no interval (a single repetition). A claim whose metrics are missing is
+*not measured*, never confirmed. When the VM ran emulated (QEMU TCG) the text says so,
+because TCG is tens of times slower than KVM and says little about virtualization overhead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from vmvc import stats as st
+from vmvc.config import Thresholds
+from vmvc.results import ResultDocument
+
+VM, CONTAINER, NATIVE = "libvirt", "docker", "native"
+LABELS = {NATIVE: "native", CONTAINER: "container", VM: "VM"}
+
+CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
+NOT_MEASURED, REPORTED, FACT = "not measured", "reported", "fact"
+
+# C01: VM boot phases, named as a reader would say them.
+VM_PHASES = {
+    "create_s": "create",
+    "firmware_kernel_s": "firmware + kernel",
+    "initramfs_s": "initramfs",
+    "userspace_s": "user space",
+}
+# C03: the steady-state resources, each measured against native.
+RESOURCES = {
+    "cpu/events_per_s": "CPU",
+    "memory/bandwidth_mib_s": "memory bandwidth",
+    "io/randread_4k_iops": "4k random read",
+    "io/randwrite_4k_iops": "4k random write",
+    "io/seqread_1m_mib_s": "1M sequential read",
+    "io/seqwrite_1m_mib_s": "1M sequential write",
+}
+PORTABILITY_METRICS = {"export_bytes": "export size", "export_s": "export", "import_s": "import"}
+
+EMULATED_TIMING_NOTE = (
+    "The VM ran emulated (QEMU TCG, no KVM): this says little about KVM overhead."
+)
+EMULATED_FACT_NOTE = (
+    "The VM ran emulated (QEMU TCG, no KVM); these facts do not depend on that, "
+    "but its timings say little about KVM overhead."
+)
+
+Outcome = tuple[str, str, dict[str, Any]]  # verdict, text, numbers
+# Typographic signs for the sentences (escaped so the source stays ASCII-unambiguous).
+TIMES = "\N{MULTIPLICATION SIGN}"
+EN_DASH = "\N{EN DASH}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every rule may read."""
+
+    doc: ResultDocument
+    stats: dict[str, Any]
+    thresholds: Thresholds
+    host: str
+
+    @property
+    def confidence(self) -> float:
+        return float(self.stats.get("confidence", 0.95))
+
+    def summary(self, backend: str, workload: str, metric: str) -> dict[str, Any] | None:
+        return st.find(self.stats, backend, workload, metric, self.host)
+
+    def ratio(self, top: str, bottom: str, workload: str, metric: str) -> dict[str, Any] | None:
+        return st.find_ratio(self.stats, top, bottom, workload, metric, self.host)
+
+    def median_ratio(
+        self, top: str, bottom: str, workload: str, metrics: Iterable[str]
+    ) -> dict[str, Any] | None:
+        """Ratio of summed medians with a CI from resampling the raw values of each group.
+
+        Used where stats' stored ratios do not fit: sums of phases (C04) and the inverse
+        direction (C10). None when any group is missing.
+        """
+        metrics = list(metrics)
+        tops = [s for m in metrics if (s := self.summary(top, workload, m)) is not None]
+        bottoms = [s for m in metrics if (s := self.summary(bottom, workload, m)) is not None]
+        if len(tops) < len(metrics) or len(bottoms) < len(metrics):
+            return None
+        top_sum = sum(s["median"] for s in tops)
+        bottom_sum = sum(s["median"] for s in bottoms)
+        if bottom_sum == 0:
+            return None
+        ci = st.median_ratio_ci(
+            [s["values"] for s in tops],
+            [s["values"] for s in bottoms],
+            confidence=self.confidence,
+            resamples=int(self.stats.get("resamples", 2000)),
+            rng=st.rng_for(int(self.stats.get("seed", 0)), self.host, top, bottom, *metrics),
+        )
+        return {
+            "numerator": top,
+            "denominator": bottom,
+            "numerator_median": top_sum,
+            "denominator_median": bottom_sum,
+            "ratio": top_sum / bottom_sum,
+            "ci_low": ci[0] if ci else None,
+            "ci_high": ci[1] if ci else None,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    title: str
+    rule: Callable[[Context], Outcome]
+    # Facts (kernel, visibility) hold whatever the acceleration; timings do not.
+    timing: bool = True
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+
+def fmt(value: float | None) -> str:
+    """Three significant figures without scientific notation, for sentences."""
+    if value is None:
+        return "n/a"
+    size = abs(value)
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 0.1 or size == 0:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit.lower() in {"bytes", "byte", "b"}:
+        mib = value / 2**20
+        return f"{fmt(mib / 1024)} GiB" if mib >= 1024 else f"{fmt(mib)} MiB"
+    return f"{fmt(value)} {unit}".rstrip()
+
+
+def ci_text(low: float | None, high: float | None, confidence: float, suffix: str = "") -> str:
+    if low is None or high is None:
+        return "no CI: fewer than 2 repetitions"
+    return f"{confidence:.0%} CI {fmt(low)}{suffix}{EN_DASH}{fmt(high)}{suffix}"
+
+
+def ratio_text(ratio: dict[str, Any], confidence: float) -> str:
+    """'40.8x (95% CI 35.1x-47.0x)' with the typographic signs."""
+    interval = ci_text(ratio.get("ci_low"), ratio.get("ci_high"), confidence, TIMES)
+    return f"{fmt(ratio.get('ratio'))}{TIMES} ({interval})"
+
+
+def threshold_verdict(low: float | None, high: float | None, threshold: float) -> str:
+    """Confirmed only when the whole interval clears the threshold (strictly)."""
+    if low is None or high is None:
+        return INCONCLUSIVE
+    if low > threshold:
+        return CONFIRMED
+    if high < threshold:
+        return REFUTED
+    return INCONCLUSIVE
+
+
+def _ci_position(verdict: str, threshold: float) -> str:
+    where = {CONFIRMED: "lies wholly above", REFUTED: "lies wholly below"}
+    return f"the CI {where.get(verdict, 'straddles')} {threshold:g}{TIMES}"
+
+
+def _missing(ctx: Context, needs: list[tuple[str, str, str]]) -> str:
+    """'not measured' text naming what is missing, e.g. 'VM startup/total_s'."""
+    absent = [f"{LABELS.get(b, b)} {w}/{m}" for b, w, m in needs if ctx.summary(b, w, m) is None]
+    if not absent:
+        return "Not measured: no usable ratio (a median of 0)."
+    return "Not measured: no " + ", no ".join(absent) + "."
+
+
+def _ratio_numbers(ratio: dict[str, Any], threshold: float | None = None) -> dict[str, Any]:
+    numbers = {
+        "ratio": ratio.get("ratio"),
+        "ci_low": ratio.get("ci_low"),
+        "ci_high": ratio.get("ci_high"),
+    }
+    if threshold is not None:
+        numbers["threshold"] = threshold
+    return numbers
+
+
+def _threshold_ratio_claim(
+    ctx: Context,
+    top: str,
+    bottom: str,
+    workload: str,
+    metric: str,
+    threshold: float,
+    describe: str,
+) -> Outcome:
+    """Shared rule for 'top / bottom > threshold' claims on one metric (C01, C02, C10)."""
+    ratio = ctx.ratio(top, bottom, workload, metric)
+    if ratio is None:
+        ratio = ctx.median_ratio(top, bottom, workload, [metric])
+    if ratio is None or ratio.get("ratio") is None:
+        needs = [(top, workload, metric), (bottom, workload, metric)]
+        return NOT_MEASURED, _missing(ctx, needs), {}
+    top_s = ctx.summary(top, workload, metric)
+    bottom_s = ctx.summary(bottom, workload, metric)
+    assert top_s is not None and bottom_s is not None
+    verdict = threshold_verdict(ratio["ci_low"], ratio["ci_high"], threshold)
+    unit = top_s["unit"]
+    text = (
+        f"{describe}: {LABELS[top]} {fmt_value(top_s['median'], unit)} vs "
+        f"{LABELS[bottom]} {fmt_value(bottom_s['median'], bottom_s['unit'])} (median), "
+        f"{LABELS[top]}/{LABELS[bottom]} {ratio_text(ratio, ctx.confidence)}; "
+        f"{_ci_position(verdict, threshold)}."
+    )
+    numbers = {
+        f"{top}_median": top_s["median"],
+        f"{bottom}_median": bottom_s["median"],
+        "unit": unit,
+        f"n_{top}": top_s["n"],
+        f"n_{bottom}": bottom_s["n"],
+        **_ratio_numbers(ratio, threshold),
+    }
+    return verdict, text, numbers
+
+
+# ---------------------------------------------------------------- the claims
+
+
+def c01_startup(ctx: Context) -> Outcome:
+    """VM median / container median of start-to-ready, against c01_startup_ratio."""
+    verdict, text, numbers = _threshold_ratio_claim(
+        ctx, VM, CONTAINER, "startup", "total_s", ctx.thresholds.c01_startup_ratio, "Start to ready"
+    )
+    if verdict == NOT_MEASURED:
+        return verdict, text, numbers
+    phases = {
+        name: summary["median"]
+        for name in VM_PHASES
+        if (summary := ctx.summary(VM, "startup", name)) is not None
+    }
+    native = ctx.summary(NATIVE, "startup", "total_s")
+    if native is not None:
+        numbers["native_median"] = native["median"]
+    if phases:
+        numbers["vm_phases"] = phases
+        largest = max(phases, key=lambda name: phases[name])
+        text += f" Largest VM phase: {VM_PHASES[largest]} ({fmt(phases[largest])} s)."
+    return verdict, text, numbers
+
+
+def c02_footprint(ctx: Context) -> Outcome:
+    """VM (qemu PSS) / container (cgroup + shim) idle memory, against c02_footprint_ratio."""
+    return _threshold_ratio_claim(
+        ctx,
+        VM,
+        CONTAINER,
+        "footprint",
+        "total_mib",
+        ctx.thresholds.c02_footprint_ratio,
+        "Idle host memory",
+    )
+
+
+def _overhead(ctx: Context, backend: str, key: str) -> dict[str, Any] | None:
+    """Overhead of backend vs native on one resource, with its CI and per-part verdict.
+
+    overhead = 1 - backend/native for higher-is-better metrics (throughput, IOPS) and
+    backend/native - 1 for lower-is-better ones (latency), so it is positive when slower.
+    """
+    workload, metric = key.split("/")
+    ratio = ctx.ratio(backend, NATIVE, workload, metric)
+    native = ctx.summary(NATIVE, workload, metric)
+    if ratio is None or ratio.get("ratio") is None or native is None:
+        return None
+    sign = -1.0 if native["higher_is_better"] else 1.0
+    low, high = ratio["ci_low"], ratio["ci_high"]
+    ends = None if low is None or high is None else sorted([sign * (low - 1), sign * (high - 1)])
+    threshold = ctx.thresholds.c03_overhead_fraction
+    return {
+        "ratio": ratio["ratio"],
+        "overhead": sign * (ratio["ratio"] - 1),
+        "overhead_ci_low": ends[0] if ends else None,
+        "overhead_ci_high": ends[1] if ends else None,
+        # confirmed: overhead above the threshold; refuted: below it (near-native).
+        "verdict": threshold_verdict(
+            ends[0] if ends else None, ends[1] if ends else None, threshold
+        ),
+    }
+
+
+def _half_verdict(parts: list[dict[str, Any]], *, near_native: bool) -> str:
+    """Majority rule over resources for one backend.
+
+    For the VM the claim is 'has overhead' (a confirmed part supports it); for containers it
+    is 'near native' (a refuted overhead supports it). Strict majority of measured resources.
+    """
+    if not parts:
+        return NOT_MEASURED
+    support = REFUTED if near_native else CONFIRMED
+    against = CONFIRMED if near_native else REFUTED
+    if sum(p["verdict"] == support for p in parts) * 2 > len(parts):
+        return CONFIRMED
+    if sum(p["verdict"] == against for p in parts) * 2 > len(parts):
+        return REFUTED
+    return INCONCLUSIVE
+
+
+def _overhead_list(parts: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(f"{RESOURCES[key]} {part['overhead']:+.0%}" for key, part in parts.items())
+
+
+def c03_overhead(ctx: Context) -> Outcome:
+    """Overhead versus native per resource, for the VM and for the container.
+
+    Per resource and backend: overhead > c03_overhead_fraction with the CI above it is a
+    confirmed overhead, a CI wholly below it is 'near native'. The VM half ('virtualization
+    adds overhead') is confirmed when overhead is confirmed on a strict majority of the
+    resources measured for the VM, refuted when near native on a strict majority. The
+    container half ('near native') is confirmed when near native on a strict majority,
+    refuted when overhead is confirmed on a strict majority; only its refutation changes the
+    overall verdict. Overall:
+
+    - not measured: no resource has both a VM and a native measurement;
+    - refuted: the VM half is refuted (overhead below the threshold on a majority), or the
+      container half is refuted (containers clearly not near-native);
+    - confirmed: the VM half is confirmed and the container half is not refuted (a missing
+      container measurement is named in the text);
+    - inconclusive otherwise.
+    Per-resource ratios, overheads, CIs and part verdicts are in numbers["resources"].
+    """
+    resources: dict[str, dict[str, Any]] = {}
+    for key in RESOURCES:
+        parts = {b: part for b in (VM, CONTAINER) if (part := _overhead(ctx, b, key))}
+        if parts:
+            resources[key] = parts
+    vm = {key: parts[VM] for key, parts in resources.items() if VM in parts}
+    ct = {key: parts[CONTAINER] for key, parts in resources.items() if CONTAINER in parts}
+    vm_half = _half_verdict(list(vm.values()), near_native=False)
+    ct_half = _half_verdict(list(ct.values()), near_native=True)
+    threshold = ctx.thresholds.c03_overhead_fraction
+    numbers: dict[str, Any] = {
+        "threshold": threshold,
+        "vm": vm_half,
+        "container_near_native": ct_half,
+        "vm_overhead_confirmed": sum(p["verdict"] == CONFIRMED for p in vm.values()),
+        "vm_resources": len(vm),
+        "container_overhead_confirmed": sum(p["verdict"] == CONFIRMED for p in ct.values()),
+        "container_resources": len(ct),
+        "resources": resources,
+    }
+    if vm_half == NOT_MEASURED:
+        return NOT_MEASURED, "Not measured: no resource has both a VM and a native result.", {}
+    if REFUTED in (vm_half, ct_half):
+        verdict = REFUTED
+    elif vm_half == CONFIRMED:
+        verdict = CONFIRMED
+    else:
+        verdict = INCONCLUSIVE
+    text = (
+        f"VM overhead vs native: {_overhead_list(vm)} (above {threshold:.0%} with the CI "
+        f"clear of it on {numbers['vm_overhead_confirmed']} of {len(vm)})"
+    )
+    if ct:
+        text += (
+            f"; container: {_overhead_list(ct)} (clearly above {threshold:.0%} on "
+            f"{numbers['container_overhead_confirmed']} of {len(ct)})."
+        )
+    else:
+        text += "; container overhead not measured."
+    return verdict, text, numbers
+
+
+def c04_clone(ctx: Context) -> Outcome:
+    """(clone + clone-to-ready) VM / container, sum of medians, against c04_clone_ratio."""
+    metrics = ["clone_s", "clone_to_ready_s"]
+    ratio = ctx.median_ratio(VM, CONTAINER, "clone", metrics)
+    if ratio is None:
+        needs = [(b, "clone", m) for b in (VM, CONTAINER) for m in metrics]
+        return NOT_MEASURED, _missing(ctx, needs), {}
+    threshold = ctx.thresholds.c04_clone_ratio
+    verdict = threshold_verdict(ratio["ci_low"], ratio["ci_high"], threshold)
+    text = (
+        f"Clone and start to ready: VM {fmt(ratio['numerator_median'])} s vs container "
+        f"{fmt(ratio['denominator_median'])} s (sum of medians), VM/container "
+        f"{ratio_text(ratio, ctx.confidence)}; {_ci_position(verdict, threshold)}."
+    )
+    numbers = {
+        "libvirt_s": ratio["numerator_median"],
+        "docker_s": ratio["denominator_median"],
+        **_ratio_numbers(ratio, threshold),
+    }
+    return verdict, text, numbers
+
+
+def _latest_metadata(ctx: Context, backend: str, workload: str, metric: str) -> dict[str, Any]:
+    """Metadata of the last measured sample (e.g. the instance counts behind a slope)."""
+    matching = [
+        s
+        for s in ctx.doc.measured()
+        if (s.host, s.backend, s.workload, s.metric) == (ctx.host, backend, workload, metric)
+    ]
+    return dict(matching[-1].metadata) if matching else {}
+
+
+def c05_scale(ctx: Context) -> Outcome:
+    """Container slope (seconds per extra instance) below the VM's, CIs not overlapping."""
+    vm = ctx.summary(VM, "scale", "time_per_instance_s")
+    ct = ctx.summary(CONTAINER, "scale", "time_per_instance_s")
+    if vm is None or ct is None:
+        needs = [(b, "scale", "time_per_instance_s") for b in (VM, CONTAINER)]
+        return NOT_MEASURED, _missing(ctx, needs), {}
+    known = None not in (vm["ci_low"], vm["ci_high"], ct["ci_low"], ct["ci_high"])
+    if known and ct["ci_high"] < vm["ci_low"]:
+        verdict, relation = CONFIRMED, "the CIs do not overlap, the container's is lower"
+    elif known and vm["ci_high"] < ct["ci_low"]:
+        verdict, relation = REFUTED, "the CIs do not overlap, the VM's is lower"
+    elif known:
+        verdict, relation = INCONCLUSIVE, "the CIs overlap"
+    else:
+        verdict, relation = INCONCLUSIVE, "no CI: fewer than 2 repetitions"
+    text = (
+        f"Time per extra instance: container {fmt(ct['median'])} s "
+        f"({ci_text(ct['ci_low'], ct['ci_high'], ctx.confidence, ' s')}), VM "
+        f"{fmt(vm['median'])} s ({ci_text(vm['ci_low'], vm['ci_high'], ctx.confidence, ' s')}); "
+        f"{relation}."
+    )
+    numbers = {
+        "docker_slope": ct["median"],
+        "docker_ci_low": ct["ci_low"],
+        "docker_ci_high": ct["ci_high"],
+        "libvirt_slope": vm["median"],
+        "libvirt_ci_low": vm["ci_low"],
+        "libvirt_ci_high": vm["ci_high"],
+        "unit": vm["unit"],
+        "metadata": {
+            b: _latest_metadata(ctx, b, "scale", "time_per_instance_s") for b in (CONTAINER, VM)
+        },
+    }
+    return verdict, text, numbers
+
+
+def _reported(ctx: Context, workload: str, metrics: dict[str, str]) -> Outcome:
+    """Side-by-side medians and VM/container ratios, no threshold (C06, C08)."""
+    parts, numbers = [], {}
+    for metric, label in metrics.items():
+        vm, ct = ctx.summary(VM, workload, metric), ctx.summary(CONTAINER, workload, metric)
+        if vm is None and ct is None:
+            continue
+        ratio = ctx.ratio(VM, CONTAINER, workload, metric)
+        entry = {
+            "libvirt_median": vm["median"] if vm else None,
+            "docker_median": ct["median"] if ct else None,
+            "unit": next(s["unit"] for s in (vm, ct) if s),
+            **_ratio_numbers(ratio or {}),
+        }
+        numbers[metric] = entry
+        sentence = (
+            f"{label}: VM {fmt_value(entry['libvirt_median'], entry['unit'])} vs container "
+            f"{fmt_value(entry['docker_median'], entry['unit'])}"
+        )
+        if ratio and ratio.get("ratio") is not None:
+            sentence += f", {ratio_text(ratio, ctx.confidence)}"
+        parts.append(sentence)
+    if not parts:
+        needs = [(b, workload, m) for m in metrics for b in (VM, CONTAINER)]
+        return NOT_MEASURED, _missing(ctx, needs), {}
+    text = "; ".join(parts) + " (medians, VM/container ratios)."
+    return REPORTED, _cap(text), numbers
+
+
+def c06_portability(ctx: Context) -> Outcome:
+    return _reported(ctx, "portability", PORTABILITY_METRICS)
+
+
+def c08_recovery(ctx: Context) -> Outcome:
+    return _reported(ctx, "recovery", {"recovery_s": "time from kill to ready again"})
+
+
+def _facts(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Facts of the instance backends (native is the host itself, so no news there)."""
+    return {b: dict(ctx.doc.facts[b]) for b in (CONTAINER, VM) if ctx.doc.facts.get(b)}
+
+
+def _shares_kernel(facts: dict[str, Any]) -> bool | None:
+    """Prefer the observed fact; equal release strings alone can be a coincidence."""
+    if isinstance(facts.get("shares_host_kernel"), bool):
+        return facts["shares_host_kernel"]
+    kernel, host = facts.get("kernel_release"), facts.get("host_kernel_release")
+    return None if not kernel or not host else kernel == host
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _yes_no(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "unknown"
+
+
+def _capabilities(value: Any) -> str:
+    """A capability mask as recorded, or a list of names joined."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
+def c07_isolation(ctx: Context) -> Outcome:
+    """Side-by-side isolation facts seen from inside each instance, no timing."""
+    facts = _facts(ctx)
+    if not facts:
+        return NOT_MEASURED, "Not measured: no isolation facts from a container or a VM.", {}
+    keys = ("shares_host_kernel", "host_processes_visible", "capabilities", "devices_visible")
+    numbers: dict[str, Any] = {}
+    parts = []
+    for backend, seen in facts.items():
+        shares = _shares_kernel(seen)
+        numbers[backend] = {key: seen.get(key) for key in keys} | {"shares_host_kernel": shares}
+        parts.append(
+            f"{_cap(LABELS[backend])} (host kernel shared: {_yes_no(shares)}, "
+            f"host processes visible: {_yes_no(seen.get('host_processes_visible'))}, "
+            f"devices visible: {seen.get('devices_visible', 'unknown')}, "
+            f"capabilities: {_capabilities(seen.get('capabilities'))})"
+        )
+    return FACT, "; ".join(parts) + ".", numbers
+
+
+def c09_kernel(ctx: Context) -> Outcome:
+    """Kernel and OS release inside each instance against the host's."""
+    facts = {b: f for b, f in _facts(ctx).items() if f.get("kernel_release")}
+    if not facts:
+        return NOT_MEASURED, "Not measured: no kernel release seen inside a container or VM.", {}
+    numbers: dict[str, Any] = {}
+    parts = []
+    for backend, seen in facts.items():
+        shares = _shares_kernel(seen)
+        numbers[backend] = {
+            "kernel_release": seen.get("kernel_release"),
+            "host_kernel_release": seen.get("host_kernel_release"),
+            "os_release": seen.get("os_release"),
+            "shares_host_kernel": shares,
+        }
+        kernel, host = seen["kernel_release"], seen.get("host_kernel_release")
+        whose = {True: "the host's kernel", False: "its own kernel"}.get(shares, "kernel")
+        sentence = f"{_cap(LABELS[backend])} runs {whose} {kernel}"
+        if host and host == kernel and shares is False:
+            # A VM may boot the very same kernel package as the host: same string, own kernel.
+            sentence += " (same release string as the host's, but a separate kernel)"
+        elif host and host != kernel:
+            sentence += f" (host: {host})"
+        if seen.get("os_release"):
+            sentence += f", OS {seen['os_release']}"
+        parts.append(sentence)
+    return FACT, "; ".join(parts) + ".", numbers
+
+
+def c10_density(ctx: Context) -> Outcome:
+    """Container / VM instances that fit in host memory, against c10_density_ratio."""
+    return _threshold_ratio_claim(
+        ctx,
+        CONTAINER,
+        VM,
+        "scale",
+        "density_instances",
+        ctx.thresholds.c10_density_ratio,
+        "Instances that fit in host memory",
+    )
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("C01", "VMs start much slower than containers", c01_startup),
+    Claim("C02", "A VM uses much more host memory than a container", c02_footprint),
+    Claim("C03", "Virtualization adds overhead; containers run near native", c03_overhead),
+    Claim("C04", "Cloning and starting a VM takes much longer than a container", c04_clone),
+    Claim("C05", "Containers scale out faster than VMs", c05_scale),
+    Claim("C06", "Containers are easier to move (export and import)", c06_portability),
+    Claim("C07", "VMs isolate better than containers", c07_isolation, timing=False),
+    Claim("C08", "Dead instances are restarted quickly (self-healing)", c08_recovery),
+    Claim(
+        "C09", "A VM runs its own kernel; a container shares the host's", c09_kernel, timing=False
+    ),
+    Claim("C10", "Many more containers than VMs fit on one host", c10_density),
+)
+
+
+def _default_host(stats: dict[str, Any]) -> str:
+    hosts = [s["host"] for s in stats.get("summaries", [])]
+    return "local" if not hosts or "local" in hosts else hosts[0]
+
+
+def evaluate(
+    doc: ResultDocument,
+    stats: dict[str, Any] | None = None,
+    thresholds: Thresholds | None = None,
+    *,
+    host: str | None = None,
+) -> list[dict[str, Any]]:
+    """Verdicts for C01-C10, in order, for one host (default: 'local', else the first).
+
+    ``stats`` defaults to doc.statistics, or a fresh summarize(doc) when that is empty.
+    """
+    stats = stats or doc.statistics or st.summarize(doc)
+    thresholds = thresholds or Thresholds()
+    ctx = Context(doc, stats, thresholds, host or _default_host(stats))
+    accel = doc.environment.get("accel")
+    emulated = accel == "tcg"
+    verdicts = []
+    for claim in CLAIMS:
+        verdict, text, numbers = claim.rule(ctx)
+        if emulated and verdict != NOT_MEASURED:
+            text += " " + (EMULATED_TIMING_NOTE if claim.timing else EMULATED_FACT_NOTE)
+        verdicts.append(
+            {
+                "claim": claim.id,
+                "title": claim.title,
+                "verdict": verdict,
+                "text": text,
+                "numbers": numbers,
+                "accel": accel,
+                "emulated": emulated,
+            }
+        )
+    return verdicts

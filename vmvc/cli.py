@@ -1,0 +1,240 @@
+"""The vmvc command line: bench, doctor, image, clean, report, compare, history."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from vmvc.config import ALL_WORKLOADS, BACKEND_NAMES, ConfigError, load_config
+
+app = typer.Typer(
+    name="vmvc",
+    help="Benchmark VMs (libvirt/KVM) against containers (Docker) and native, on this host.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+image_app = typer.Typer(help="Build or inspect the workload image.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, no traceback, a non-zero exit."""
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def say(message: str) -> None:
+    err.print(f"[dim]vmvc:[/dim] {message}", highlight=False, soft_wrap=True)
+
+
+def _config(profile: str | None, config_file: Path | None, overrides: dict[str, Any]) -> Any:
+    try:
+        return load_config(profile, config_file, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def bench(
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", "-b", help="native, docker, libvirt or all (repeatable)."),
+    ] = None,
+    workload: Annotated[
+        list[str] | None,
+        typer.Option("--workload", "-w", help=f"One of: {', '.join(ALL_WORKLOADS)} (repeatable)."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="quick, default or nightly.")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML config file (see configs/).")
+    ] = None,
+    accel: Annotated[
+        str | None,
+        typer.Option(
+            help="VM acceleration: auto (probe KVM, else TCG), kvm (fail if unusable), tcg."
+        ),
+    ] = None,
+    repetitions: Annotated[
+        int | None, typer.Option("--repetitions", "-n", help="Minimum measured repetitions.")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for <run-id>.json/.md/.html.")
+    ] = Path("results"),
+    plain: Annotated[
+        bool, typer.Option(help="Plain log lines instead of the live dashboard.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option(help="Run only what is missing from run RUN_ID in --output.")
+    ] = None,
+) -> None:
+    """Run the benchmark: every chosen backend x workload, interleaved repetitions."""
+    from vmvc.orchestrate import BenchError, run_bench
+    from vmvc.results import ResultFileError, load
+
+    overrides: dict[str, Any] = {}
+    requested_all = not backend or "all" in backend
+    if backend and not requested_all:
+        unknown = [b for b in backend if b not in BACKEND_NAMES]
+        if unknown:
+            fail(f"unknown backend '{unknown[0]}' (allowed: {', '.join(BACKEND_NAMES)}, all)")
+        overrides["backends"] = list(dict.fromkeys(backend))
+    if workload:
+        overrides["workloads"] = workload
+    if accel is not None:
+        if accel not in ("auto", "kvm", "tcg"):
+            fail(f"--accel must be auto, kvm or tcg, not '{accel}'")
+        overrides["accel"] = accel
+    if repetitions is not None:
+        if repetitions < 1:
+            fail("--repetitions must be at least 1")
+        overrides["run"] = {"repetitions": repetitions}
+    resumed = None
+    if resume is not None:
+        try:
+            resumed = load(output / f"{resume}.json")
+        except ResultFileError as exc:
+            fail(f"cannot resume: {exc}")
+        config = _config(None, None, {}).model_validate(resumed.config)
+    else:
+        config = _config(profile, config_file, overrides)
+    if output.exists() and not output.is_dir():
+        fail(f"--output {output} is a file; give a directory")
+    plain = plain or not err.is_terminal
+    from vmvc.cleanup import warn_about_leftovers
+
+    warn_about_leftovers(err)
+    try:
+        doc, path, reports = run_bench(
+            config,
+            requested_all=requested_all,
+            output=output,
+            plain=plain,
+            say=say,
+            resume=resumed,
+        )
+    except BenchError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: every instance this run created was removed; "
+            "partial results were saved (resume with --resume RUN_ID)"
+        )
+        raise typer.Exit(130) from None
+    out.print(f"results: {path}")
+    for report_path in reports:
+        out.print(f"report:  {report_path}")
+    if doc.errors:
+        err.print(f"[yellow]{len(doc.errors)} trial(s) failed[/yellow]; see 'errors' in {path}")
+        for error in doc.errors[:5]:
+            err.print(
+                f"  {error.backend} {error.workload} rep {error.repetition + 1}: {error.message}",
+                highlight=False,
+            )
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    probe: Annotated[
+        bool, typer.Option(help="Boot a probe guest to tell whether KVM works (cached).")
+    ] = True,
+) -> None:
+    """Check every prerequisite and say the command that fixes what is missing."""
+    from vmvc.doctor import run_doctor
+
+    code = run_doctor(out, probe=probe, say=say)
+    raise typer.Exit(code)
+
+
+@image_app.command("build")
+def image_build(
+    profile: Annotated[str | None, typer.Option("--profile", "-p")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Ignore the cache and build again.")] = False,
+) -> None:
+    """Build the workload image (rootfs, Docker image, VM kernel/initramfs/disk) into the cache."""
+    from vmvc.image.build import ImageBuildError, build_image
+    from vmvc.orchestrate import BenchError, prepare_backends, select_backends
+
+    config = _config(profile, config_file, {})
+    try:
+        artefacts = build_image(
+            config.image.suite,
+            config.image.packages,
+            config.image.mirror,
+            timeout=config.timeouts.image_build_s,
+            progress=say,
+            rebuild=rebuild,
+        )
+    except ImageBuildError as exc:
+        fail(str(exc))
+    try:
+        selection = select_backends(config.model_copy(update={"backends": ["docker"]}), True)
+        prepare_backends(selection, artefacts, say)
+    except BenchError as exc:
+        say(f"docker form not built: {exc}")
+    state = "cache hit" if artefacts.cache_hit else f"built in {artefacts.build_seconds:.1f} s"
+    out.print(f"image {artefacts.image_id} ({state}): {artefacts.root}")
+
+
+@image_app.command("show")
+def image_show() -> None:
+    """List cached images."""
+    import json
+
+    from vmvc.image.build import cached_images
+
+    images = cached_images()
+    if not images:
+        out.print("no cached image; build one with `vmvc image build`")
+    for path in images:
+        manifest = json.loads((path / "manifest.json").read_text())
+        recipe = manifest["recipe"]
+        out.print(f"{manifest['image_id']}  {recipe['suite']}  {recipe['kernel_package']}  {path}")
+
+
+@app.command()
+def clean(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+    cache: Annotated[
+        bool, typer.Option(help="Also remove the image cache and vmvc Docker images.")
+    ] = False,
+) -> None:
+    """Remove what vmvc runs left behind (never anything of a run still alive)."""
+    from vmvc.cleanup import clean_leftovers
+
+    code = clean_leftovers(out, dry_run=dry_run, cache=cache)
+    raise typer.Exit(code)
+
+
+def _register_optional() -> None:
+    """Commands living in their own modules (report, compare, history)."""
+    import importlib
+
+    for module_name in ("vmvc.cli_report", "vmvc.cli_analysis"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        module.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

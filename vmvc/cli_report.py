@@ -1,0 +1,68 @@
+"""`vmvc report RESULT.json`: render a saved result as HTML, Markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from vmvc.report import FORMATS, UnknownFormatError, render, write_atomic
+from vmvc.results import ResultFileError, load
+
+HELP = (
+    "Render a saved result again, from the result file alone.\n\n"
+    "html is one self-contained page that works offline; md is GitHub-flavoured Markdown "
+    "fit for a CI job summary; csv has one row per raw sample; json is the document itself."
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def report(
+    result: Path = typer.Argument(
+        ..., help="A result file written by `vmvc bench`.", show_default=False
+    ),
+    fmt: str = typer.Option(
+        "html", "--format", "-f", metavar="|".join(FORMATS), help="Report format."
+    ),
+    output: str | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="Where to write; '-' for stdout. Default: next to the result, <stem>.<format>.",
+    ),
+) -> None:
+    if fmt not in FORMATS:
+        raise _fail(f"unknown report format '{fmt}' (allowed: {', '.join(FORMATS)})")
+    try:
+        doc = load(result)
+    except ResultFileError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        text = render(doc, fmt)
+    except UnknownFormatError as exc:  # pragma: no cover - checked above
+        raise _fail(str(exc)) from None
+    if output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(output) if output else result.with_name(f"{result.stem}.{fmt}")
+    if path.resolve() == result.resolve():
+        raise _fail(f"{path}: refusing to overwrite the result file itself (use -o)")
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise _fail(
+            f"{path}: cannot write report ({exc.strerror or exc.__class__.__name__})"
+        ) from None
+    typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `report` command to the vmvc command line."""
+    app.command("report", help=HELP)(report)

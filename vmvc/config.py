@@ -1,0 +1,237 @@
+"""Validated run configuration: profiles (quick / default / nightly) and TOML files.
+
+Every value a user can set lives here with its allowed range, so a bad config is refused
+with one line naming the file, the key and what is allowed, before anything is created.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROFILES = ("quick", "default", "nightly")
+STEADY_WORKLOADS = ("cpu", "memory", "io")
+BASIC_WORKLOADS = ("startup", "cpu", "memory", "io", "footprint")
+LIFECYCLE_WORKLOADS = ("provision", "clone", "scale", "recovery", "portability", "isolation")
+ALL_WORKLOADS = BASIC_WORKLOADS + LIFECYCLE_WORKLOADS
+BACKEND_NAMES = ("native", "docker", "libvirt")
+Accel = Literal["auto", "kvm", "tcg"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSettings(Strict):
+    repetitions: int = Field(3, ge=1, le=1000, description="minimum measured repetitions")
+    max_repetitions: int = Field(3, ge=1, le=1000)
+    warmups: int = Field(0, ge=0, le=100)
+    target_ci_width: float = Field(
+        0.10, gt=0, le=10, description="stop when the 95% CI of every median is this narrow"
+    )
+    time_budget_s: float = Field(3600, gt=0, description="stop adding repetitions after this")
+    shuffle: bool = False
+    seed: int | None = None
+
+
+class InstanceSettings(Strict):
+    vcpus: int = Field(1, ge=1, le=64)
+    memory_mib: int = Field(512, ge=128, le=1_048_576)
+    data_disk_mib: int = Field(1024, ge=64, le=1_048_576)
+
+
+class TimeoutSettings(Strict):
+    image_build_s: float = Field(1800, gt=0)
+    boot_s: float = Field(180, gt=0)
+    workload_s: float = Field(600, gt=0)
+    probe_s: float = Field(45, gt=0)
+
+
+class CpuSettings(Strict):
+    seconds: int = Field(5, ge=1, le=3600)
+    threads: int = Field(1, ge=1, le=256)
+    max_prime: int = Field(10000, ge=100, le=10_000_000)
+
+
+class MemorySettings(Strict):
+    block_size_kib: int = Field(1024, ge=1, le=1_048_576)
+    total_size_mib: int = Field(1_048_576, ge=1, le=1_048_576)
+    seconds: int = Field(10, ge=1, le=3600)
+
+
+class IoSettings(Strict):
+    file_size_mib: int = Field(128, ge=8, le=1_048_576)
+    runtime_s: int = Field(4, ge=1, le=3600)
+
+
+class ScaleSettings(Strict):
+    counts: list[int] = Field(default_factory=lambda: [1, 2, 4])
+    safe_memory_fraction: float = Field(0.5, gt=0, le=0.9)
+
+    @field_validator("counts")
+    @classmethod
+    def _positive_counts(cls, value: list[int]) -> list[int]:
+        if not value or any(n < 1 or n > 1024 for n in value):
+            raise ValueError("counts must be a non-empty list of integers from 1 to 1024")
+        return sorted(set(value))
+
+
+class RecoverySettings(Strict):
+    trials: int = Field(1, ge=1, le=100)
+
+
+class WorkloadSettings(Strict):
+    cpu: CpuSettings = Field(default_factory=CpuSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    io: IoSettings = Field(default_factory=IoSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+
+
+class Thresholds(Strict):
+    """Verdict thresholds for the study note's claims (shared/CLAIMS.md defaults)."""
+
+    c01_startup_ratio: float = Field(2.0, gt=0)
+    c02_footprint_ratio: float = Field(2.0, gt=0)
+    c03_overhead_fraction: float = Field(0.05, gt=0, lt=10)
+    c04_clone_ratio: float = Field(2.0, gt=0)
+    c10_density_ratio: float = Field(2.0, gt=0)
+    noise_threshold: float = Field(0.05, ge=0, lt=10, description="compare: smallest real change")
+
+
+class ImageSettings(Strict):
+    suite: str = Field("bookworm", pattern=r"^[a-z][a-z0-9-]{1,31}$")
+    mirror: str | None = Field(None, description="Debian mirror URL; default: the one apt uses")
+    packages: list[str] = Field(default_factory=lambda: ["fio", "sysbench"])
+
+    @field_validator("packages")
+    @classmethod
+    def _package_names(cls, value: list[str]) -> list[str]:
+        import re
+
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]{0,63}", name):
+                raise ValueError(f"'{name}' is not a Debian package name")
+        return value
+
+    @field_validator("mirror")
+    @classmethod
+    def _mirror_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "file:/")):
+            raise ValueError("mirror must be an http://, https:// or file:/ URL")
+        return value
+
+
+class HostSettings(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    libvirt_uri: str | None = None
+    docker_host: str | None = None
+
+
+class Config(Strict):
+    profile: str = "quick"
+    backends: list[str] = Field(default_factory=lambda: list(BACKEND_NAMES))
+    workloads: list[str] = Field(default_factory=lambda: list(BASIC_WORKLOADS))
+    accel: Accel = "auto"
+    libvirt_uri: str = "qemu:///system"
+    run: RunSettings = Field(default_factory=RunSettings)
+    instance: InstanceSettings = Field(default_factory=InstanceSettings)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    workload: WorkloadSettings = Field(default_factory=WorkloadSettings)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    image: ImageSettings = Field(default_factory=ImageSettings)
+    hosts: list[HostSettings] = Field(default_factory=list)
+
+    @field_validator("backends")
+    @classmethod
+    def _known_backends(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one backend is needed")
+        return value
+
+    @field_validator("workloads")
+    @classmethod
+    def _known_workloads(cls, value: list[str]) -> list[str]:
+        unknown = [w for w in value if w not in ALL_WORKLOADS]
+        if unknown:
+            raise ValueError(
+                f"unknown workload '{unknown[0]}' (allowed: {', '.join(ALL_WORKLOADS)})"
+            )
+        if not value:
+            raise ValueError("at least one workload is needed")
+        return list(dict.fromkeys(value))
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message is one line naming file, key and rule."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _profile_data(name: str) -> dict[str, Any]:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile '{name}' (allowed: {', '.join(PROFILES)})")
+    text = resources.files("vmvc.profiles").joinpath(f"{name}.toml").read_text()
+    return tomllib.loads(text)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.__class__.__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+
+
+def validation_message(source: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{source}: key '{key}': {message}"
+
+
+def load_config(
+    profile: str | None = None,
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Profile defaults, then the config file, then command-line overrides."""
+    file_data: dict[str, Any] = _read_toml(path) if path else {}
+    chosen = profile or file_data.get("profile") or "quick"
+    if not isinstance(chosen, str):
+        raise ConfigError(f"{path}: key 'profile': must be one of {', '.join(PROFILES)}")
+    data = _merge(_profile_data(chosen), file_data)
+    data["profile"] = chosen
+    source = str(path) if path else f"profile '{chosen}'"
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(source, exc)) from None
+    if overrides:
+        try:
+            config = Config.model_validate(_merge(config.model_dump(), overrides))
+        except ValidationError as exc:
+            raise ConfigError(validation_message("command line", exc)) from None
+    if config.run.max_repetitions < config.run.repetitions:
+        config.run.max_repetitions = config.run.repetitions
+    return config

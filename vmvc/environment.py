@@ -1,0 +1,58 @@
+"""The host's description recorded once per run (results hold only when conditions match)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "unknown"
+
+
+def vmvc_version() -> str:
+    try:
+        return version("vmvc")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def host_environment() -> dict[str, Any]:
+    memory = psutil.virtual_memory()
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "os_release": _os_release(),
+        "architecture": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_mib": memory.total // 2**20,
+        "memory_available_mib": memory.available // 2**20,
+        "kvm_device": Path("/dev/kvm").exists(),
+        "python": platform.python_version(),
+        "vmvc_version": vmvc_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }

@@ -1,0 +1,120 @@
+"""GitHub-flavoured Markdown: short enough for a CI job summary, every number with its CI."""
+
+from __future__ import annotations
+
+import re
+
+from vmvc.export.view import EMULATION_WARNING, ReportView, build_view, short_label
+from vmvc.results import ResultDocument
+
+_SPECIAL = re.compile(r"([\\`*_|~])")
+
+
+def md_text(value: object) -> str:
+    """Text from the result as inert Markdown: no HTML, no links or images, no table breaks."""
+    text = " ".join(str(value).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(r"\\\1", text).replace("](", "]\\(")
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c if c else "—" for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
+    aligns = [("---:" if a == "r" else "---") for a in align.ljust(len(header), "l")]
+    return [_row(header), "| " + " | ".join(aligns) + " |", *(_row(r) for r in rows), ""]
+
+
+def render_markdown(doc: ResultDocument) -> str:
+    return _render(build_view(doc))
+
+
+def _render(view: ReportView) -> str:
+    doc = view.doc
+    out = [f"# vmvc results: {md_text(view.run_id)}", ""]
+    meta = [
+        f"**Host:** {md_text(', '.join(view.hosts))}",
+        f"**Started:** {md_text(view.date)}",
+        f"**Status:** {md_text(view.status)}",
+    ]
+    if view.accel:
+        meta.append(f"**VM acceleration:** {md_text(view.accel)}")
+    out += [" · ".join(meta), ""]
+    if view.emulated:
+        out += [f"> ⚠️ **Emulated VM (QEMU TCG, no KVM).** {EMULATION_WARNING}", ""]
+    if view.analysis.note:
+        out += [f"> **Note:** {md_text(view.analysis.note)}", ""]
+
+    out += ["## Verdicts", ""]
+    rows = []
+    for v in view.verdicts:
+        verdict = f"**{md_text(v.verdict)}**" + (" (emulated VM)" if v.emulated else "")
+        numbers = "; ".join(
+            f"{md_text(k)} = {md_text(val)}" if k else md_text(val) for k, val in v.numbers
+        )
+        if v.details:
+            more = f"+{len(v.details)} more in the HTML and JSON reports"
+            numbers = f"{numbers} ({more})" if numbers else more
+        rows.append([f"{md_text(v.claim)} {md_text(v.title)}", verdict, md_text(v.text), numbers])
+    out += _table(["claim", "verdict", "finding", "numbers"], rows)
+
+    confidence = view.analysis.statistics.get("confidence", 0.95)
+    out += [
+        "## Results",
+        "",
+        f"Medians of the measured repetitions with their {confidence:.0%} confidence interval, "
+        "`median [low, high]`; ratios are medians divided, with the interval of the ratio.",
+        "",
+    ]
+    multi_host = len({t.host for t in view.tables}) > 1
+    for t in view.tables:
+        heading = md_text(t.title) + (f" — {md_text(t.host)}" if multi_host else "")
+        header = ["metric", "unit"] + [short_label(b) for b in t.backends]
+        header += [view.pair_label(p) for p in t.pairs]
+        body = [
+            [md_text(r.metric), md_text(r.unit)]
+            + [r.cells.get(b, "") for b in t.backends]
+            + [r.ratios.get(p, "") for p in t.pairs]
+            for r in t.rows
+        ]
+        out += [f"### {heading}", ""]
+        out += _table([md_text(h) for h in header], body, "ll" + "r" * (len(header) - 2))
+
+    if view.facts:
+        out += ["## Isolation and kernel facts", ""]
+        header = ["fact"] + [short_label(b) for b in view.fact_backends]
+        body = [
+            [md_text(name)] + [md_text(values.get(b, "")) for b in view.fact_backends]
+            for name, values in view.facts
+        ]
+        out += _table([md_text(h) for h in header], body)
+
+    out += [f"## Errors ({len(doc.errors)})", ""]
+    if doc.errors:
+        body = [
+            [
+                md_text(e.host),
+                md_text(e.backend),
+                md_text(e.workload),
+                str(e.repetition),
+                md_text(e.message),
+            ]
+            for e in doc.errors
+        ]
+        out += _table(["host", "backend", "workload", "repetition", "message"], body, "lllr")
+    else:
+        out += ["No trial failed.", ""]
+    if doc.skipped:
+        out += ["## Skipped backends", ""]
+        body = [[md_text(s.host), md_text(s.backend), md_text(s.reason)] for s in doc.skipped]
+        out += _table(["host", "backend", "reason"], body)
+
+    out += ["## Environment", ""]
+    body = [[md_text(k), md_text(v)] for k, v in view.environment]
+    body += [
+        [f"image id ({md_text(short_label(b))})", md_text(", ".join(ids))]
+        for b, ids in view.image_ids.items()
+    ]
+    out += _table(["key", "value"], body)
+    return "\n".join(out)

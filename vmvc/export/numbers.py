@@ -1,0 +1,72 @@
+"""How every human-readable report writes a number (Markdown, HTML tables, chart hovers).
+
+One function, `format_number`, so all formats agree to the last digit shown; CSV keeps full
+precision with `format_exact`. No dependencies: anything (claims text, CLI) may import it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def format_number(value: Any) -> str:
+    """A measured number for people: three significant digits, integers from 1000 up.
+
+    The same function renders Markdown and HTML tables, chart hover text and verdict
+    numbers, so every format shows the same digits. CSV keeps full precision instead.
+    """
+    if value is None or isinstance(value, bool):
+        return "—" if value is None else ("yes" if value else "no")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(x):
+        return "—"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000:
+        return f"{x:.0f}"
+    if abs(x) < 0.001:
+        return f"{x:.2e}"
+    rounded = float(f"{x:.3g}")
+    if abs(rounded) >= 1000:
+        return f"{rounded:.0f}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:.{decimals}f}"
+
+
+def format_exact(value: float) -> str:
+    """Full precision, round-trips through float() exactly (CSV)."""
+    return repr(float(value))
+
+
+def format_estimate(median: Any, low: Any = None, high: Any = None) -> str:
+    """`median [low, high]`, or just the median when there is no interval."""
+    text = format_number(median)
+    if finite(low) and finite(high):
+        return f"{text} [{format_number(low)}, {format_number(high)}]"
+    return text
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def format_value(value: Any) -> str:
+    """Any fact, metadata or config value as one line of text."""
+    if isinstance(value, bool) or value is None:
+        return format_number(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v) for v in value) if value else "—"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)

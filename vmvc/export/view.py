@@ -1,0 +1,541 @@
+"""What every human-readable report shows, computed once from the result document.
+
+The Markdown and HTML exporters both read this view, and every number they print goes
+through `format_number`, so the two agree to the last digit shown. Nothing here touches a
+backend: the result document is the only input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from vmvc.export.numbers import (
+    finite,
+    format_estimate,
+    format_exact,
+    format_number,
+    format_value,
+)
+from vmvc.results import ResultDocument, Sample
+
+__all__ = ["format_estimate", "format_exact", "format_number", "format_value"]
+
+BACKEND_ORDER = ("native", "docker", "libvirt")
+SHORT_LABELS = {"native": "native", "docker": "container", "libvirt": "VM"}
+
+WORKLOAD_TITLES = {
+    "startup": "Startup (start to ready)",
+    "cpu": "CPU (sysbench cpu)",
+    "memory": "Memory bandwidth (sysbench memory)",
+    "io": "Disk I/O (fio, 4k random and 1M sequential)",
+    "footprint": "Idle footprint (host memory of one instance)",
+    "scale": "Scale-out and density",
+    "clone": "Clone",
+    "provision": "Provisioning",
+    "recovery": "Recovery after a crash (self-healing)",
+    "portability": "Portability (export and import)",
+}
+WORKLOAD_ORDER = tuple(WORKLOAD_TITLES)
+
+METRIC_ORDER = {
+    "startup": [
+        "total_s",
+        "create_s",
+        "firmware_kernel_s",
+        "initramfs_s",
+        "userspace_s",
+        "start_s",
+        "spawn_s",
+        "ready_s",
+    ],
+    "io": [
+        "randread_4k_iops",
+        "randwrite_4k_iops",
+        "randread_4k_lat_us",
+        "randwrite_4k_lat_us",
+        "seqread_1m_mib_s",
+        "seqwrite_1m_mib_s",
+    ],
+    "footprint": ["total_mib", "pss_mib", "uss_mib", "cgroup_mib", "shim_pss_mib"],
+    "scale": [
+        "all_ready_s",
+        "memory_mib",
+        "time_per_instance_s",
+        "memory_per_instance_mib",
+        "density_instances",
+    ],
+    "clone": ["clone_s", "clone_to_ready_s", "clone_bytes"],
+    "provision": ["prepare_s", "define_s", "teardown_s"],
+    "portability": ["export_bytes", "export_s", "import_s"],
+}
+
+CLAIM_TITLES = {
+    "C01": "VMs start slower than containers",
+    "C02": "VMs use more resources than containers",
+    "C03": "Virtualization adds overhead; containers run near native",
+    "C04": "Provisioning and replicating a VM takes longer",
+    "C05": "Containers scale out faster",
+    "C06": "Containers are easier to move",
+    "C07": "VMs isolate better",
+    "C08": "Orchestrators restart dead instances quickly",
+    "C09": "A VM's guest OS can differ; a container shares the host kernel",
+    "C10": "Many more containers than VMs fit on one host",
+}
+
+VERDICT_CLASSES = ("confirmed", "refuted", "inconclusive", "not measured", "reported", "fact")
+
+EMULATION_WARNING = (
+    "The VM ran under QEMU emulation (TCG), not KVM hardware virtualization. "
+    "Emulated guests run many times slower than under KVM, so the VM numbers in this "
+    "report say little about the overhead of virtualization on a KVM host."
+)
+
+
+def backend_label(backend: str, accel: str | None) -> str:
+    if backend == "native":
+        return "native"
+    if backend == "docker":
+        return "container (Docker)"
+    if backend == "libvirt":
+        return "VM (libvirt, emulated TCG)" if accel == "tcg" else "VM (libvirt, KVM)"
+    return backend
+
+
+def short_label(backend: str) -> str:
+    return SHORT_LABELS.get(backend, backend)
+
+
+def order_backends(names: set[str] | list[str]) -> list[str]:
+    names = set(names)
+    return [b for b in BACKEND_ORDER if b in names] + sorted(names - set(BACKEND_ORDER))
+
+
+def order_workloads(names: set[str]) -> list[str]:
+    return [w for w in WORKLOAD_ORDER if w in names] + sorted(names - set(WORKLOAD_ORDER))
+
+
+def order_metrics(workload: str, names: set[str]) -> list[str]:
+    known = METRIC_ORDER.get(workload, [])
+    return [m for m in known if m in names] + sorted(names - set(known))
+
+
+# ---------------------------------------------------------------------------------------
+# Statistics and verdicts: from the document, or computed when the document has none.
+
+
+@dataclass
+class Analysis:
+    statistics: dict[str, Any]
+    verdicts: list[dict[str, Any]]
+    note: str = ""  # why statistics are approximate, shown in the report
+
+
+def analyse(doc: ResultDocument) -> Analysis:
+    """The document's statistics and verdicts; computed only if the document lacks them."""
+    if doc.statistics.get("summaries"):
+        return Analysis(doc.statistics, doc.verdicts or _unmeasured_verdicts("no verdicts"))
+    try:
+        from vmvc import claims, stats  # optional until the statistics engine exists
+    except ImportError:
+        return _numpy_analysis(doc, "statistics module not available")
+    try:
+        statistics = stats.summarize(doc)
+        verdicts = claims.evaluate(doc, statistics, _thresholds(doc))
+    except Exception as exc:  # a report is still worth having without confidence intervals
+        return _numpy_analysis(doc, f"statistics failed ({exc.__class__.__name__}: {exc})")
+    return Analysis(statistics, verdicts)
+
+
+def _thresholds(doc: ResultDocument) -> Any:
+    from vmvc.config import Thresholds
+
+    try:
+        return Thresholds.model_validate(doc.config.get("thresholds") or {})
+    except Exception:
+        return Thresholds()
+
+
+def _numpy_analysis(doc: ResultDocument, why: str) -> Analysis:
+    groups: dict[tuple[str, str, str, str], list[Sample]] = {}
+    for s in doc.measured():
+        groups.setdefault((s.host, s.backend, s.workload, s.metric), []).append(s)
+    summaries = []
+    for (host, backend, workload, metric), samples in groups.items():
+        values = np.array([s.value for s in samples], dtype=float)
+        summaries.append(
+            {
+                "host": host,
+                "backend": backend,
+                "workload": workload,
+                "metric": metric,
+                "unit": samples[0].unit,
+                "higher_is_better": samples[0].higher_is_better,
+                "n": len(values),
+                "median": float(np.median(values)),
+                "mean": float(np.mean(values)),
+                "min": float(np.min(values)),
+                "max": float(np.max(values)),
+                "ci_low": None,
+                "ci_high": None,
+                "outliers": [],
+                "values": values.tolist(),
+            }
+        )
+    note = f"{why}: medians only, no confidence intervals and no verdicts"
+    return Analysis({"summaries": summaries, "ratios": []}, _unmeasured_verdicts(why), note)
+
+
+def _unmeasured_verdicts(why: str) -> list[dict[str, Any]]:
+    return [
+        {"claim": cid, "title": title, "verdict": "not measured", "text": why, "numbers": {}}
+        for cid, title in CLAIM_TITLES.items()
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# The view: tables the Markdown and HTML reports share.
+
+
+@dataclass
+class Row:
+    metric: str
+    unit: str
+    higher_is_better: bool | None
+    cells: dict[str, str]  # backend -> "median [low, high]"
+    ratios: dict[tuple[str, str], str]  # (numerator, denominator) -> "ratio [low, high]"
+    note: str = ""
+
+
+@dataclass
+class Table:
+    host: str
+    workload: str
+    title: str
+    backends: list[str]
+    pairs: list[tuple[str, str]]
+    rows: list[Row]
+
+
+@dataclass
+class Verdict:
+    claim: str
+    title: str
+    verdict: str
+    text: str
+    numbers: list[tuple[str, str]]  # top-level values
+    details: list[tuple[str, str]]  # values of nested mappings, by path
+    accel: str | None
+    emulated: bool
+
+
+@dataclass
+class ReportView:
+    doc: ResultDocument
+    analysis: Analysis
+    title: str
+    run_id: str
+    hosts: list[str]
+    date: str
+    status: str
+    accel: str | None
+    emulated: bool
+    backends: list[str]
+    verdicts: list[Verdict]
+    tables: list[Table]
+    environment: list[tuple[str, str]]
+    facts: list[tuple[str, dict[str, str]]]
+    fact_backends: list[str]
+    image_ids: dict[str, list[str]] = field(default_factory=dict)
+
+    def label(self, backend: str) -> str:
+        return backend_label(backend, self.accel)
+
+    def pair_label(self, pair: tuple[str, str]) -> str:
+        return f"{short_label(pair[0])}/{short_label(pair[1])}"
+
+
+def build_view(doc: ResultDocument, analysis: Analysis | None = None) -> ReportView:
+    analysis = analysis or analyse(doc)
+    sample_hosts = sorted({s.host for s in doc.samples})
+    if set(sample_hosts) <= {"local"}:
+        hosts = [str(doc.environment.get("hostname") or "local")]
+    else:
+        hosts = sample_hosts
+    backends = order_backends(
+        {s.backend for s in doc.samples} | {e.backend for e in doc.errors} | set(doc.facts)
+    )
+    emulated = doc.accel == "tcg" and (
+        "libvirt" in backends or any(v.get("emulated") for v in analysis.verdicts)
+    )
+    facts, fact_backends = _facts(doc)
+    return ReportView(
+        doc=doc,
+        analysis=analysis,
+        title=f"vmvc results: {doc.run_id}",
+        run_id=doc.run_id,
+        hosts=hosts,
+        date=_display_date(doc.started_at),
+        status=doc.status,
+        accel=doc.accel,
+        emulated=emulated,
+        backends=backends,
+        verdicts=[_verdict(v) for v in analysis.verdicts],
+        tables=_tables(doc, analysis.statistics),
+        environment=_environment(doc),
+        facts=facts,
+        fact_backends=fact_backends,
+        image_ids=_image_ids(doc),
+    )
+
+
+def _display_date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M %Z").strip()
+    except ValueError:
+        return iso
+
+
+def _verdict(raw: dict[str, Any]) -> Verdict:
+    numbers = raw.get("numbers") or {}
+    if not isinstance(numbers, dict):
+        numbers = {"": numbers}
+    shown: list[tuple[str, str]] = []
+    details: list[tuple[str, str]] = []
+    for key, text, nested in _number_items(numbers, ""):
+        (details if nested else shown).append((key, text))
+    claim = str(raw.get("claim", "?"))
+    return Verdict(
+        claim=claim,
+        title=str(raw.get("title") or CLAIM_TITLES.get(claim, "")),
+        verdict=str(raw.get("verdict", "not measured")),
+        text=str(raw.get("text", "")),
+        numbers=shown,
+        details=details,
+        accel=raw.get("accel"),
+        emulated=bool(raw.get("emulated")),
+    )
+
+
+def _number_items(numbers: dict[str, Any], prefix: str) -> list[tuple[str, str, bool]]:
+    """(key path, text, nested?) for a verdict's numbers, an interval next to its value.
+
+    `ratio`, `ci_low`, `ci_high` become `ratio 41.3 [38.0, 43.7]`, as do `x`, `x_ci_low`,
+    `x_ci_high`; nested mappings are flattened to `outer › inner` paths.
+    """
+    merged = _intervals(numbers)
+    absorbed = {bound for low, high in merged.values() for bound in (low, high)}
+    items: list[tuple[str, str, bool]] = []
+    for key, value in numbers.items():
+        if key in absorbed:
+            continue
+        path = f"{prefix} › {key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            items.extend((p, t, True) for p, t, _ in _number_items(value, path))
+        elif key in merged:
+            low, high = merged[key]
+            items.append((path, format_estimate(value, numbers[low], numbers[high]), bool(prefix)))
+        else:
+            items.append((path, format_value(value), bool(prefix)))
+    return items
+
+
+def _intervals(numbers: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """value key -> (low key, high key) of the intervals in one mapping."""
+    found = {}
+    for key, value in numbers.items():
+        if not finite(value):
+            continue
+        prefix = str(key).rsplit("_", 1)[0]
+        candidates = [(f"{key}_ci_low", f"{key}_ci_high"), (f"{key}_low", f"{key}_high")]
+        if prefix != key:  # docker_slope with docker_ci_low / docker_ci_high
+            candidates.append((f"{prefix}_ci_low", f"{prefix}_ci_high"))
+        for low, high in candidates:
+            if any(low in pair for pair in found.values()):
+                continue
+            if finite(numbers.get(low)) and finite(numbers.get(high)):
+                found[key] = (low, high)
+                break
+    if finite(numbers.get("ci_low")) and finite(numbers.get("ci_high")):
+        for key in ("ratio", "median", "value", "estimate"):
+            if finite(numbers.get(key)) and key not in found:
+                found[key] = ("ci_low", "ci_high")
+                break
+    return found
+
+
+def summary_index(statistics: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """(host, backend, workload, metric) -> summary."""
+    return {
+        (s["host"], s["backend"], s["workload"], s["metric"]): s
+        for s in statistics.get("summaries", [])
+    }
+
+
+def ratio_estimate(
+    statistics: dict[str, Any],
+    summaries: dict[tuple[str, str, str, str], dict[str, Any]],
+    key: tuple[str, str, str],
+    pair: tuple[str, str],
+) -> tuple[float, float | None, float | None] | None:
+    """numerator/denominator as (ratio, ci_low, ci_high) for (host, workload, metric).
+
+    Taken from the statistics (inverted if only the reverse ratio is there); otherwise the
+    ratio of medians without an interval.
+    """
+    host, workload, metric = key
+    num, den = pair
+    for r in statistics.get("ratios", []):
+        if (r.get("host"), r.get("workload"), r.get("metric")) != key:
+            continue
+        if (r.get("numerator"), r.get("denominator")) == (num, den):
+            return r["ratio"], r.get("ci_low"), r.get("ci_high")
+        if (r.get("numerator"), r.get("denominator")) == (den, num) and r.get("ratio"):
+            low, high = r.get("ci_low"), r.get("ci_high")
+            return (
+                1 / r["ratio"],
+                1 / high if finite(high) and high else None,
+                1 / low if finite(low) and low else None,
+            )
+    a, b = (
+        summaries.get((host, num, workload, metric)),
+        summaries.get((host, den, workload, metric)),
+    )
+    if a and b and b.get("median"):
+        return a["median"] / b["median"], None, None
+    return None
+
+
+def _pairs(backends: list[str]) -> list[tuple[str, str]]:
+    pairs = [(b, "native") for b in backends if b != "native" and "native" in backends]
+    if "libvirt" in backends and "docker" in backends:
+        pairs.append(("libvirt", "docker"))
+    return pairs
+
+
+def _per_n(samples: list[Sample]) -> bool:
+    return len({s.metadata.get("n") for s in samples if "n" in s.metadata}) > 1
+
+
+def _tables(doc: ResultDocument, statistics: dict[str, Any]) -> list[Table]:
+    summaries = summary_index(statistics)
+    measured = doc.measured()
+    tables = []
+    for host in sorted({s.host for s in measured}):
+        on_host = [s for s in measured if s.host == host]
+        for workload in order_workloads({s.workload for s in on_host}):
+            samples = [s for s in on_host if s.workload == workload]
+            backends = order_backends({s.backend for s in samples})
+            pairs = _pairs(backends)
+            rows = []
+            for metric in order_metrics(workload, {s.metric for s in samples}):
+                of_metric = [s for s in samples if s.metric == metric]
+                if _per_n(of_metric):
+                    rows.extend(_rows_per_n(metric, of_metric, backends, pairs))
+                    continue
+                cells = {}
+                for b in backends:
+                    s = summaries.get((host, b, workload, metric))
+                    if s is not None:
+                        cells[b] = format_estimate(s["median"], s.get("ci_low"), s.get("ci_high"))
+                ratios = {}
+                for pair in pairs:
+                    est = ratio_estimate(statistics, summaries, (host, workload, metric), pair)
+                    if est is not None:
+                        ratios[pair] = format_estimate(*est)
+                rows.append(
+                    Row(metric, of_metric[0].unit, of_metric[0].higher_is_better, cells, ratios)
+                )
+            tables.append(
+                Table(
+                    host, workload, WORKLOAD_TITLES.get(workload, workload), backends, pairs, rows
+                )
+            )
+    return tables
+
+
+def _rows_per_n(
+    metric: str, samples: list[Sample], backends: list[str], pairs: list[tuple[str, str]]
+) -> list[Row]:
+    """Scale metrics depend on N: one row per N, medians of the raw values (no interval)."""
+    rows = []
+    for n in sorted({s.metadata.get("n") for s in samples}, key=lambda v: (str(type(v)), v)):
+        medians = {}
+        for b in backends:
+            values = [s.value for s in samples if s.backend == b and s.metadata.get("n") == n]
+            if values:
+                medians[b] = float(np.median(values))
+        ratios = {
+            p: format_number(medians[p[0]] / medians[p[1]])
+            for p in pairs
+            if p[0] in medians and medians.get(p[1])
+        }
+        cells = {b: format_number(m) for b, m in medians.items()}
+        rows.append(
+            Row(
+                f"{metric} (N={n})",
+                samples[0].unit,
+                samples[0].higher_is_better,
+                cells,
+                ratios,
+                note="median of repetitions",
+            )
+        )
+    return rows
+
+
+ENVIRONMENT_ORDER = (
+    "hostname",
+    "kernel",
+    "os_release",
+    "cpu_model",
+    "cores",
+    "memory_mib",
+    "accel",
+    "docker_version",
+    "libvirt_version",
+    "qemu_version",
+    "python",
+    "vmvc_version",
+)
+
+
+def _environment(doc: ResultDocument) -> list[tuple[str, str]]:
+    env = doc.environment
+    keys = [k for k in ENVIRONMENT_ORDER if k in env] + sorted(set(env) - set(ENVIRONMENT_ORDER))
+    return [(k, format_value(env[k])) for k in keys]
+
+
+FACT_ORDER = (
+    "host_kernel_release",
+    "kernel_release",
+    "shares_host_kernel",
+    "os_release",
+    "host_processes_visible",
+    "devices_visible",
+    "capabilities",
+)
+
+
+def _facts(doc: ResultDocument) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
+    backends = order_backends(set(doc.facts))
+    names: set[str] = set()
+    for per_backend in doc.facts.values():
+        names |= set(per_backend)
+    keys = [k for k in FACT_ORDER if k in names] + sorted(names - set(FACT_ORDER))
+    rows = [
+        (k, {b: format_value(doc.facts[b][k]) for b in backends if k in doc.facts[b]}) for k in keys
+    ]
+    return rows, backends
+
+
+def _image_ids(doc: ResultDocument) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {}
+    for inst in doc.instances:
+        seen = ids.setdefault(inst.backend, [])
+        if inst.image_id not in seen:
+            seen.append(inst.image_id)
+    return {b: ids[b] for b in order_backends(set(ids))}

@@ -1,0 +1,335 @@
+"""Build the one workload image and the file artefacts every backend derives from it.
+
+Cache layout (outside the repo, see vmvc.paths.cache_dir):
+  bases/<base_key>/rootfs       debootstrap output (reused while suite and packages are unchanged)
+  kernels/<kernel key>/         vmlinuz + initrd.img (Debian's kernel, our tiny initramfs)
+  images/<image_id>/rootfs      the workload tree: base + agent + /etc/vmvc/image-id
+  images/<image_id>/vm/         vmlinuz, initrd.img, base.raw (read-only ext4 of rootfs)
+  images/<image_id>/manifest.json
+Everything is built in a temporary sibling and renamed into place, so an interrupted build
+never leaves a half-made artefact that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmvc.image.mirror import find_mirror
+from vmvc.image.recipe import (
+    KernelRecipe,
+    Recipe,
+    agent_files,
+    initramfs_files,
+    make_recipe,
+)
+from vmvc.paths import cache_dir
+from vmvc.proc import ToolError, run
+
+Progress = Callable[[str], None]
+
+# Trimmed from the rootfs: nothing a workload reads, and it makes every form smaller.
+TRIM_PATHS = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "var/cache/apt",
+    "var/lib/apt/lists",
+    "var/cache/debconf/templates.dat-old",
+    "var/log",
+)
+BUSYBOX = Path("/bin/busybox")
+BUSYBOX_APPLETS = ("sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo")
+
+
+@dataclass
+class Artefacts:
+    """The file forms of one image; backends derive their own form from these."""
+
+    image_id: str
+    root: Path
+    recipe: dict[str, object] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    cache_hit: bool = True
+
+    @property
+    def rootfs(self) -> Path:
+        return self.root / "rootfs"
+
+    @property
+    def kernel(self) -> Path:
+        return self.root / "vm" / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.root / "vm" / "initrd.img"
+
+    @property
+    def base_disk(self) -> Path:
+        return self.root / "vm" / "base.raw"
+
+    @property
+    def docker_tag(self) -> str:
+        return f"vmvc-workload:{self.image_id}"
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "id": self.image_id,
+            "recipe": self.recipe,
+            "cache_dir": str(self.root),
+            "base_disk_bytes": self.base_disk.stat().st_size if self.base_disk.exists() else None,
+            "build_seconds": round(self.build_seconds, 3),
+            "cache_hit": self.cache_hit,
+        }
+
+
+class ImageBuildError(Exception):
+    """The image could not be built; one line saying what failed."""
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path) -> Iterator[None]:
+    """One builder at a time per cache: a second `vmvc` waits instead of racing."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _staging(final: Path) -> Iterator[Path]:
+    """A temporary sibling directory that becomes `final` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)
+        staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_base_rootfs(recipe: Recipe, mirror: str, target: Path, timeout: float) -> None:
+    rootfs = target / "rootfs"
+    run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(recipe.packages)}",
+            recipe.suite,
+            rootfs,
+            mirror,
+        ],
+        timeout=timeout,
+        what="debootstrap",
+    )
+    for relative in TRIM_PATHS:
+        path = rootfs / relative
+        if path.is_dir():
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+
+
+def _build_kernel_bundle(kernel: KernelRecipe, target: Path, timeout: float) -> None:
+    download = target / "download"
+    download.mkdir()
+    # apt drops privileges to _apt for downloads; let it write here.
+    with contextlib.suppress(KeyError, PermissionError):
+        shutil.chown(download, user="_apt")
+    run(
+        ["apt-get", "download", f"{kernel.package}={kernel.version}"],
+        cwd=download,
+        timeout=timeout,
+        what="apt-get download (guest kernel)",
+    )
+    debs = list(download.glob("*.deb"))
+    if not debs:
+        raise ImageBuildError(f"apt-get download produced no .deb for {kernel.package}")
+    extracted = target / "extracted"
+    run(["dpkg-deb", "-x", debs[0], extracted], timeout=timeout, what="dpkg-deb")
+    vmlinuz = next((extracted / "boot").glob("vmlinuz-*"))
+    shutil.copy2(vmlinuz, target / "vmlinuz")
+    modules_root = next((extracted / "lib" / "modules").iterdir())
+    _build_initramfs(modules_root, target / "initrd.img", timeout)
+    shutil.rmtree(download)
+    shutil.rmtree(extracted)
+    for name in ("vmlinuz", "initrd.img"):
+        os.chmod(target / name, 0o644)
+
+
+def _build_initramfs(modules_root: Path, output: Path, timeout: float) -> None:
+    if not BUSYBOX.exists():
+        raise ImageBuildError("busybox-static is not installed (run `make setup`)")
+    files = initramfs_files()
+    with tempfile.TemporaryDirectory(prefix="vmvc-initramfs-") as tmp:
+        tree = Path(tmp)
+        for directory in ("bin", "dev", "proc", "newroot", "modules"):
+            (tree / directory).mkdir()
+        shutil.copy2(BUSYBOX, tree / "bin" / "busybox")
+        for applet in BUSYBOX_APPLETS:
+            (tree / "bin" / applet).symlink_to("busybox")
+        (tree / "init").write_bytes(files["init"])
+        os.chmod(tree / "init", 0o755)
+        (tree / "modules.order").write_bytes(files["modules.order"])
+        by_name = {p.stem: p for p in modules_root.rglob("*.ko")}
+        for name in files["modules.order"].decode().split():
+            if name not in by_name:
+                raise ImageBuildError(f"guest kernel has no module {name}.ko")
+            shutil.copy2(by_name[name], tree / "modules" / f"{name}.ko")
+        listing = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
+        archive = run(
+            ["cpio", "--quiet", "-o", "-H", "newc", "--owner", "0:0"],
+            cwd=tree,
+            input_bytes=("\n".join(listing) + "\n").encode(),
+            timeout=timeout,
+            what="cpio (initramfs)",
+        ).stdout
+    output.write_bytes(gzip.compress(archive, compresslevel=6))
+
+
+def _install_agent(rootfs: Path, image_id: str) -> None:
+    opt = rootfs / "opt" / "vmvc"
+    opt.mkdir(parents=True, exist_ok=True)
+    for name, content in agent_files().items():
+        (opt / name).write_bytes(content)
+        os.chmod(opt / name, 0o755)
+    etc = rootfs / "etc" / "vmvc"
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "image-id").write_text(image_id + "\n")
+    (rootfs / "data").mkdir(exist_ok=True)
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for entry in path.rglob("*"):
+        if entry.is_file() and not entry.is_symlink():
+            total += entry.stat().st_size
+    return total
+
+
+def _build_base_disk(rootfs: Path, disk: Path, timeout: float) -> None:
+    # Room for inodes and journal on top of the content, rounded to whole MiB.
+    size_mib = int(_tree_bytes(rootfs) * 1.25 / 2**20) + 128
+    run(
+        ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "vmvc-root", "-d", rootfs, disk, f"{size_mib}M"],
+        timeout=timeout,
+        what="mke2fs (base disk)",
+    )
+    os.chmod(disk, 0o444)
+
+
+def build_image(
+    suite: str,
+    packages: list[str],
+    mirror: str | None = None,
+    *,
+    timeout: float = 1800,
+    progress: Progress = lambda _msg: None,
+    rebuild: bool = False,
+) -> Artefacts:
+    """Build (or find in the cache) the workload image; returns its file artefacts."""
+    started = time.monotonic()
+    try:
+        recipe = make_recipe(suite, packages)
+    except ToolError as exc:
+        raise ImageBuildError(str(exc)) from None
+    root = cache_dir()
+    image_dir = root / "images" / recipe.image_id
+    with _build_lock(root):
+        if rebuild and image_dir.exists():
+            shutil.rmtree(image_dir)
+        if (image_dir / "manifest.json").exists():
+            manifest = json.loads((image_dir / "manifest.json").read_text())
+            return Artefacts(recipe.image_id, image_dir, manifest["recipe"], 0.0, True)
+        try:
+            _build_missing(recipe, root, image_dir, mirror, timeout, progress)
+        except ToolError as exc:
+            raise ImageBuildError(str(exc)) from None
+    elapsed = time.monotonic() - started
+    manifest = json.loads((image_dir / "manifest.json").read_text())
+    return Artefacts(recipe.image_id, image_dir, manifest["recipe"], elapsed, False)
+
+
+def _build_missing(
+    recipe: Recipe,
+    root: Path,
+    image_dir: Path,
+    mirror: str | None,
+    timeout: float,
+    progress: Progress,
+) -> None:
+    base_dir = root / "bases" / recipe.base_key
+    if not (base_dir / "rootfs").exists():
+        chosen = mirror or find_mirror(recipe.suite)
+        if not chosen:
+            raise ImageBuildError(
+                f"no Debian mirror for '{recipe.suite}' in /etc/apt/sources*; "
+                "set [image] mirror in the config"
+            )
+        progress(f"debootstrap {recipe.suite} with {', '.join(recipe.packages)} (about a minute)")
+        with _staging(base_dir) as staging:
+            _build_base_rootfs(recipe, chosen, staging, timeout)
+    kernel_dir = kernel_bundle(recipe.kernel, timeout=timeout, progress=progress)
+
+    progress(f"deriving image {recipe.image_id}: rootfs, base disk")
+    with _staging(image_dir) as staging:
+        rootfs = staging / "rootfs"
+        run(["cp", "-a", base_dir / "rootfs", rootfs], timeout=timeout, what="copy rootfs")
+        os.chmod(rootfs, 0o755)
+        _install_agent(rootfs, recipe.image_id)
+        vm = staging / "vm"
+        vm.mkdir(mode=0o755)
+        for name in ("vmlinuz", "initrd.img"):
+            shutil.copy2(kernel_dir / name, vm / name)
+        _build_base_disk(rootfs, vm / "base.raw", timeout)
+        recipe_dict = {
+            "suite": recipe.suite,
+            "packages": list(recipe.packages),
+            "kernel_package": recipe.kernel.package,
+            "kernel_version": recipe.kernel.version,
+            "agent_sha": recipe.agent_sha[:16],
+            "base_key": recipe.base_key,
+            "format_version": recipe.format_version,
+        }
+        (staging / "manifest.json").write_text(
+            json.dumps({"image_id": recipe.image_id, "recipe": recipe_dict}, indent=1)
+        )
+
+
+def kernel_bundle(
+    kernel: KernelRecipe, *, timeout: float = 900, progress: Progress = lambda _m: None
+) -> Path:
+    """vmlinuz + initrd.img for the guest (also what the KVM probe boots)."""
+    kernel_dir = cache_dir() / "kernels" / kernel.key
+    if not (kernel_dir / "initrd.img").exists():
+        progress(f"guest kernel {kernel.package} {kernel.version} and initramfs")
+        with _staging(kernel_dir) as staging:
+            _build_kernel_bundle(kernel, staging, timeout)
+    return kernel_dir
+
+
+def cached_images() -> list[Path]:
+    images = cache_dir() / "images"
+    return (
+        sorted(p for p in images.iterdir() if (p / "manifest.json").exists())
+        if images.exists()
+        else []
+    )

@@ -1,0 +1,209 @@
+"""`vmvc bench` from start to end: choose backends, build the image, run, analyse, report."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from vmvc.backends.accel import AccelError
+from vmvc.backends.base import Backend, available_backend_classes
+from vmvc.config import Config
+from vmvc.environment import host_environment
+from vmvc.image.build import Artefacts, ImageBuildError, build_image
+from vmvc.liveness import hold_run_lock
+from vmvc.progress import LiveView, PlainLog, RunTracker
+from vmvc.results import ResultDocument, SkippedBackend, new_run_id, now_iso, save
+from vmvc.runner import BenchRunner, finish
+
+Say = Callable[[str], None]
+
+
+class BenchError(Exception):
+    """A reason not to start (or continue) a run; one line for the user, exit code 2."""
+
+
+@dataclass
+class Selection:
+    backends: dict[str, Backend]
+    skipped: list[SkippedBackend] = field(default_factory=list)
+
+
+def select_backends(config: Config, requested_all: bool) -> Selection:
+    """Probe the backends; with --backend all skip (and say) what is unavailable,
+    but a backend named explicitly must be available."""
+    classes = available_backend_classes()
+    unknown = [b for b in config.backends if b not in classes]
+    if unknown:
+        raise BenchError(
+            f"unknown backend '{unknown[0]}' (available: {', '.join(classes)}, or 'all')"
+        )
+    chosen: dict[str, Backend] = {}
+    skipped: list[SkippedBackend] = []
+    for name in config.backends:
+        backend = classes[name](config)
+        availability = backend.probe()
+        if availability.available:
+            chosen[name] = backend
+        elif requested_all:
+            skipped.append(SkippedBackend(backend=name, reason=availability.reason))
+            backend.close()
+        else:
+            fix = f"; fix: {availability.fix}" if availability.fix else ""
+            raise BenchError(f"backend '{name}' is not available: {availability.reason}{fix}")
+    if not chosen:
+        reasons = "; ".join(f"{s.backend}: {s.reason}" for s in skipped)
+        raise BenchError(f"no backend is available ({reasons}); run `vmvc doctor`")
+    return Selection(chosen, skipped)
+
+
+def prepare_image(config: Config, say: Say) -> Artefacts:
+    try:
+        return build_image(
+            config.image.suite,
+            config.image.packages,
+            config.image.mirror,
+            timeout=config.timeouts.image_build_s,
+            progress=say,
+        )
+    except ImageBuildError as exc:
+        raise BenchError(f"image build failed: {exc}") from None
+
+
+def prepare_backends(selection: Selection, artefacts: Artefacts, say: Say) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    for name, backend in selection.backends.items():
+        try:
+            facts[name] = backend.prepare(artefacts, say)
+        except AccelError as exc:
+            raise BenchError(str(exc)) from None
+    return facts
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so every context manager tears down."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def new_document(
+    config: Config, selection: Selection, artefacts: Artefacts, prepared: dict[str, Any]
+) -> ResultDocument:
+    import os
+
+    environment = host_environment()
+    for backend in selection.backends.values():
+        environment.update(backend.environment())
+    environment.setdefault("accel", None)  # no libvirt backend in this run
+    doc = ResultDocument(
+        run_id=new_run_id(),
+        started_at=now_iso(),
+        pid=os.getpid(),
+        config=config.model_dump(),
+        environment=environment,
+        image={**artefacts.describe(), "prepared": prepared},
+        skipped=selection.skipped,
+    )
+    return doc
+
+
+def analyse(doc: ResultDocument, config: Config) -> None:
+    """Statistics and claim verdicts, stored in the document beside the raw values."""
+    from vmvc import claims, stats
+
+    doc.statistics = stats.summarize(doc)
+    doc.verdicts = claims.evaluate(doc, doc.statistics, config.thresholds)
+
+
+def write_reports(doc: ResultDocument, directory: Path) -> list[Path]:
+    from vmvc import report
+
+    return report.write_reports(doc, directory, formats=("html", "md"))
+
+
+def run_bench(
+    config: Config,
+    *,
+    requested_all: bool,
+    output: Path,
+    plain: bool,
+    say: Say,
+    resume: ResultDocument | None = None,
+) -> tuple[ResultDocument, Path, list[Path]]:
+    selection = select_backends(config, requested_all)
+    for skipped in selection.skipped:
+        say(f"skipping backend {skipped.backend}: {skipped.reason}")
+    try:
+        artefacts = prepare_image(config, say)
+        prepared = prepare_backends(selection, artefacts, say)
+        if resume is not None:
+            doc = resume
+            if doc.image.get("id") != artefacts.image_id:
+                raise BenchError(
+                    f"cannot resume {doc.run_id}: it used image {doc.image.get('id')}, "
+                    f"this vmvc builds {artefacts.image_id}"
+                )
+            doc.status = "running"
+        else:
+            doc = new_document(config, selection, artefacts, prepared)
+        path = output / f"{doc.run_id}.json"
+        libvirt = selection.backends.get("libvirt")
+        if libvirt is not None:
+            accel = getattr(libvirt, "accel", None)
+            if accel is not None and accel.mode == "tcg":
+                say(f"VMs will be emulated (TCG): {accel.reason}")
+        with hold_run_lock(doc.run_id), terminate_as_interrupt():
+            save(doc, path)
+            say(f"run {doc.run_id}: writing {path}")
+            runner = BenchRunner(
+                config,
+                selection.backends,
+                artefacts,
+                doc,
+                path,
+                observer=None,  # type: ignore[arg-type]
+                needs_more=_needs_more(),
+            )
+            tracker = RunTracker(
+                list(selection.backends),
+                config.workloads,
+                trials_per_rep=len(runner.kinds()) * len(selection.backends),
+                repetitions=config.run.repetitions,
+                warmups=config.run.warmups,
+            )
+            view = PlainLog(tracker) if plain else LiveView(tracker)
+            runner.observer = view
+            try:
+                with view:
+                    runner.run()
+            except KeyboardInterrupt:
+                finish(doc, path, "interrupted")
+                raise
+        analyse(doc, config)
+        finish(doc, path, "complete")
+        reports = write_reports(doc, output)
+        return doc, path, reports
+    finally:
+        for backend in selection.backends.values():
+            backend.close()
+
+
+def _needs_more() -> Callable[[ResultDocument, float], bool] | None:
+    try:
+        from vmvc.stats import needs_more_repetitions
+    except ImportError:
+        return None
+    return needs_more_repetitions

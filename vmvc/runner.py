@@ -1,0 +1,329 @@
+"""Plan execution: repetitions interleaved across backends, timing, teardown, saving as it goes.
+
+One repetition runs every backend once (A B C, A B C, ... or shuffled with a recorded seed),
+so slow drift of a noisy host spreads over all backends instead of biasing one. Each trial
+is an instance's whole life: provision, ready (startup phases), idle footprint, then the
+steady workloads inside it. The result file is rewritten atomically after every trial.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from vmvc.agent.protocol import AgentError
+from vmvc.backends.base import Backend, InstanceSpec
+from vmvc.bench import AGENT_WORKLOADS, footprint, startup
+from vmvc.bench.base import Measurement, ParseError
+from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext
+from vmvc.config import STEADY_WORKLOADS, Config
+from vmvc.image.build import Artefacts
+from vmvc.paths import run_workdir
+from vmvc.proc import ToolError
+from vmvc.results import (
+    InstanceReport,
+    ResultDocument,
+    Sample,
+    TrialError,
+    TrialRecord,
+    now_iso,
+    save,
+)
+
+INSTANCE_TRIAL = "instance"
+INSTANCE_WORKLOADS = ("startup", "footprint", *STEADY_WORKLOADS)
+
+
+class Observer(Protocol):
+    """What the live view (or plain log) is told as the run goes."""
+
+    def trial_started(self, backend: str, kind: str, repetition: int, warmup: bool) -> None: ...
+    def phase(self, backend: str, text: str) -> None: ...
+    def sample(self, sample: Sample) -> None: ...
+    def trial_finished(self, backend: str, kind: str, ok: bool, message: str) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class TrialFailed(Exception):
+    def __init__(self, message: str, console_tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.console_tail = console_tail or []
+
+
+@dataclass
+class Plan:
+    """The trials of one repetition, in run order."""
+
+    repetition: int
+    warmup: bool
+    trials: list[tuple[str, str]] = field(default_factory=list)  # (backend, kind)
+
+
+class BenchRunner:
+    def __init__(
+        self,
+        config: Config,
+        backends: dict[str, Backend],
+        artefacts: Artefacts,
+        doc: ResultDocument,
+        path: Path,
+        observer: Observer,
+        host: str = "local",
+        needs_more: Callable[[ResultDocument, float], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.backends = backends
+        self.artefacts = artefacts
+        self.doc = doc
+        self.path = path
+        self.observer = observer
+        self.host = host
+        self.needs_more = needs_more
+        self.workdir = run_workdir(doc.run_id)
+        self.seed = config.run.seed if config.run.seed is not None else random.randrange(2**31)
+        self.doc.config.setdefault("effective_seed", self.seed)
+        self._names: dict[str, int] = {}
+
+    # -- planning -------------------------------------------------------------------------
+
+    def kinds(self) -> list[str]:
+        chosen = self.config.workloads
+        kinds = [INSTANCE_TRIAL] if any(w in INSTANCE_WORKLOADS for w in chosen) else []
+        return kinds + [w for w in chosen if w in LIFECYCLE_WORKLOADS]
+
+    def plan(self, repetition: int) -> Plan:
+        warmup = repetition < 0
+        order = list(self.backends)
+        if self.config.run.shuffle:
+            random.Random(self.seed + repetition).shuffle(order)
+        trials = [(backend, kind) for kind in self.kinds() for backend in order]
+        return Plan(repetition, warmup, trials)
+
+    def done(self) -> set[tuple[str, str, str, int]]:
+        return {t.key for t in self.doc.trials if t.status == "ok"}
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(self) -> ResultDocument:
+        started = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            for repetition in range(-self.config.run.warmups, 0):
+                self._run_repetition(self.plan(repetition))
+            repetition = 0
+            while self._want_repetition(repetition, started):
+                self._run_repetition(self.plan(repetition))
+                repetition += 1
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return self.doc
+
+    def _want_repetition(self, repetition: int, started: float) -> bool:
+        settings = self.config.run
+        if repetition < settings.repetitions:
+            return True
+        if repetition >= settings.max_repetitions:
+            return False
+        if time.monotonic() - started > settings.time_budget_s:
+            self.observer.message(f"time budget of {settings.time_budget_s:.0f} s reached")
+            return False
+        if self.needs_more is None:
+            return False
+        more = self.needs_more(self.doc, settings.target_ci_width)
+        if more:
+            self.observer.message(
+                f"a 95 % CI is still wider than {settings.target_ci_width:.0%}: "
+                f"repetition {repetition + 1}"
+            )
+        return more
+
+    def _run_repetition(self, plan: Plan) -> None:
+        finished = self.done()
+        for backend_name, kind in plan.trials:
+            key = (self.host, backend_name, kind, plan.repetition)
+            if key in finished:
+                continue  # resumed run: this trial already succeeded
+            self._run_trial(backend_name, kind, plan.repetition, plan.warmup)
+
+    def _run_trial(self, backend_name: str, kind: str, repetition: int, warmup: bool) -> None:
+        self.observer.trial_started(backend_name, kind, repetition, warmup)
+        started = time.monotonic()
+        status: str = "ok"
+        message = ""
+        try:
+            if kind == INSTANCE_TRIAL:
+                self._instance_trial(backend_name, repetition, warmup)
+            else:
+                self._lifecycle_trial(backend_name, kind, repetition, warmup)
+        except (TrialFailed, AgentError, ParseError, ToolError, OSError, RuntimeError) as exc:
+            status, message = "failed", _one_line(exc)
+            tail = exc.console_tail if isinstance(exc, TrialFailed) else []
+            self._record_error(backend_name, kind, repetition, message, tail)
+        except Exception as exc:  # an engine error (docker/libvirt) must not end the run
+            status, message = "failed", f"{exc.__class__.__name__}: {_one_line(exc)}"
+            self._record_error(backend_name, kind, repetition, message, [])
+        finally:
+            self.doc.trials = [
+                t for t in self.doc.trials if t.key != (self.host, backend_name, kind, repetition)
+            ]
+            self.doc.trials.append(
+                TrialRecord(
+                    backend=backend_name,
+                    kind=kind,
+                    repetition=repetition,
+                    warmup=warmup,
+                    status="ok" if status == "ok" else "failed",
+                    host=self.host,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+            )
+            save(self.doc, self.path)
+        self.observer.trial_finished(backend_name, kind, status == "ok", message)
+
+    def spec(self, backend_name: str, *, restart_on_crash: bool = False) -> InstanceSpec:
+        index = self._names.get(backend_name, 0) + 1
+        self._names[backend_name] = index
+        name = f"vmvc-{self.doc.run_id}-{backend_name}-{index}"
+        settings = self.config.instance
+        return InstanceSpec(
+            run_id=self.doc.run_id,
+            name=name,
+            workdir=self.workdir / name,
+            vcpus=settings.vcpus,
+            memory_mib=settings.memory_mib,
+            data_disk_mib=settings.data_disk_mib,
+            boot_timeout=self.config.timeouts.boot_s,
+            restart_on_crash=restart_on_crash,
+        )
+
+    def _instance_trial(self, backend_name: str, repetition: int, warmup: bool) -> None:
+        backend = self.backends[backend_name]
+        chosen = self.config.workloads
+        timeouts = self.config.timeouts
+        self.observer.phase(backend_name, "provisioning")
+        with backend.provision(self.artefacts, self.spec(backend_name)) as instance:
+            self.observer.phase(
+                backend_name, "booting" if backend_name == "libvirt" else "starting"
+            )
+            try:
+                info = instance.wait_ready(timeouts.boot_s)
+            except AgentError as exc:
+                raise TrialFailed(str(exc), instance.console_tail()) from None
+            self.doc.instances.append(
+                InstanceReport(
+                    backend=backend_name,
+                    repetition=repetition,
+                    image_id=info.image_id,
+                    kernel=info.kernel,
+                    host=self.host,
+                )
+            )
+            if info.image_id != self.artefacts.image_id:
+                raise TrialFailed(
+                    f"instance reports image {info.image_id}, expected {self.artefacts.image_id}"
+                )
+            if "startup" in chosen:
+                self._record(
+                    backend_name,
+                    "startup",
+                    repetition,
+                    warmup,
+                    startup.measurements(instance.phases),
+                )
+            if "footprint" in chosen:
+                self.observer.phase(backend_name, "footprint (idle)")
+                time.sleep(footprint.SETTLE_SECONDS)
+                self._record(
+                    backend_name,
+                    "footprint",
+                    repetition,
+                    warmup,
+                    footprint.measurements(instance.footprint()),
+                )
+            for name in STEADY_WORKLOADS:
+                if name not in chosen:
+                    continue
+                workload = AGENT_WORKLOADS[name]
+                self.observer.phase(backend_name, name)
+                try:
+                    lines = instance.run(name, workload.command(self.config), timeouts.workload_s)
+                    measured = workload.parse(lines)
+                except (AgentError, ParseError) as exc:
+                    # one failed workload does not void the others measured in this instance
+                    self._record_error(
+                        backend_name, name, repetition, _one_line(exc), instance.console_tail()
+                    )
+                    if instance.log.closed:
+                        raise TrialFailed("instance died", instance.console_tail()) from None
+                    continue
+                self._record(backend_name, name, repetition, warmup, measured)
+            self.observer.phase(backend_name, "tearing down")
+
+    def _lifecycle_trial(self, backend_name: str, kind: str, repetition: int, warmup: bool) -> None:
+        workload = LIFECYCLE_WORKLOADS[kind]
+        context = LifecycleContext(
+            config=self.config,
+            backend=self.backends[backend_name],
+            artefacts=self.artefacts,
+            make_spec=self.spec,
+            phase=lambda text: self.observer.phase(backend_name, text),
+            doc=self.doc,
+            host=self.host,
+        )
+        measured = workload.run(context)
+        self._record(backend_name, kind, repetition, warmup, measured)
+
+    def _record(
+        self,
+        backend: str,
+        workload: str,
+        repetition: int,
+        warmup: bool,
+        measured: list[Measurement],
+    ) -> None:
+        for m in measured:
+            sample = Sample(
+                backend=backend,
+                workload=workload,
+                metric=m.metric,
+                value=m.value,
+                unit=m.unit,
+                repetition=repetition,
+                higher_is_better=m.higher_is_better,
+                warmup=warmup,
+                host=self.host,
+                metadata=m.metadata,
+            )
+            self.doc.samples.append(sample)
+            self.observer.sample(sample)
+
+    def _record_error(
+        self, backend: str, workload: str, repetition: int, message: str, tail: list[str]
+    ) -> None:
+        self.doc.errors.append(
+            TrialError(
+                backend=backend,
+                workload=workload,
+                repetition=repetition,
+                message=message,
+                host=self.host,
+                console_tail=tail[-20:],
+            )
+        )
+        self.observer.message(f"{backend} {workload} repetition {repetition + 1}: {message}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def finish(doc: ResultDocument, path: Path, status: str) -> None:
+    doc.status = status  # type: ignore[assignment]
+    doc.finished_at = now_iso()
+    save(doc, path)
