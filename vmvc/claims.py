@@ -22,6 +22,7 @@ from typing import Any
 
 from vmvc import stats as st
 from vmvc.config import Thresholds
+from vmvc.export.numbers import format_number
 from vmvc.results import ResultDocument
 
 VM, CONTAINER, NATIVE = "libvirt", "docker", "native"
@@ -129,17 +130,10 @@ class Claim:
 
 
 def fmt(value: float | None) -> str:
-    """Three significant figures without scientific notation, for sentences."""
+    """The reports' shared number format, so verdict sentences and tables show the same digits."""
     if value is None:
         return "n/a"
-    size = abs(value)
-    if size >= 100:
-        return f"{value:,.0f}"
-    if size >= 10:
-        return f"{value:.1f}"
-    if size >= 0.1 or size == 0:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
+    return format_number(value)
 
 
 def fmt_value(value: float | None, unit: str) -> str:

@@ -97,7 +97,7 @@ def bench(
     if repetitions is not None:
         if repetitions < 1:
             fail("--repetitions must be at least 1")
-        overrides["run"] = {"repetitions": repetitions}
+        overrides["run"] = {"repetitions": repetitions, "max_repetitions": repetitions}
     resumed = None
     if resume is not None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -48,8 +49,12 @@ def report(
     except UnknownFormatError as exc:  # pragma: no cover - checked above
         raise _fail(str(exc)) from None
     if output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `vmvc report -o - | head`: the reader left, not an error
+            # Python's documented recipe: point stdout at devnull so the flush at exit is quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     path = Path(output) if output else result.with_name(f"{result.stem}.{fmt}")
     if path.resolve() == result.resolve():

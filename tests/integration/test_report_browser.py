@@ -27,19 +27,15 @@ import select
 import shutil
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from reportdata import HOSTILE, build_document, vmvc_statistics_available
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
-
-from reportdata import HOSTILE, build_document, vmvc_statistics_available  # noqa: E402
-
-from vmvc.report import write_reports  # noqa: E402
+from vmvc.report import write_reports
 
 pytestmark = pytest.mark.browser
 

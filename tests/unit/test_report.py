@@ -7,31 +7,26 @@ import io
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import typer
+from reportdata import build_document, vmvc_statistics_available
 from typer.testing import CliRunner
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
-
-from reportdata import build_document, vmvc_statistics_available  # noqa: E402
-
-from vmvc.cli_report import register  # noqa: E402
-from vmvc.export.csv_samples import COLUMNS  # noqa: E402
-from vmvc.export.html_page import script_json  # noqa: E402
-from vmvc.export.markdown import md_text  # noqa: E402
-from vmvc.export.view import (  # noqa: E402
+from vmvc.cli_report import register
+from vmvc.export.csv_samples import COLUMNS
+from vmvc.export.html_page import script_json
+from vmvc.export.markdown import md_text
+from vmvc.export.view import (
     WORKLOAD_TITLES,
     format_estimate,
     format_number,
     short_label,
 )
-from vmvc.report import FORMATS, UnknownFormatError, render, write_reports  # noqa: E402
-from vmvc.results import ResultDocument, save  # noqa: E402
-
+from vmvc.report import FORMATS, UnknownFormatError, render, write_reports
+from vmvc.results import ResultDocument, save
 
 STATISTICS = [
     "builtin",
@@ -403,3 +398,44 @@ def test_cli_refuses_to_overwrite_the_result(cli, result_file: Path) -> None:
 
 def test_number_formatting_is_finite_safe() -> None:
     assert format_number(math.inf * -1) == "-∞"
+
+
+def test_empty_document_renders_in_every_format() -> None:
+    empty = ResultDocument(run_id="empty", started_at="2025-01-01T00:00:00+00:00")
+    for fmt in FORMATS:
+        assert render(empty, fmt)
+    markdown = render(empty, "md")
+    assert "No measured samples." in markdown and "No trial failed." in markdown
+    assert "<script>" in render(empty, "html")  # the page script; no plotly without charts
+    assert render(empty, "csv") == ",".join(COLUMNS) + "\n"
+
+
+def test_verdict_numbers_keep_intervals_with_their_values() -> None:
+    doc = build_document(seed=1, statistics="builtin")
+    doc.verdicts = [
+        {
+            "claim": "C05",
+            "title": "scale",
+            "verdict": "confirmed",
+            "text": "t",
+            "numbers": {
+                "docker_slope": 0.1542,
+                "docker_ci_low": 0.146,
+                "docker_ci_high": 0.181,
+                "ratio": 41.29,
+                "ci_low": 37.99,
+                "ci_high": 43.73,
+                "unit": "s",
+                "resources": {"cpu": {"overhead": 0.7158, "overhead_ci_low": 0.69,
+                                      "overhead_ci_high": 0.74}},
+            },
+        }
+    ]  # fmt: skip
+    row = _md_tables(render(doc, "md"))["Verdicts"][0]
+    assert row["numbers"] == (
+        "docker\\_slope = 0.154 [0.146, 0.181]; ratio = 41.3 [38.0, 43.7]; unit = s "
+        "(+1 more in the HTML and JSON reports)"
+    )
+    assert 'resources.cpu.overhead</span> <span class="v">0.716 [0.690, 0.740]' in render(
+        doc, "html"
+    )

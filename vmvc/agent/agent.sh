@@ -14,6 +14,9 @@
 #   agent idle                   ready line, then wait until terminated (container main process)
 #   agent serve                  ready line, then run one command per input line (VM, native)
 #   agent run ID WORKLOAD ARGS   run one workload, framed (docker exec)
+#
+# Workloads: cpu, memory, io, facts [PROBE], ping, crash (VM guests only: kernel panic, for
+# the recovery workload; refused anywhere else because on the host it would crash the host).
 
 IMAGE_ID=$(cat /etc/vmvc/image-id 2>/dev/null || echo unknown)
 WORKDIR=/tmp
@@ -75,7 +78,7 @@ EOF
     return $status
 }
 
-run_facts() {
+run_facts() { # [probe token]
     # Facts about isolation as seen from inside (no timing). key=value, one per line.
     echo "kernel_release=$(uname -r)"
     . /etc/os-release 2>/dev/null && echo "os_release=$PRETTY_NAME"
@@ -91,6 +94,30 @@ run_facts() {
     echo "kernel_modules_visible=$( (wc -l < /proc/modules) 2>/dev/null || echo 0)"
     echo "hostname=$(cat /proc/sys/kernel/hostname)"
     echo "uid=$(id -u)"
+    # Same boot id as the host's = same running kernel (a release string can coincide).
+    echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+    if [ -n "$1" ]; then
+        # The host runs a process named vmvc-probe-<token>: seeing it means seeing host
+        # processes. "[e]" keeps grep's own command line (which holds the pattern) from
+        # matching; this script's command line holds only the bare token.
+        if grep -qsa "vmvc-prob[e]-$1" /proc/[0-9]*/cmdline; then
+            echo "host_probe_visible=1"
+        else
+            echo "host_probe_visible=0"
+        fi
+    fi
+}
+
+run_crash() {
+    # Panic the kernel so the engine's crash/reboot policy has to bring the instance back.
+    # Only inside a vmvc VM guest (its init is guest-init and the kernel command line names
+    # a vmvc run): in the native chroot /proc/sysrq-trigger is the host's.
+    if [ "$(cat /proc/1/comm 2>/dev/null)" != guest-init ] \
+        || ! grep -q 'vmvc\.run=' /proc/cmdline 2>/dev/null; then
+        echo "vmvc agent: crash refused: not a vmvc VM guest"
+        return 1
+    fi
+    echo c > /proc/sysrq-trigger
 }
 
 dispatch() { # id workload args...
@@ -102,7 +129,8 @@ dispatch() { # id workload args...
         cpu) run_cpu "$@" ;;
         memory) run_memory "$@" ;;
         io) run_io "$@" ;;
-        facts) run_facts ;;
+        facts) run_facts "$@" ;;
+        crash) run_crash ;;
         ping) echo pong ;;
         *) echo "vmvc agent: unknown workload '$workload'"; false ;;
     esac

@@ -26,11 +26,11 @@ class IoWorkload:
 
     def parse(self, lines: list[str]) -> list[Measurement]:
         text = "\n".join(lines)
-        start = text.find("{")
+        start, end = text.find("{"), text.rfind("}")
         if start < 0:
             raise ParseError("fio printed no JSON report")
         try:
-            report = json.loads(text[start : text.rindex("}") + 1])
+            report = json.loads(text[start : end + 1])
         except json.JSONDecodeError as exc:
             raise ParseError(f"fio JSON report is malformed ({exc.msg})") from None
         jobs = {job["jobname"]: job for job in report.get("jobs", [])}

@@ -67,6 +67,8 @@ def _render(view: ReportView) -> str:
         "`median [low, high]`; ratios are medians divided, with the interval of the ratio.",
         "",
     ]
+    if not view.tables:
+        out += ["No measured samples.", ""]
     multi_host = len({t.host for t in view.tables}) > 1
     for t in view.tables:
         heading = md_text(t.title) + (f" — {md_text(t.host)}" if multi_host else "")
@@ -80,6 +82,8 @@ def _render(view: ReportView) -> str:
         ]
         out += [f"### {heading}", ""]
         out += _table([md_text(h) for h in header], body, "ll" + "r" * (len(header) - 2))
+        notes = sorted({r.note for r in t.rows if r.note})
+        out += [*(f"_{md_text(n)}_" for n in notes), ""] if notes else []
 
     if view.facts:
         out += ["## Isolation and kernel facts", ""]
@@ -116,5 +120,5 @@ def _render(view: ReportView) -> str:
         [f"image id ({md_text(short_label(b))})", md_text(", ".join(ids))]
         for b, ids in view.image_ids.items()
     ]
-    out += _table(["key", "value"], body)
+    out += _table(["key", "value"], body) if body else ["No environment recorded.", ""]
     return "\n".join(out)

@@ -22,6 +22,7 @@ from vmvc.export.numbers import (
 )
 from vmvc.results import ResultDocument, Sample
 
+# The number formatting lives in numbers.py; exporters may import it from here too.
 __all__ = ["format_estimate", "format_exact", "format_number", "format_value"]
 
 BACKEND_ORDER = ("native", "docker", "libvirt")
@@ -135,18 +136,27 @@ class Analysis:
 
 
 def analyse(doc: ResultDocument) -> Analysis:
-    """The document's statistics and verdicts; computed only if the document lacks them."""
-    if doc.statistics.get("summaries"):
-        return Analysis(doc.statistics, doc.verdicts or _unmeasured_verdicts("no verdicts"))
+    """The document's statistics and verdicts; computed only where the document lacks them."""
+    statistics, verdicts = doc.statistics, doc.verdicts
+    if statistics.get("summaries") and verdicts:
+        return Analysis(statistics, verdicts)
     try:
-        from vmvc import claims, stats  # optional until the statistics engine exists
+        from vmvc import claims, stats  # the engines that `vmvc bench` ran, if installed
     except ImportError:
+        if statistics.get("summaries"):
+            return Analysis(statistics, _unmeasured_verdicts("no verdicts in the result"))
         return _numpy_analysis(doc, "statistics module not available")
-    try:
-        statistics = stats.summarize(doc)
-        verdicts = claims.evaluate(doc, statistics, _thresholds(doc))
-    except Exception as exc:  # a report is still worth having without confidence intervals
-        return _numpy_analysis(doc, f"statistics failed ({exc.__class__.__name__}: {exc})")
+    if not statistics.get("summaries"):
+        try:
+            statistics = stats.summarize(doc)
+        except Exception as exc:  # a report is still worth having without intervals
+            return _numpy_analysis(doc, f"statistics failed ({exc.__class__.__name__}: {exc})")
+    if not verdicts:
+        try:
+            verdicts = claims.evaluate(doc, statistics, _thresholds(doc))
+        except Exception as exc:
+            why = f"verdicts failed ({exc.__class__.__name__}: {exc})"
+            return Analysis(statistics, _unmeasured_verdicts(why), why)
     return Analysis(statistics, verdicts)
 
 
@@ -324,7 +334,7 @@ def _number_items(numbers: dict[str, Any], prefix: str) -> list[tuple[str, str, 
     """(key path, text, nested?) for a verdict's numbers, an interval next to its value.
 
     `ratio`, `ci_low`, `ci_high` become `ratio 41.3 [38.0, 43.7]`, as do `x`, `x_ci_low`,
-    `x_ci_high`; nested mappings are flattened to `outer › inner` paths.
+    `x_ci_high`; nested mappings are flattened to `outer.inner` paths.
     """
     merged = _intervals(numbers)
     absorbed = {bound for low, high in merged.values() for bound in (low, high)}
@@ -332,7 +342,7 @@ def _number_items(numbers: dict[str, Any], prefix: str) -> list[tuple[str, str, 
     for key, value in numbers.items():
         if key in absorbed:
             continue
-        path = f"{prefix} › {key}" if prefix else str(key)
+        path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict) and value:
             items.extend((p, t, True) for p, t, _ in _number_items(value, path))
         elif key in merged:
@@ -481,7 +491,7 @@ def _rows_per_n(
                 samples[0].higher_is_better,
                 cells,
                 ratios,
-                note="median of repetitions",
+                note="Rows with (N=…): median of the repetitions at that N, no interval.",
             )
         )
     return rows

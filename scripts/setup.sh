@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Idempotent host set-up for vmvc (Debian/Ubuntu, run as root):
+#  1. install the host packages that are missing,
+#  2. create .venv with vmvc installed (so .venv/bin/vmvc exists),
+#  3. start dockerd (no bridge, no iptables), virtlogd and libvirtd if they do not answer.
+# A daemon that already answers is never restarted or reconfigured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PACKAGES=(
+  docker.io qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev pkg-config
+  debootstrap busybox-static cpio e2fsprogs util-linux tar python3-venv python3-dev gcc
+  chromium openssh-server openssh-client tmux
+)
+
+SETUP_LOG=${SETUP_LOG:-/tmp/vmvc-setup.log}
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+quietly() { # run a noisy step; show its output only if it fails
+  if ! "$@" >>"$SETUP_LOG" 2>&1; then
+    log "failed: $* (last lines of $SETUP_LOG follow)"
+    tail -n 25 "$SETUP_LOG" >&2
+    return 1
+  fi
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    log "not a Debian/Ubuntu host: install by hand: ${PACKAGES[*]}"
+    return
+  fi
+  local missing=()
+  for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    quietly as_root apt-get update -q
+    quietly as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l \
+      apt-get install -y -q "${missing[@]}"
+  fi
+}
+
+python_for_venv() {
+  # Prefer a python3 that has venv and headers (libvirt-python compiles against them).
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import venv' 2>/dev/null; then
+      echo "$candidate"; return
+    fi
+  done
+  echo python3
+}
+
+install_venv() {
+  local stamp="$VENV/.vmvc-installed"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    "$(python_for_venv)" -m venv "$VENV"
+  fi
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ ! -x "$VENV/bin/vmvc" ]; then
+    log "installing vmvc and its dependencies into $VENV"
+    quietly "$VENV/bin/pip" install -q --upgrade pip
+    quietly "$VENV/bin/pip" install -q -e '.[dev]'
+    "$VENV/bin/python" -c 'import vmvc, libvirt, docker' && touch "$stamp"
+  fi
+}
+
+wait_for() { # seconds description command...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq 1 $((seconds * 4))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  log "$what did not come up within ${seconds}s"; return 1
+}
+
+start_daemons() {
+  if ! timeout 10 docker info >/dev/null 2>&1; then
+    log "starting dockerd (--bridge=none --iptables=false)"
+    as_root bash -c 'nohup dockerd --bridge=none --iptables=false >/var/log/vmvc-dockerd.log 2>&1 &'
+    wait_for 60 dockerd timeout 5 docker info
+  fi
+  if [ ! -S /run/libvirt/virtlogd-sock ] || ! pgrep -x virtlogd >/dev/null; then
+    log "starting virtlogd"
+    as_root virtlogd -d
+  fi
+  if ! timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; then
+    log "starting libvirtd"
+    as_root libvirtd -d
+    wait_for 60 libvirtd timeout 5 virsh -c qemu:///system version
+  fi
+}
+
+install_packages
+install_venv
+start_daemons
+log "ready: $VENV/bin/vmvc"

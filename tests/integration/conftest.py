@@ -1,0 +1,103 @@
+"""Fixtures for integration tests: real dockerd, real libvirtd, the real workload image.
+
+Nothing here is mocked. The image is built once per session (a cache hit after the first
+build on a machine); every test checks that it left no vmvc container, domain or work dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import libvirt
+import pytest
+
+from vmvc.config import Config, load_config
+from vmvc.image.build import Artefacts, build_image
+from vmvc.paths import work_root
+
+REPO = Path(__file__).resolve().parents[2]
+VMVC = [sys.executable, "-m", "vmvc"]
+
+# Small workload sizes: integration tests prove the path works, benchmarks measure.
+SMALL = {
+    "accel": "tcg",
+    "run": {"repetitions": 1, "max_repetitions": 1, "warmups": 0},
+    "workload": {
+        "cpu": {"seconds": 1},
+        "memory": {"seconds": 1},
+        "io": {"file_size_mib": 16, "runtime_s": 1},
+    },
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def small_config() -> Config:
+    return load_config("quick", overrides=SMALL)
+
+
+@pytest.fixture(scope="session")
+def artefacts(small_config: Config) -> Artefacts:
+    return build_image(small_config.image.suite, small_config.image.packages)
+
+
+def vmvc_leftovers() -> list[str]:
+    """Every vmvc-named resource on this host: containers, domains, run work dirs."""
+    found: list[str] = []
+    client = docker.from_env()
+    found += [
+        f"container {c.name}" for c in client.containers.list(all=True, filters={"label": "vmvc"})
+    ]
+    found += [
+        f"container {c.name}"
+        for c in client.containers.list(all=True)
+        if c.name.startswith("vmvc-")
+    ]
+    client.close()
+    conn = libvirt.open("qemu:///system")
+    found += [f"domain {d.name()}" for d in conn.listAllDomains() if d.name().startswith("vmvc-")]
+    conn.close()
+    found += [f"dir {p}" for p in work_root().glob("vmvc-*")]
+    return sorted(set(found))
+
+
+@pytest.fixture
+def no_leftovers() -> Iterator[None]:
+    before = vmvc_leftovers()
+    yield
+    after = [item for item in vmvc_leftovers() if item not in before]
+    assert after == [], f"vmvc left resources behind: {after}"
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def run_vmvc(
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*VMVC, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or REPO,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text())

@@ -1,0 +1,95 @@
+"""The vertical slice end to end: `vmvc bench --backend all` on real engines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from vmvc.backends.accel import cached_probe
+
+from .conftest import load_json, run_vmvc, write_config
+
+SMALL_TOML = """
+profile = "quick"
+accel = "auto"
+[run]
+repetitions = 2
+max_repetitions = 2
+[workload.cpu]
+seconds = 1
+[workload.memory]
+seconds = 1
+[workload.io]
+file_size_mib = 16
+runtime_s = 1
+"""
+
+BASIC = {"startup", "cpu", "memory", "io", "footprint"}
+
+
+def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> None:
+    config = write_config(tmp_path / "small.toml", SMALL_TOML)
+    out = tmp_path / "results"
+    done = run_vmvc(
+        "bench", "--backend", "all", "--config", str(config), "--plain", "--output", str(out)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    [result_path] = out.glob("*.json")
+    doc = load_json(result_path)
+    assert doc["schema_version"] == 1
+    assert doc["status"] == "complete"
+    assert doc["errors"] == []
+
+    # The acceleration recorded is what the KVM probe decided on this host (TCG here).
+    probe = cached_probe("qemu:///system")
+    assert probe is not None
+    assert doc["environment"]["accel"] == ("kvm" if probe["ok"] else "tcg")
+    for key in (
+        "kernel",
+        "cpu_model",
+        "cores",
+        "memory_mib",
+        "docker_version",
+        "libvirt_version",
+        "qemu_version",
+    ):
+        assert doc["environment"].get(key), key
+
+    # Every backend x workload, two measured repetitions each.
+    measured = [s for s in doc["samples"] if not s["warmup"]]
+    seen = {(s["backend"], s["workload"]) for s in measured}
+    assert seen == {(b, w) for b in ("native", "docker", "libvirt") for w in BASIC}
+    reps = Counter((s["backend"], s["workload"], s["metric"]) for s in measured)
+    assert set(reps.values()) == {2}
+
+    # Interleaved: repetition 0 of every backend ran before repetition 1 of any.
+    order = [(t["repetition"], t["backend"]) for t in doc["trials"]]
+    assert order == sorted(order, key=lambda item: item[0])
+
+    # The same image, proven from inside every instance.
+    image_id = doc["image"]["id"]
+    reported = {(i["backend"], i["image_id"]) for i in doc["instances"]}
+    assert reported == {(b, image_id) for b in ("native", "docker", "libvirt")}
+    kernels = {i["backend"]: i["kernel"] for i in doc["instances"]}
+    assert kernels["docker"] == kernels["native"] != kernels["libvirt"]
+
+    # Plausible values: a VM boots slower than a container starts; footprints are positive.
+    def median(backend: str, workload: str, metric: str) -> float:
+        values = sorted(
+            s["value"]
+            for s in measured
+            if (s["backend"], s["workload"], s["metric"]) == (backend, workload, metric)
+        )
+        return values[len(values) // 2]
+
+    assert median("libvirt", "startup", "total_s") > median("docker", "startup", "total_s")
+    assert median("libvirt", "footprint", "total_mib") > 64
+    assert median("docker", "cpu", "events_per_s") > 0
+
+    # The markdown summary sits beside the JSON, with the emulation banner when emulated.
+    markdown = result_path.with_suffix(".md").read_text()
+    assert "| native |" in markdown or "native" in markdown
+    if doc["environment"]["accel"] == "tcg":
+        assert "Emulated VM" in markdown
+    assert result_path.with_suffix(".html").exists()

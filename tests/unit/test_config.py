@@ -1,0 +1,63 @@
+"""Config validation: profiles, files, overrides, one-line messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vmvc.config import PROFILES, ConfigError, load_config
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_load(profile: str) -> None:
+    config = load_config(profile)
+    assert config.profile == profile
+    assert config.run.max_repetitions >= config.run.repetitions
+
+
+def test_profiles_grow() -> None:
+    quick, default, nightly = (load_config(p) for p in PROFILES)
+    assert quick.run.repetitions <= default.run.repetitions <= nightly.run.repetitions
+    assert max(nightly.workload.scale.counts) >= 16
+
+
+def test_file_overrides_profile_and_cli_overrides_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('profile = "default"\n[workload.cpu]\nseconds = 7\n')
+    config = load_config(None, path, {"workload": {"cpu": {"threads": 2}}})
+    assert config.profile == "default"
+    assert (config.workload.cpu.seconds, config.workload.cpu.threads) == (7, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[run]\nrepetitions = 0\n", "key 'run.repetitions'"),
+        ("[run]\nrepetition = 3\n", "key 'run.repetition': unknown key"),
+        ('[workload.cpu]\nseconds = "ten"\n', "key 'workload.cpu.seconds'"),
+        ('workloads = ["cpu", "gpu"]\n', "unknown workload 'gpu'"),
+        ('accel = "hvf"\n', "key 'accel'"),
+        ("[workload.scale]\ncounts = [0, 2]\n", "counts must be"),
+        ('profile = "turbo"\n', "unknown profile 'turbo'"),
+        ("[run\n", "invalid TOML"),
+        ('[image]\nmirror = "ftp://x"\n', "mirror must be"),
+        ('[image]\npackages = ["fio; rm -rf /"]\n', "not a Debian package name"),
+    ],
+)
+def test_bad_config_gives_one_line_naming_file_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, path)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    if "profile" not in message:
+        assert str(path) in str(caught.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(None, tmp_path / "nope.toml")
