@@ -42,6 +42,19 @@ def _config(profile: str | None, config_file: Path | None, overrides: dict[str, 
         fail(str(exc))
 
 
+# Commands that only read files need no engine, so they do not look for leftovers.
+FILE_ONLY_COMMANDS = {"clean", "report", "compare", "history"}
+
+
+@app.callback()
+def notice_leftovers(ctx: typer.Context) -> None:
+    """After a kill -9 the next vmvc command says what the dead run left behind."""
+    if ctx.invoked_subcommand not in FILE_ONLY_COMMANDS:
+        from vmvc.cleanup import warn_about_leftovers
+
+        warn_about_leftovers(err)
+
+
 @app.command()
 def bench(
     backend: Annotated[
@@ -78,7 +91,7 @@ def bench(
     ] = None,
 ) -> None:
     """Run the benchmark: every chosen backend x workload, interleaved repetitions."""
-    from vmvc.orchestrate import BenchError, run_bench
+    from vmvc.orchestrate import BenchError, Interrupted, run_bench
     from vmvc.results import ResultFileError, load
 
     overrides: dict[str, Any] = {}
@@ -110,9 +123,6 @@ def bench(
     if output.exists() and not output.is_dir():
         fail(f"--output {output} is a file; give a directory")
     plain = plain or not err.is_terminal
-    from vmvc.cleanup import warn_about_leftovers
-
-    warn_about_leftovers(err)
     try:
         doc, path, reports = run_bench(
             config,
@@ -124,11 +134,23 @@ def bench(
         )
     except BenchError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
+    except Interrupted as stop:
+        if stop.left:
+            err.print(
+                f"interrupted; cleanup was cut short, left behind: {', '.join(stop.left)}; "
+                "remove them with `vmvc clean`",
+                highlight=False,
+            )
+        else:
+            err.print("interrupted: every instance this run created was removed", highlight=False)
         err.print(
-            "interrupted: every instance this run created was removed; "
-            "partial results were saved (resume with --resume RUN_ID)"
+            f"partial results: {stop.path} (finish them: vmvc bench --resume {stop.run_id} "
+            f"--output {output})",
+            highlight=False,
         )
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("interrupted before the run started; nothing was created")
         raise typer.Exit(130) from None
     out.print(f"results: {path}")
     for report_path in reports:
@@ -234,7 +256,23 @@ _register_optional()
 
 def main() -> None:
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        # Usage errors (typer's bundled click) span several lines and a box; vmvc says one
+        # line. Matched by shape because typer does not export the class publicly.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        if not exc.format_message().strip():  # `vmvc` alone: help was shown
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "vmvc"
+        err.print(
+            f"[bold red]error:[/bold red] {exc.format_message()} (see `{command} --help`)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -210,6 +210,12 @@ def validation_message(source: str, exc: ValidationError) -> str:
     return f"{source}: key '{key}': {message}"
 
 
+def _host_memory_mib() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total // 2**20)
+
+
 def load_config(
     profile: str | None = None,
     path: Path | None = None,
@@ -232,6 +238,12 @@ def load_config(
             config = Config.model_validate(_merge(config.model_dump(), overrides))
         except ValidationError as exc:
             raise ConfigError(validation_message("command line", exc)) from None
+    host_mib = _host_memory_mib()
+    if config.instance.memory_mib > host_mib:
+        raise ConfigError(
+            f"{source}: key 'instance.memory_mib': {config.instance.memory_mib} MiB is more "
+            f"than this host's memory ({host_mib} MiB)"
+        )
     if config.run.max_repetitions < config.run.repetitions:
         config.run.max_repetitions = config.run.repetitions
     return config

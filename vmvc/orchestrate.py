@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,10 +13,11 @@ from typing import Any
 
 from vmvc.backends.accel import AccelError
 from vmvc.backends.base import Backend, available_backend_classes
+from vmvc.cleanup import find_leftovers
 from vmvc.config import Config
 from vmvc.environment import host_environment
 from vmvc.image.build import Artefacts, ImageBuildError, build_image
-from vmvc.liveness import hold_run_lock
+from vmvc.liveness import hold_run_lock, is_alive
 from vmvc.progress import LiveView, PlainLog, RunTracker
 from vmvc.results import ResultDocument, SkippedBackend, new_run_id, now_iso, save
 from vmvc.runner import BenchRunner, finish
@@ -25,6 +27,16 @@ Say = Callable[[str], None]
 
 class BenchError(Exception):
     """A reason not to start (or continue) a run; one line for the user, exit code 2."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the run stopped, its partial result is saved."""
+
+    def __init__(self, run_id: str, path: Path, left: list[str]) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.path = path
+        self.left = left
 
 
 @dataclass
@@ -102,8 +114,6 @@ def terminate_as_interrupt() -> Iterator[None]:
 def new_document(
     config: Config, selection: Selection, artefacts: Artefacts, prepared: dict[str, Any]
 ) -> ResultDocument:
-    import os
-
     environment = host_environment()
     for backend in selection.backends.values():
         environment.update(backend.environment())
@@ -156,7 +166,16 @@ def run_bench(
                     f"cannot resume {doc.run_id}: it used image {doc.image.get('id')}, "
                     f"this vmvc builds {artefacts.image_id}"
                 )
+            if is_alive(doc.run_id):
+                raise BenchError(f"run {doc.run_id} is still running (pid {doc.pid})")
+            # What the interrupted process left (it is dead: its lock is free) goes first,
+            # so the resumed trials start from a clean host and can reuse instance names.
+            for item in find_leftovers():
+                if item.run_id == doc.run_id:
+                    say(f"removing {item.kind} {item.name} left by the interrupted run")
+                    item.remove()
             doc.status = "running"
+            doc.pid = os.getpid()
         else:
             doc = new_document(config, selection, artefacts, prepared)
         path = output / f"{doc.run_id}.json"
@@ -183,6 +202,7 @@ def run_bench(
                 trials_per_rep=len(runner.kinds()) * len(selection.backends),
                 repetitions=config.run.repetitions,
                 warmups=config.run.warmups,
+                settings=config.run,
             )
             view = PlainLog(tracker) if plain else LiveView(tracker)
             runner.observer = view
@@ -191,7 +211,9 @@ def run_bench(
                     runner.run()
             except KeyboardInterrupt:
                 finish(doc, path, "interrupted")
-                raise
+                # A second Ctrl-C may have cut teardown short: say exactly what is left.
+                left = [f"{i.kind} {i.name}" for i in find_leftovers() if i.run_id == doc.run_id]
+                raise Interrupted(doc.run_id, path, left) from None
         analyse(doc, config)
         finish(doc, path, "complete")
         reports = write_reports(doc, output)

@@ -85,8 +85,11 @@ class BenchRunner:
         self.host = host
         self.needs_more = needs_more
         self.workdir = run_workdir(doc.run_id)
-        self.seed = config.run.seed if config.run.seed is not None else random.randrange(2**31)
-        self.doc.config.setdefault("effective_seed", self.seed)
+        if config.run.seed is None:
+            # Recorded in the result's config, so the run order can be reproduced.
+            config.run.seed = random.randrange(2**31)
+            self.doc.config.setdefault("run", {})["seed"] = config.run.seed
+        self.seed = config.run.seed
         self._names: dict[str, int] = {}
 
     # -- planning -------------------------------------------------------------------------
@@ -150,7 +153,33 @@ class BenchRunner:
                 continue  # resumed run: this trial already succeeded
             self._run_trial(backend_name, kind, plan.repetition, plan.warmup)
 
+    def _forget_partial(self, backend_name: str, kind: str, repetition: int) -> None:
+        """A retried trial (resume) replaces what its failed attempt recorded."""
+        workloads = set(INSTANCE_WORKLOADS) | {kind} if kind == INSTANCE_TRIAL else {kind}
+
+        def ours(item: Sample | TrialError) -> bool:
+            return (
+                item.host == self.host
+                and item.backend == backend_name
+                and item.repetition == repetition
+                and item.workload in workloads
+            )
+
+        self.doc.samples = [s for s in self.doc.samples if not ours(s)]
+        self.doc.errors = [e for e in self.doc.errors if not ours(e)]
+        self.doc.instances = [
+            i
+            for i in self.doc.instances
+            if not (
+                kind == INSTANCE_TRIAL
+                and i.backend == backend_name
+                and i.repetition == repetition
+                and i.host == self.host
+            )
+        ]
+
     def _run_trial(self, backend_name: str, kind: str, repetition: int, warmup: bool) -> None:
+        self._forget_partial(backend_name, kind, repetition)
         self.observer.trial_started(backend_name, kind, repetition, warmup)
         started = time.monotonic()
         status: str = "ok"

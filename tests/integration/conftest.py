@@ -72,11 +72,29 @@ def vmvc_leftovers() -> list[str]:
     return sorted(set(found))
 
 
+def leftovers_of(run_id: str) -> list[str]:
+    """Leftovers of one run (precise even while other vmvc runs share the host)."""
+    return [item for item in vmvc_leftovers() if run_id in item]
+
+
+def created_since(before: list[str]) -> list[str]:
+    """Resources that appeared since `before`, ignoring other vmvc runs still in progress
+    (developers run benchmarks beside the tests; in CI there are none)."""
+    from vmvc.liveness import live_run_ids
+
+    live = live_run_ids()
+    return [
+        item
+        for item in vmvc_leftovers()
+        if item not in before and not any(run_id in item for run_id in live)
+    ]
+
+
 @pytest.fixture
 def no_leftovers() -> Iterator[None]:
     before = vmvc_leftovers()
     yield
-    after = [item for item in vmvc_leftovers() if item not in before]
+    after = created_since(before)
     assert after == [], f"vmvc left resources behind: {after}"
 
 
