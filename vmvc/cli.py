@@ -57,6 +57,7 @@ def notice_leftovers(ctx: typer.Context) -> None:
 
 @app.command()
 def bench(
+    ctx: typer.Context,
     backend: Annotated[
         list[str] | None,
         typer.Option("--backend", "-b", help="native, docker, libvirt or all (repeatable)."),
@@ -78,7 +79,7 @@ def bench(
         ),
     ] = None,
     repetitions: Annotated[
-        int | None, typer.Option("--repetitions", "-n", help="Minimum measured repetitions.")
+        int | None, typer.Option("--repetitions", "-n", help="Exactly this many measured repetitions.")
     ] = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Directory for <run-id>.json/.md/.html.")
@@ -89,10 +90,42 @@ def bench(
     resume: Annotated[
         str | None, typer.Option(help="Run only what is missing from run RUN_ID in --output.")
     ] = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="'local' or a [[hosts]] name of the config (repeatable); default: all.",
+        ),
+    ] = None,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            help="Pick backends, workloads and profile from what doctor finds (needs a TTY; "
+            "also the default for a bare `vmvc bench` on a terminal).",
+        ),
+    ] = False,
 ) -> None:
     """Run the benchmark: every chosen backend x workload, interleaved repetitions."""
+    from vmvc.interactive import InteractiveError, choose_interactively
     from vmvc.orchestrate import BenchError, Interrupted, run_bench
     from vmvc.results import ResultFileError, load
+
+    try:
+        picked = choose_interactively(
+            interactive,
+            ctx,
+            backend=backend,
+            workload=workload,
+            profile=profile,
+            config_file=config_file,
+            accel=accel,
+            resume=resume,
+        )
+    except InteractiveError as exc:
+        fail(str(exc))
+    if picked is not None:
+        backend, workload, profile = picked.backends, picked.workloads, picked.profile
 
     overrides: dict[str, Any] = {}
     requested_all = not backend or "all" in backend
@@ -131,6 +164,7 @@ def bench(
             plain=plain,
             say=say,
             resume=resumed,
+            hosts=host,
         )
     except BenchError as exc:
         fail(str(exc))
@@ -170,8 +204,20 @@ def doctor(
     probe: Annotated[
         bool, typer.Option(help="Boot a probe guest to tell whether KVM works (cached).")
     ] = True,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Check this [[hosts]] entry of --config instead."),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML config with [[hosts]].")
+    ] = None,
 ) -> None:
     """Check every prerequisite and say the command that fixes what is missing."""
+    if host is not None:
+        from vmvc.doctor_remote import run_remote_doctor
+
+        config = _config(None, config_file, {})
+        raise typer.Exit(run_remote_doctor(out, config, host, probe=probe, say=say))
     from vmvc.doctor import run_doctor
 
     code = run_doctor(out, probe=probe, say=say)
