@@ -66,7 +66,14 @@ def find_leftovers() -> list[Leftover]:
 
 
 def clean_leftovers(console: Console, *, dry_run: bool, cache: bool) -> int:
-    items = find_leftovers()
+    code = remove_dead(console, find_leftovers(), dry_run=dry_run)
+    if code == 0 and cache:
+        _clean_cache(console, dry_run)
+    return code
+
+
+def remove_dead(console: Console, items: list[Leftover], *, dry_run: bool) -> int:
+    """Remove the leftovers of dead runs (also used for remote hosts); 1 if one resisted."""
     dead = [item for item in items if not item.alive]
     alive = [item for item in items if item.alive]
     for item in alive:
@@ -83,8 +90,6 @@ def clean_leftovers(console: Console, *, dry_run: bool, cache: bool) -> int:
         except Exception as exc:
             console.print(f"[red]could not remove {item.kind} {item.name}: {exc}[/red]")
             return 1
-    if cache:
-        _clean_cache(console, dry_run)
     return 0
 
 

@@ -277,8 +277,20 @@ def clean(
     cache: Annotated[
         bool, typer.Option(help="Also remove the image cache and vmvc Docker images.")
     ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Clean this [[hosts]] entry of --config instead."),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML config with [[hosts]].")
+    ] = None,
 ) -> None:
     """Remove what vmvc runs left behind (never anything of a run still alive)."""
+    if host is not None:
+        from vmvc.remote_clean import clean_remote
+
+        config = _config(None, config_file, {})
+        raise typer.Exit(clean_remote(out, config, host, dry_run=dry_run, cache=cache))
     from vmvc.cleanup import clean_leftovers
 
     code = clean_leftovers(out, dry_run=dry_run, cache=cache)

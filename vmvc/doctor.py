@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vmvc.config import load_config
@@ -174,13 +175,22 @@ def _leftovers() -> Check:
 
 def run_doctor(console: Console, *, probe: bool, say: Callable[[str], None]) -> int:
     checks = [_root(), *_tools(), *_backends(), _kvm(probe, say), _image(), _leftovers()]
-    table = Table(title="vmvc doctor", show_lines=False)
+    return print_checks(console, checks, "vmvc doctor")
+
+
+def print_checks(console: Console, checks: list[Check], title: str) -> int:
+    """The checks as a table; exit code 1 if any failed (warnings do not fail)."""
+    table = Table(title=title, show_lines=False)
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")
     style = {"ok": "green", "warn": "yellow", "fail": "red"}
     for check in checks:
+        # Details quote configs and engine errors: "[[hosts]]" is text, not rich markup.
         table.add_row(
-            check.name, f"[{style[check.status]}]{check.status}[/]", check.detail, check.fix
+            check.name,
+            f"[{style[check.status]}]{check.status}[/]",
+            escape(check.detail),
+            escape(check.fix),
         )
     console.print(table)
     return 1 if any(c.status == "fail" for c in checks) else 0

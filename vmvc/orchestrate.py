@@ -19,6 +19,15 @@ from vmvc.environment import host_environment
 from vmvc.image.build import Artefacts, ImageBuildError, build_image
 from vmvc.liveness import hold_run_lock, is_alive
 from vmvc.progress import LiveView, PlainLog, RunTracker
+from vmvc.remote import (
+    LOCAL_HOST,
+    HostRun,
+    RemoteHostError,
+    choose_hosts,
+    prepare_remotes,
+    record_hosts,
+    select_remotes,
+)
 from vmvc.results import ResultDocument, SkippedBackend, new_run_id, now_iso, save
 from vmvc.runner import BenchRunner, finish
 
@@ -152,13 +161,27 @@ def run_bench(
     plain: bool,
     say: Say,
     resume: ResultDocument | None = None,
+    hosts: list[str] | None = None,
 ) -> tuple[ResultDocument, Path, list[Path]]:
-    selection = select_backends(config, requested_all)
+    if hosts is None and resume is not None:
+        hosts = resume.environment.get("benchmarked_hosts")
+    try:
+        local, remote_hosts = choose_hosts(config, hosts)
+    except RemoteHostError as exc:
+        raise BenchError(str(exc)) from None
+    selection = select_backends(config, requested_all) if local else Selection({})
     for skipped in selection.skipped:
         say(f"skipping backend {skipped.backend}: {skipped.reason}")
+    remotes: list[HostRun] = []
     try:
-        artefacts = prepare_image(config, say)
-        prepared = prepare_backends(selection, artefacts, say)
+        try:
+            # Every remote engine is probed before anything is built: a dead link fails fast.
+            remotes = select_remotes(config, remote_hosts, requested_all, say)
+            artefacts = prepare_image(config, say)
+            prepared = prepare_backends(selection, artefacts, say)
+            prepare_remotes(remotes, artefacts, say)
+        except (RemoteHostError, AccelError) as exc:
+            raise BenchError(str(exc)) from None
         if resume is not None:
             doc = resume
             if doc.image.get("id") != artefacts.image_id:
@@ -178,6 +201,7 @@ def run_bench(
             doc.pid = os.getpid()
         else:
             doc = new_document(config, selection, artefacts, prepared)
+            record_hosts(doc, local, remotes)
         path = output / f"{doc.run_id}.json"
         libvirt = selection.backends.get("libvirt")
         if libvirt is not None:
@@ -187,28 +211,13 @@ def run_bench(
         with hold_run_lock(doc.run_id), terminate_as_interrupt():
             save(doc, path)
             say(f"run {doc.run_id}: writing {path}")
-            runner = BenchRunner(
-                config,
-                selection.backends,
-                artefacts,
-                doc,
-                path,
-                observer=None,  # type: ignore[arg-type]
-                needs_more=_needs_more(),
-            )
-            tracker = RunTracker(
-                list(selection.backends),
-                config.workloads,
-                trials_per_rep=len(runner.kinds()) * len(selection.backends),
-                repetitions=config.run.repetitions,
-                warmups=config.run.warmups,
-                settings=config.run,
-            )
-            view = PlainLog(tracker) if plain else LiveView(tracker)
-            runner.observer = view
+            plans = [(LOCAL_HOST, selection.backends)] if local else []
+            plans += [(r.name, r.backends) for r in remotes if r.backends]
             try:
-                with view:
-                    runner.run()
+                for host, backends in plans:
+                    if host != LOCAL_HOST or len(plans) > 1:
+                        say(f"host {host}: {', '.join(backends)}")
+                    _run_host(host, config, backends, artefacts, doc, path, plain)
             except KeyboardInterrupt:
                 finish(doc, path, "interrupted")
                 # A second Ctrl-C may have cut teardown short: say exactly what is left.
@@ -221,6 +230,42 @@ def run_bench(
     finally:
         for backend in selection.backends.values():
             backend.close()
+        for run in remotes:
+            run.close()
+
+
+def _run_host(
+    host: str,
+    config: Config,
+    backends: dict[str, Backend],
+    artefacts: Artefacts,
+    doc: ResultDocument,
+    path: Path,
+    plain: bool,
+) -> None:
+    """One host's whole plan; its samples, trials and errors carry the host's name."""
+    runner = BenchRunner(
+        config,
+        backends,
+        artefacts,
+        doc,
+        path,
+        observer=None,  # type: ignore[arg-type]
+        host=host,
+        needs_more=_needs_more(),
+    )
+    tracker = RunTracker(
+        list(backends),
+        config.workloads,
+        trials_per_rep=len(runner.kinds()) * len(backends),
+        repetitions=config.run.repetitions,
+        warmups=config.run.warmups,
+        settings=config.run,
+    )
+    view = PlainLog(tracker) if plain else LiveView(tracker)
+    runner.observer = view
+    with view:
+        runner.run()
 
 
 def _needs_more() -> Callable[[ResultDocument, float], bool] | None:

@@ -7,6 +7,7 @@ its initramfs (no disk), which prints a marker and powers off at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -63,13 +64,25 @@ def probe_kvm(
     """Boot the guest kernel under KVM; True if it reached the initramfs within `timeout`."""
     workdir = Path(tempfile.mkdtemp(prefix="vmvc-probe-", dir="/var/tmp"))
     os.chmod(workdir, 0o755)
+    try:
+        # libvirt chowns the files it is given: the probe boots private copies.
+        shutil.copyfile(kernel, workdir / "vmlinuz")
+        shutil.copyfile(initrd, workdir / "initrd.img")
+        return boot_probe(conn, workdir / "vmlinuz", workdir / "initrd.img", timeout)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def boot_probe(
+    conn: libvirt.virConnect, kernel: Path, initrd: Path, timeout: float
+) -> tuple[bool, str]:
+    """Boot `kernel` + `initrd` (paths as the libvirt daemon sees them, so a remote host's
+    storage volumes work too) under KVM; True if the initramfs marker came in time."""
     name = f"vmvc-probe-{os.getpid()}-{int(time.time())}"
     domain = None
     console = None
     log = LineLog()
     try:
-        shutil.copyfile(kernel, workdir / "vmlinuz")
-        shutil.copyfile(initrd, workdir / "initrd.img")
         xml = domain_xml(
             DomainSpec(
                 name=name,
@@ -78,8 +91,8 @@ def probe_kvm(
                 domain_type="kvm",
                 vcpus=1,
                 memory_mib=256,
-                kernel=workdir / "vmlinuz",
-                initrd=workdir / "initrd.img",
+                kernel=kernel,
+                initrd=initrd,
                 cmdline="console=ttyS0 quiet loglevel=3 panic=-1 vmvc.probe=1",
                 disks=[],
             )
@@ -103,11 +116,8 @@ def probe_kvm(
         if console is not None:
             console.close()
         if domain is not None:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):  # it powered itself off, as it should
                 domain.destroy()
-            except libvirt.libvirtError:
-                pass  # it powered itself off, as it should
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def cached_probe(uri: str) -> dict[str, object] | None:

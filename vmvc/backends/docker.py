@@ -64,10 +64,10 @@ class DockerInstance(Instance):
         self.client = client
         self.name = spec.name
         self.spec = spec
-        (spec.workdir / "data").mkdir(parents=True, exist_ok=True)
+        options = self.create_options(spec)  # before t0: not part of the measured start
         self._t0 = time.monotonic()
         self.container: Container = client.containers.create(
-            image, [AGENT, "idle"], detach=True, **container_options(spec)
+            image, [AGENT, "idle"], detach=True, **options
         )
         self._created = time.monotonic()
         self.container.start()
@@ -75,7 +75,20 @@ class DockerInstance(Instance):
         self._reader = threading.Thread(target=self._pump, name=f"{self.name}-logs", daemon=True)
         self._reader.start()
 
+    def create_options(self, spec: InstanceSpec) -> dict[str, Any]:
+        """/data is a host directory bind-mounted (a remote host uses a named volume)."""
+        (spec.workdir / "data").mkdir(parents=True, exist_ok=True)
+        return container_options(spec)
+
     def _pump(self) -> None:
+        if self.spec.restart_on_crash:
+            # The plain follow stream ends at the first exit; under a restart policy the
+            # log must keep collecting across restarts (imported here: that module needs
+            # this one's labels).
+            from vmvc.backends.docker_lifecycle import follow_across_restarts
+
+            follow_across_restarts(self.container, self.log)
+            return
         try:
             for chunk in self.container.logs(stream=True, follow=True):
                 self.log.feed(chunk)
@@ -101,8 +114,8 @@ class DockerInstance(Instance):
 
         def execute() -> None:
             try:
-                result["exec"] = self.container.exec_run([AGENT, "run", task_id, workload, *args])
-            except docker.errors.DockerException as exc:
+                result["output"] = self.exec_output([AGENT, "run", task_id, workload, *args])
+            except (docker.errors.DockerException, OSError) as exc:
                 result["error"] = exc
 
         worker = threading.Thread(target=execute, name=f"{self.name}-{task_id}", daemon=True)
@@ -112,8 +125,12 @@ class DockerInstance(Instance):
             raise AgentError(f"{workload} did not finish within {timeout:.0f} s")
         if "error" in result:
             raise AgentError(f"docker exec failed: {result['error']}")
-        output = result["exec"].output.decode(errors="replace")
+        output = result["output"].decode(errors="replace")
         return split_framed(output, task_id)
+
+    def exec_output(self, argv: list[str]) -> bytes:
+        """Everything the command printed (a remote engine reads it differently)."""
+        return bytes(self.container.exec_run(argv).output)
 
     def host_pid(self) -> int:
         self.container.reload()

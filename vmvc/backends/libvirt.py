@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import libvirt
 
@@ -39,6 +39,17 @@ QEMU_PID_DIR = Path("/run/libvirt/qemu")
 GUEST_CMDLINE = "console=ttyS0 root=/dev/vda ro quiet loglevel=3 panic=1"
 
 
+class GuestAssets(Protocol):
+    """What a guest boots from, as paths the libvirt daemon sees (local files or, on a remote
+    host, storage volumes: see libvirt_remote)."""
+
+    kernel: Path
+    initrd: Path
+    console_log: Path | None
+
+    def disks(self) -> list[DomainDisk]: ...
+
+
 class VmAssets:
     """The per-instance files a guest needs; libvirt chowns what it is given, so each
     instance gets its own kernel and initrd copies and its own overlay."""
@@ -51,7 +62,7 @@ class VmAssets:
         self.initrd = self.dir / "initrd.img"
         self.overlay = self.dir / "root.qcow2"
         self.data = self.dir / "data.raw"
-        self.console_log = self.dir / "console.log"
+        self.console_log: Path | None = self.dir / "console.log"
         shutil.copyfile(artefacts.kernel, self.kernel)
         shutil.copyfile(artefacts.initrd, self.initrd)
         create_overlay(artefacts.base_disk, self.overlay)
@@ -97,6 +108,7 @@ class LibvirtInstance(Instance):
         artefacts: Artefacts,
         spec: InstanceSpec,
         domain_type: str,
+        assets: GuestAssets | None = None,
     ) -> None:
         super().__init__()
         self.conn = conn
@@ -104,7 +116,7 @@ class LibvirtInstance(Instance):
         self.spec = spec
         self.domain: libvirt.virDomain | None = None
         self.console: ConsoleReader | None = None
-        self.assets = VmAssets(artefacts, spec)
+        self.assets: GuestAssets = assets if assets is not None else VmAssets(artefacts, spec)
         xml = domain_xml(
             DomainSpec(
                 name=spec.name,

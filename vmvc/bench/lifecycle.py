@@ -36,3 +36,30 @@ class LifecycleWorkload(Protocol):
 
 
 LIFECYCLE_WORKLOADS: dict[str, LifecycleWorkload] = {}
+
+
+def _register_builtin() -> None:
+    """The built-in lifecycle workloads, registered on import so `--workload NAME` finds them.
+
+    Their modules import this one's types only when type checking, so either side may be
+    imported first.
+    """
+    from vmvc.bench.clone import CloneWorkload
+    from vmvc.bench.isolation import IsolationWorkload
+    from vmvc.bench.portability import PortabilityWorkload
+    from vmvc.bench.provision import ProvisionWorkload
+    from vmvc.bench.recovery import RecoveryWorkload
+    from vmvc.bench.scale import ScaleWorkload
+
+    for workload in (
+        ProvisionWorkload(),
+        CloneWorkload(),
+        ScaleWorkload(),
+        RecoveryWorkload(),
+        PortabilityWorkload(),
+        IsolationWorkload(),
+    ):
+        LIFECYCLE_WORKLOADS[workload.name] = workload
+
+
+_register_builtin()

@@ -1,0 +1,241 @@
+"""Lifecycle workloads on the real engines (dockerd, libvirtd with QEMU TCG, native chroot).
+
+Each workload is called the way the runner calls it, with a LifecycleContext on a fresh
+result document, and its measurements are checked for presence, units and plausibility.
+Every test also checks that nothing vmvc-named (container, domain, work dir, temporary
+image of its run) is left behind. One test goes through `vmvc bench` to see the runner
+record lifecycle trials, including native's "not applicable" ones.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from vmvc.backends.base import Backend, InstanceSpec
+from vmvc.backends.docker import DockerBackend
+from vmvc.backends.libvirt import LibvirtBackend
+from vmvc.backends.native import NativeBackend
+from vmvc.bench.base import Measurement
+from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext
+from vmvc.bench.scale import ScaleRefused
+from vmvc.config import Config
+from vmvc.image.build import Artefacts
+from vmvc.paths import run_workdir
+from vmvc.results import ResultDocument, new_run_id, now_iso
+
+from .conftest import load_json, run_vmvc
+
+pytestmark = pytest.mark.integration
+
+# What a plausible value looks like on a slow 2-core host with TCG VMs (seconds).
+MAX_SECONDS = 120.0
+
+
+class Harness:
+    """A result document and spec factory like the runner's, for calling workloads directly."""
+
+    def __init__(self, config: Config, artefacts: Artefacts) -> None:
+        self.config = config
+        self.artefacts = artefacts
+        self.doc = ResultDocument(run_id=new_run_id(), started_at=now_iso())
+        self.workdir = run_workdir(self.doc.run_id)
+        self.phases: list[str] = []
+        self._count = 0
+
+    def make_spec(self, backend_name: str, *, restart_on_crash: bool = False) -> InstanceSpec:
+        self._count += 1
+        name = f"vmvc-{self.doc.run_id}-{backend_name}-{self._count}"
+        return InstanceSpec(
+            run_id=self.doc.run_id,
+            name=name,
+            workdir=self.workdir / name,
+            vcpus=self.config.instance.vcpus,
+            memory_mib=self.config.instance.memory_mib,
+            data_disk_mib=self.config.instance.data_disk_mib,
+            boot_timeout=self.config.timeouts.boot_s,
+            restart_on_crash=restart_on_crash,
+        )
+
+    def context(self, backend: Backend, config: Config | None = None) -> LifecycleContext:
+        return LifecycleContext(
+            config=config or self.config,
+            backend=backend,
+            artefacts=self.artefacts,
+            make_spec=self.make_spec,
+            phase=self.phases.append,
+            doc=self.doc,
+        )
+
+    def run(self, workload: str, backend: Backend) -> dict[str, Measurement]:
+        measured = LIFECYCLE_WORKLOADS[workload].run(self.context(backend))
+        by_metric: dict[str, Measurement] = {}
+        for m in measured:
+            by_metric.setdefault(m.metric, m)
+        return by_metric
+
+
+@pytest.fixture(scope="module")
+def backends(small_config: Config, artefacts: Artefacts) -> Iterator[dict[str, Backend]]:
+    chosen: dict[str, Backend] = {
+        "native": NativeBackend(small_config),
+        "docker": DockerBackend(small_config),
+        "libvirt": LibvirtBackend(small_config),
+    }
+    for backend in chosen.values():
+        assert backend.probe().available, f"{backend.name} is not available here"
+        backend.prepare(artefacts, lambda _message: None)
+    yield chosen
+    for backend in chosen.values():
+        backend.close()
+
+
+@pytest.fixture
+def harness(small_config: Config, artefacts: Artefacts, no_leftovers: None) -> Iterator[Harness]:
+    made = Harness(small_config, artefacts)
+    yield made
+    # The run's work dir is the runner's to remove; each instance dir in it is the workload's.
+    left = sorted(p.name for p in made.workdir.iterdir()) if made.workdir.exists() else []
+    shutil.rmtree(made.workdir, ignore_errors=True)
+    client = docker.from_env()
+    images = client.images.list(filters={"label": f"vmvc.run-id={made.doc.run_id}"})
+    client.close()
+    assert left == [], f"instance dirs left behind in {made.workdir}: {left}"
+    assert images == [], f"temporary images left behind: {images}"
+
+
+def assert_seconds(measured: dict[str, Measurement], *metrics: str) -> None:
+    for metric in metrics:
+        assert metric in measured, f"no {metric} in {sorted(measured)}"
+        m = measured[metric]
+        assert m.unit == "s" and not m.higher_is_better
+        assert 0 < m.value < MAX_SECONDS, f"{metric} = {m.value}"
+
+
+def test_provision(harness: Harness, backends: dict[str, Backend]) -> None:
+    for name in ("docker", "libvirt"):
+        measured = harness.run("provision", backends[name])
+        assert_seconds(measured, "prepare_s", "define_s", "teardown_s")
+    assert harness.run("provision", backends["native"]) == {}
+    assert any("not applicable" in p for p in harness.phases)
+
+
+def test_clone(harness: Harness, backends: dict[str, Backend]) -> None:
+    ct = harness.run("clone", backends["docker"])
+    vm = harness.run("clone", backends["libvirt"])
+    for measured in (ct, vm):
+        assert_seconds(measured, "clone_s", "clone_to_ready_s")
+        assert measured["clone_bytes"].unit == "bytes"
+        assert 0 < measured["clone_bytes"].value < 64 * 2**20  # copy-on-write: small
+    assert_seconds(vm, "full_copy_s")
+    assert "full_copy_s" not in ct
+    # A full copy stores the whole root file system; the overlay only its changes.
+    assert vm["full_copy_s"].metadata["full_copy_bytes"] > 50 * vm["clone_bytes"].value
+    assert vm["clone_to_ready_s"].value > ct["clone_to_ready_s"].value  # a whole boot
+    assert harness.run("clone", backends["native"]) == {}
+
+
+def test_scale(harness: Harness, backends: dict[str, Backend], small_config: Config) -> None:
+    config = small_config.model_copy(deep=True)
+    config.workload.scale.counts = [1, 2]
+    for name in ("native", "docker", "libvirt"):
+        measured = LIFECYCLE_WORKLOADS["scale"].run(harness.context(backends[name], config))
+        per_n = {
+            (m.metric, m.metadata["n"]): m
+            for m in measured
+            if m.metric in ("all_ready_s", "memory_mib")
+        }
+        assert set(per_n) == {
+            (metric, n) for metric in ("all_ready_s", "memory_mib") for n in (1, 2)
+        }
+        for (metric, n), m in per_n.items():
+            assert m.value > 0, (name, metric, n)
+            assert m.unit == ("s" if metric == "all_ready_s" else "MiB")
+        assert len(per_n[("all_ready_s", 2)].metadata["ready_s"]) == 2
+        fits = {m.metric: m for m in measured if "n" not in m.metadata}
+        assert {"time_per_instance_s", "memory_per_instance_mib"} <= set(fits), name
+        assert fits["memory_per_instance_mib"].value > 0, name
+        assert fits["density_instances"].value > 1, name
+        assert fits["density_instances"].unit == "instances"
+        if name == "libvirt":  # a VM holds most of its guest's memory, a container little
+            assert fits["memory_per_instance_mib"].value > 50
+
+
+def test_scale_refuses_before_launching(
+    harness: Harness, backends: dict[str, Backend], small_config: Config
+) -> None:
+    config = small_config.model_copy(deep=True)
+    config.instance.memory_mib = 1_048_576
+    config.workload.scale.counts = [1, 2]
+    with pytest.raises(ScaleRefused, match="N=1 on libvirt"):
+        LIFECYCLE_WORKLOADS["scale"].run(harness.context(backends["libvirt"], config))
+    assert not harness.workdir.exists()  # nothing was even prepared
+
+
+def test_recovery(harness: Harness, backends: dict[str, Backend]) -> None:
+    ct = harness.run("recovery", backends["docker"])
+    vm = harness.run("recovery", backends["libvirt"])
+    for measured in (ct, vm):
+        assert_seconds(measured, "recovery_s", "detect_s")
+        # The instance really came back: a second ready marker after the crash.
+        assert measured["recovery_s"].metadata["ready_markers"] == 2
+    assert ct["recovery_s"].metadata["restart_count"] == 1
+    assert vm["recovery_s"].value > vm["detect_s"].value  # it reboots after being seen dead
+    assert harness.run("recovery", backends["native"]) == {}
+
+
+def test_portability(harness: Harness, backends: dict[str, Backend]) -> None:
+    for name in ("docker", "libvirt"):
+        measured = harness.run("portability", backends[name])
+        assert_seconds(measured, "export_s", "import_s")
+        size = measured["export_bytes"]
+        assert size.unit == "bytes" and 10 * 2**20 < size.value < 4 * 2**30, (name, size.value)
+    assert harness.run("portability", backends["native"]) == {}
+
+
+def test_isolation(harness: Harness, backends: dict[str, Backend]) -> None:
+    for name in ("native", "docker", "libvirt"):
+        assert harness.run("isolation", backends[name]) == {}
+    facts = harness.doc.facts
+    assert facts["docker"]["shares_host_kernel"] is True
+    assert facts["libvirt"]["shares_host_kernel"] is False
+    assert facts["native"]["shares_host_kernel"] is True
+    assert facts["native"]["host_processes_visible"] is True
+    assert facts["docker"]["host_processes_visible"] is False
+    assert facts["libvirt"]["host_processes_visible"] is False
+    assert facts["docker"]["capabilities_count"] == 0  # every capability dropped
+    assert facts["docker"]["no_new_privs"] is True
+    assert facts["libvirt"]["block_devices"] == ["vda", "vdb"]
+    for seen in facts.values():
+        for key in ("kernel_release", "host_kernel_release", "os_release", "hostname"):
+            assert seen.get(key), key
+    # Facts do not change between repetitions: a second call boots nothing.
+    harness.phases.clear()
+    assert harness.run("isolation", backends["libvirt"]) == {}
+    assert harness.phases == ["isolation: facts already observed in this run"]
+
+
+def test_lifecycle_trials_through_the_runner(tmp_path: Path, no_leftovers: None) -> None:
+    result = run_vmvc(
+        "bench",
+        "--backend", "native", "--backend", "docker",
+        "--workload", "provision", "--workload", "recovery", "--workload", "isolation",
+        "-n", "1", "--plain", "-o", str(tmp_path),
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    doc = load_json(next(tmp_path.glob("*.json")))
+    trials = {(t["backend"], t["kind"]): t["status"] for t in doc["trials"]}
+    assert trials == {
+        (b, k): "ok" for b in ("native", "docker") for k in ("provision", "recovery", "isolation")
+    }
+    metrics = {(s["backend"], s["workload"], s["metric"]) for s in doc["samples"]}
+    assert ("docker", "provision", "prepare_s") in metrics
+    assert ("docker", "recovery", "recovery_s") in metrics
+    assert not any(backend == "native" for backend, _, _ in metrics)  # not applicable
+    assert doc["facts"]["docker"]["shares_host_kernel"] is True
+    assert doc["errors"] == []

@@ -1,0 +1,207 @@
+"""libvirt operations the lifecycle workloads need beyond one transient guest's life.
+
+`DefinedGuest` is a persistent domain: defined first (the analogue of `docker create`), then
+started paused with the console attached and resumed, and always destroyed and undefined.
+The disk helpers derive, copy and convert disk images with the host's own tools (mke2fs,
+qemu-img), argument lists only. Every file lives in the instance's vmvc-named work dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+import libvirt
+
+from vmvc.agent.protocol import AgentError, ReadyInfo, collect_task, command_line, wait_ready
+from vmvc.backends.base import Instance, InstanceSpec
+from vmvc.backends.libvirt import GUEST_CMDLINE, LibvirtBackend
+from vmvc.backends.libvirt_console import ConsoleReader
+from vmvc.backends.libvirt_xml import DomainDisk, DomainSpec, domain_xml
+from vmvc.backends.memory import process_tree_memory
+from vmvc.image.build import Artefacts, _build_base_disk
+from vmvc.proc import run
+
+QEMU_PID_DIR = Path("/run/libvirt/qemu")
+
+
+def instance_dir(spec: InstanceSpec) -> Path:
+    """The instance's work dir, enterable by QEMU (which libvirt runs unprivileged)."""
+    spec.workdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(spec.workdir, 0o755)
+    return spec.workdir
+
+
+def copy_boot_files(artefacts: Artefacts, directory: Path) -> tuple[Path, Path]:
+    """Own copies of kernel and initrd: libvirt chowns the files a domain is given."""
+    kernel, initrd = directory / "vmlinuz", directory / "initrd.img"
+    shutil.copyfile(artefacts.kernel, kernel)
+    shutil.copyfile(artefacts.initrd, initrd)
+    return kernel, initrd
+
+
+def make_data_disk(path: Path, size_mib: int) -> None:
+    run(
+        ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "vmvc-data", path, f"{size_mib}M"],
+        timeout=120,
+        what="mke2fs (data disk)",
+    )
+
+
+def build_base_disk(rootfs: Path, disk: Path, timeout: float = 600) -> None:
+    """The read-only ext4 root disk from the rootfs, exactly as the image build makes it."""
+    _build_base_disk(rootfs, disk, timeout)
+    os.chmod(disk, 0o644)  # the build makes it read-only; this copy is ours to delete
+
+
+def create_overlay(base: Path, overlay: Path, base_format: str = "raw") -> None:
+    run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", base_format, "-b", base, overlay],
+        timeout=60,
+        what="qemu-img create (overlay)",
+    )
+
+
+def convert(
+    source: Path,
+    source_format: str,
+    target: Path,
+    target_format: str,
+    *,
+    compress: bool = False,
+    timeout: float = 1800,
+) -> None:
+    """`qemu-img convert`: zero blocks stay holes in the target (sparse)."""
+    argv: list[str | Path] = ["qemu-img", "convert", "-f", source_format, "-O", target_format]
+    if compress:
+        argv.append("-c")
+    run([*argv, source, target], timeout=timeout, what="qemu-img convert")
+
+
+def allocated_bytes(path: Path) -> int:
+    """Bytes the host really stores for a (possibly sparse) file."""
+    try:
+        return path.stat().st_blocks * 512
+    except OSError:
+        return 0
+
+
+def guest_xml(
+    backend: LibvirtBackend,
+    spec: InstanceSpec,
+    *,
+    root: DomainDisk,
+    kernel: Path,
+    initrd: Path,
+    data: Path | None = None,
+) -> str:
+    """Domain XML of a vmvc guest on the given root disk (same shape as the backend's)."""
+    if backend.accel is None:
+        raise RuntimeError("LibvirtBackend.prepare() must run before a guest is defined")
+    disks = [root]
+    if data is not None:
+        disks.append(DomainDisk(data, "raw", "vdb", cache="none"))
+    return domain_xml(
+        DomainSpec(
+            name=spec.name,
+            run_id=spec.run_id,
+            owner_pid=os.getpid(),
+            domain_type=backend.accel.domain_type,
+            vcpus=spec.vcpus,
+            memory_mib=spec.memory_mib,
+            kernel=kernel,
+            initrd=initrd,
+            cmdline=f"{GUEST_CMDLINE} vmvc.run={spec.run_id}",
+            disks=disks,
+            console_log=spec.workdir / "console.log",
+            restart_on_crash=spec.restart_on_crash,
+        )
+    )
+
+
+class DefinedGuest(Instance):
+    """A persistent domain: `define` (timed by the caller), `start`, always `remove`."""
+
+    backend = "libvirt"
+
+    def __init__(self, conn: libvirt.virConnect, name: str, xml: str) -> None:
+        super().__init__()
+        self.conn = conn
+        self.name = name
+        self.console: ConsoleReader | None = None
+        self.domain: libvirt.virDomain = conn.defineXML(xml)
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Start paused, attach the console (no early byte lost), then resume."""
+        self._started = time.monotonic()
+        self.domain.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+        self.console = ConsoleReader(self.conn, self.domain, self.log)
+        self.domain.resume()
+
+    def wait_ready(self, timeout: float) -> ReadyInfo:
+        _, info = wait_ready(self.log, timeout)
+        self.phases = {"total_s": info.at - self._started}
+        self.ready_info = info
+        return info
+
+    def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
+        if self.console is None:
+            raise AgentError("guest console is not attached")
+        task_id = self.next_task_id()
+        start = len(self.log)
+        try:
+            self.console.send(command_line(task_id, workload, args).encode())
+        except (BrokenPipeError, TimeoutError, libvirt.libvirtError) as exc:
+            raise AgentError(f"cannot send to guest console: {exc}") from None
+        return collect_task(self.log, task_id, start, timeout)
+
+    def footprint(self) -> dict[str, float]:
+        try:
+            pid = int((QEMU_PID_DIR / f"{self.name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return {}
+        memory = process_tree_memory(pid)
+        memory.pop("processes", None)
+        return memory
+
+    def remove(self) -> None:
+        """Destroy (if running) and undefine; safe to call twice."""
+        if self.console is not None:
+            self.console.close()
+        with contextlib.suppress(libvirt.libvirtError):
+            if self.domain.isActive():
+                self.domain.destroy()
+        with contextlib.suppress(libvirt.libvirtError):
+            self.domain.undefine()
+
+
+def undefine_by_name(conn: libvirt.virConnect, name: str) -> None:
+    """Cleanup when a guest object was never made (definition failed half-way)."""
+    with contextlib.suppress(libvirt.libvirtError):
+        domain = conn.lookupByName(name)
+        with contextlib.suppress(libvirt.libvirtError):
+            domain.destroy()
+        domain.undefine()
+
+
+class RebootWatch:
+    """Time of the engine's reboot event for one domain (libvirt saw the guest reset)."""
+
+    def __init__(self, conn: libvirt.virConnect, domain: libvirt.virDomain) -> None:
+        self.conn = conn
+        self.at: float | None = None
+        self._id = conn.domainEventRegisterAny(
+            domain, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None
+        )
+
+    def _on_reboot(self, _conn: object, _domain: object, _opaque: object) -> None:
+        if self.at is None:
+            self.at = time.monotonic()
+
+    def close(self) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            self.conn.domainEventDeregisterAny(self._id)

@@ -1,0 +1,225 @@
+"""Scale: N instances launched at once, for each N in [workload.scale] counts.
+
+Each round launches N instances concurrently (one thread each, all specs made first), waits
+until every one printed its ready marker, measures the host memory they hold, and tears
+them all down before the next round. Samples per N (metadata n):
+
+all_ready_s  launch to the last ready marker
+memory_mib   sum of the instances' own footprints (VM: QEMU PSS; container: cgroup + shim;
+             native: process tree PSS); the host's MemAvailable drop is in the metadata
+
+then the fitted cost per extra instance (vmvc.bench.scalefit): time_per_instance_s,
+memory_per_instance_mib and density_instances. Native scales plain agent processes.
+
+Before anything is launched, every N whose estimated memory exceeds safe_memory_fraction of
+the host's available memory is refused with one line (the trial fails, nothing starts).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import psutil
+
+from vmvc.agent.protocol import AgentError, InstanceGone, ReadyInfo
+from vmvc.backends.base import Instance
+from vmvc.backends.memory import MIB
+from vmvc.bench import footprint
+from vmvc.bench.base import Measurement
+from vmvc.bench.lifecycle_tools import not_applicable, remote
+from vmvc.bench.scalefit import ScalePoint, fit_measurements
+from vmvc.config import Config
+
+if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
+    from vmvc.bench.lifecycle import LifecycleContext
+
+# Conservative host memory per instance for the safety check (not a measurement). A VM may
+# touch all of its guest memory; an idle container measured ~14 MiB (cgroup + shim) and an
+# agent process a few MiB on the development host (shared/HOST-NOTES.md), doubled here.
+CONTAINER_ESTIMATE_MIB = 32.0
+PROCESS_ESTIMATE_MIB = 16.0
+# Extra time a round may take beyond one boot timeout before it is given up.
+ROUND_MARGIN_S = 60.0
+
+
+class ScaleRefused(RuntimeError):
+    """A requested N would not fit safely in the host's memory (nothing was launched)."""
+
+
+def estimated_mib(backend: str, config: Config, n: int) -> float:
+    if backend == "libvirt":
+        return float(config.instance.memory_mib * n)
+    if backend == "docker":
+        return CONTAINER_ESTIMATE_MIB * n
+    return PROCESS_ESTIMATE_MIB * n
+
+
+def check_counts(backend: str, config: Config, counts: list[int], available_mib: float) -> None:
+    """Refuse (raise) before launching if the largest N would not fit safely."""
+    fraction = config.workload.scale.safe_memory_fraction
+    limit = available_mib * fraction
+    refused = [n for n in counts if estimated_mib(backend, config, n) > limit]
+    if refused:
+        fitting = [n for n in counts if n not in refused]
+        hint = f"largest that fits: {max(fitting)}" if fitting else "none fits"
+        raise ScaleRefused(
+            f"scale N={refused[0]} on {backend} needs about "
+            f"{estimated_mib(backend, config, refused[0]):.0f} MiB, more than "
+            f"{fraction:.0%} of the {available_mib:.0f} MiB available ({hint}); "
+            "lower [workload.scale] counts"
+        )
+
+
+@dataclass
+class _Slot:
+    """One instance of a round, filled in by its thread."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    instance: Instance | None = None
+    ready_at: float = 0.0
+    error: BaseException | None = None
+
+
+@dataclass
+class RoundResult:
+    n: int
+    all_ready_s: float
+    ready_s: list[float]
+    memory_mib: float
+    per_instance_mib: list[float]
+    host_available_drop_mib: float
+
+
+class ScaleWorkload:
+    name = "scale"
+    applies_to = frozenset({"native", "docker", "libvirt"})
+
+    def run(self, context: LifecycleContext) -> list[Measurement]:
+        if remote(context):
+            return not_applicable(context, self.name, "measured on the local host only")
+        counts = list(context.config.workload.scale.counts)
+        memory = psutil.virtual_memory()
+        total_mib, available_mib = memory.total / MIB, memory.available / MIB
+        check_counts(context.backend.name, context.config, counts, available_mib)
+        measured: list[Measurement] = []
+        points: list[ScalePoint] = []
+        for n in counts:
+            context.phase(f"scale: {n} at once")
+            result = launch_round(context, n)
+            points.append(
+                ScalePoint(n, result.all_ready_s, result.memory_mib, result.host_available_drop_mib)
+            )
+            measured.append(
+                Measurement(
+                    "all_ready_s",
+                    result.all_ready_s,
+                    "s",
+                    False,
+                    {"n": n, "ready_s": result.ready_s, "first_ready_s": min(result.ready_s)},
+                )
+            )
+            measured.append(
+                Measurement(
+                    "memory_mib",
+                    result.memory_mib,
+                    "MiB",
+                    False,
+                    {
+                        "n": n,
+                        "basis": "sum of instance footprints (total_mib)",
+                        "per_instance_mib": result.per_instance_mib,
+                        "host_available_drop_mib": result.host_available_drop_mib,
+                    },
+                )
+            )
+        measured += fit_measurements(points, total_mib, available_mib)
+        return measured
+
+
+def launch_round(context: LifecycleContext, n: int) -> RoundResult:
+    """Launch n instances at once, measure when all are ready, always tear all down."""
+    backend, timeout = context.backend, context.config.timeouts.boot_s
+    specs = [context.make_spec(backend.name) for _ in range(n)]  # the namer is not threadsafe
+    slots = [_Slot() for _ in range(n)]
+    release = threading.Event()
+    available_before = psutil.virtual_memory().available / MIB
+
+    def hold(index: int) -> None:
+        slot = slots[index]
+        try:
+            manager: AbstractContextManager[Instance] = backend.provision(
+                context.artefacts, specs[index]
+            )
+            with manager as instance:
+                ready = _wait_ready_unless(instance, timeout, release)
+                if ready is None:
+                    return  # the round was abandoned: leaving the block tears it down
+                slot.ready_at = ready.at
+                slot.instance = instance
+                slot.done.set()
+                release.wait()  # keep it up until the round is measured
+        except BaseException as exc:  # reported by the round; the thread must not die silently
+            slot.error = exc
+        finally:
+            slot.done.set()
+
+    threads = [
+        threading.Thread(target=hold, args=(i,), name=f"{specs[i].name}-scale", daemon=True)
+        for i in range(n)
+    ]
+    started = time.monotonic()
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = started + timeout + ROUND_MARGIN_S
+        for slot in slots:
+            slot.done.wait(max(0.0, deadline - time.monotonic()))
+        errors = [s.error for s in slots if s.error is not None]
+        if errors:
+            raise errors[0]
+        if not all(s.instance is not None for s in slots):
+            raise RuntimeError(f"scale N={n}: not all instances were ready in time")
+        ready = [s.ready_at - started for s in slots]
+        time.sleep(footprint.SETTLE_SECONDS)
+        per_instance = [_footprint_mib(s.instance) for s in slots if s.instance is not None]
+        available_at_n = psutil.virtual_memory().available / MIB
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    return RoundResult(
+        n=n,
+        all_ready_s=max(ready),
+        ready_s=[round(r, 4) for r in ready],
+        memory_mib=sum(per_instance),
+        per_instance_mib=[round(m, 2) for m in per_instance],
+        host_available_drop_mib=round(available_before - available_at_n, 1),
+    )
+
+
+def _footprint_mib(instance: Instance) -> float:
+    measured = instance.footprint()
+    if "total_mib" not in measured:
+        raise RuntimeError(f"no memory footprint for {instance.name} (process gone?)")
+    return float(measured["total_mib"])
+
+
+def _wait_ready_unless(
+    instance: Instance, timeout: float, abandon: threading.Event
+) -> ReadyInfo | None:
+    """wait_ready in short slices, so an abandoned round (an error elsewhere, Ctrl-C) tears
+    its instances down within a second instead of after a whole boot timeout."""
+    deadline = time.monotonic() + timeout
+    while not abandon.is_set():
+        try:
+            return instance.wait_ready(min(1.0, max(0.1, deadline - time.monotonic())))
+        except InstanceGone:
+            raise
+        except AgentError:
+            if time.monotonic() >= deadline:
+                raise
+    return None
