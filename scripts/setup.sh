@@ -9,10 +9,15 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PACKAGES=(
-  docker.io qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev pkg-config
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev pkg-config
   debootstrap busybox-static cpio e2fsprogs util-linux tar python3-venv python3-dev gcc
-  chromium openssh-server openssh-client tmux
+  openssh-server openssh-client tmux
 )
+# Keep an engine that is already installed (e.g. docker-ce on CI runners conflicts with docker.io).
+command -v dockerd >/dev/null 2>&1 || PACKAGES+=(docker.io)
+# Only for tests (the HTML report in a real browser, workflow linting); a host without them
+# still benchmarks, so their absence is a warning, not a failure.
+OPTIONAL_PACKAGES=(chromium shellcheck)
 
 SETUP_LOG=${SETUP_LOG:-/tmp/vmvc-setup.log}
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -46,6 +51,17 @@ install_packages() {
     quietly as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l \
       apt-get install -y -q "${missing[@]}"
   fi
+}
+
+install_optional() {
+  command -v dpkg-query >/dev/null 2>&1 || return 0
+  for pkg in "${OPTIONAL_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      log "installing $pkg (for the tests)"
+      quietly as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" ||
+        log "warning: $pkg could not be installed; the tests that need it will fail"
+    fi
+  done
 }
 
 python_for_venv() {
@@ -99,6 +115,7 @@ start_daemons() {
 }
 
 install_packages
+install_optional
 install_venv
 start_daemons
 log "ready: $VENV/bin/vmvc"

@@ -79,7 +79,8 @@ def bench(
         ),
     ] = None,
     repetitions: Annotated[
-        int | None, typer.Option("--repetitions", "-n", help="Exactly this many measured repetitions.")
+        int | None,
+        typer.Option("--repetitions", "-n", help="Exactly this many measured repetitions."),
     ] = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Directory for <run-id>.json/.md/.html.")

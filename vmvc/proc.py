@@ -25,8 +25,7 @@ def run(
             args,
             cwd=cwd,
             input=input_bytes,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=timeout,
             check=False,
         )

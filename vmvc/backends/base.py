@@ -118,7 +118,7 @@ class Backend(abc.ABC):
         """Resources this backend created for any run (alive = its run still runs)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold no connection
         """Release connections; instances are already gone."""
 
 
