@@ -25,6 +25,16 @@ out = Console()
 err = Console(stderr=True)
 
 
+def use_plain_console() -> None:
+    """--plain: no colour, no escape codes at all, even on a terminal (for logs)."""
+    global err
+    err = Console(stderr=True, force_terminal=False, no_color=True, highlight=False)
+
+
+if "--plain" in sys.argv:  # before any command runs, so early notices are plain too
+    use_plain_console()
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr, no traceback, a non-zero exit."""
     err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
@@ -157,6 +167,8 @@ def bench(
     if output.exists() and not output.is_dir():
         fail(f"--output {output} is a file; give a directory")
     plain = plain or not err.is_terminal
+    if plain:
+        use_plain_console()
     try:
         doc, path, reports = run_bench(
             config,

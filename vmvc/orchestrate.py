@@ -244,26 +244,18 @@ def _run_host(
     plain: bool,
 ) -> None:
     """One host's whole plan; its samples, trials and errors carry the host's name."""
-    runner = BenchRunner(
-        config,
-        backends,
-        artefacts,
-        doc,
-        path,
-        observer=None,  # type: ignore[arg-type]
-        host=host,
-        needs_more=_needs_more(),
-    )
     tracker = RunTracker(
         list(backends),
         config.workloads,
-        trials_per_rep=len(runner.kinds()) * len(backends),
         repetitions=config.run.repetitions,
         warmups=config.run.warmups,
         settings=config.run,
     )
+    tracker.resumed(doc, host=host)  # a resumed run's finished trials count as done
     view = PlainLog(tracker) if plain else LiveView(tracker)
-    runner.observer = view
+    runner = BenchRunner(
+        config, backends, artefacts, doc, path, observer=view, host=host, needs_more=_needs_more()
+    )
     with view:
         runner.run()
 

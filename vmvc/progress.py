@@ -108,7 +108,8 @@ class Estimate:
     def describe(self) -> str:
         text = f"left ~{clock(self.seconds)}"
         if self.rough:
-            text += f" (rough until {', '.join(self.rough)} has run once)"
+            verb = "has" if len(self.rough) == 1 else "have"
+            text += f" (rough until {', '.join(self.rough)} {verb} run once)"
         if self.extra_repetitions:
             more = plural(self.extra_repetitions, "more repetition")
             text += f", up to +{clock(self.extra_seconds)} ({more}) if CIs are wide"
@@ -153,7 +154,6 @@ class RunTracker:
         self,
         backends: list[str],
         workloads: list[str],
-        trials_per_rep: int | None = None,
         repetitions: int = 1,
         warmups: int = 0,
         *,
@@ -163,10 +163,7 @@ class RunTracker:
     ) -> None:
         self.backends = list(backends)
         self.workloads = list(workloads)
-        # The plan comes from the trial kinds (durations are learnt per kind), so
-        # `trials_per_rep` is only kept for callers that pass it; an unforeseen kind is
-        # learnt when its first trial starts.
-        del trials_per_rep
+        # The plan comes from the trial kinds (durations are learnt per kind).
         self.kinds = list(kinds) if kinds is not None else trial_kinds(self.workloads)
         self.repetitions = settings.repetitions if settings else repetitions
         self.warmups = settings.warmups if settings else warmups

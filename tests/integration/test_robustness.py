@@ -131,7 +131,7 @@ def test_kill9_then_clean_then_resume(tmp_path: Path) -> None:
         ]
     )
     # Wait until the first docker trial is saved and the VM is booting, then kill hard.
-    bench.wait_for(r"docker instance: done")
+    bench.wait_for(r"done: docker instance")
     bench.wait_for(r"libvirt: booting")
     bench.process.kill()
     bench.finish()
@@ -247,7 +247,7 @@ def test_dockerd_dying_mid_run_is_reported_and_recorded(
             str(out),
         ]
     )
-    bench.wait_for(r"docker instance: done")
+    bench.wait_for(r"done: docker instance")
     os.kill(_dockerd_pid(), signal.SIGTERM)
     code = bench.finish()
     assert code == 1
