@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import secrets
 import shutil
 import subprocess
 import sys
@@ -136,9 +137,9 @@ class Tmux:
 
 @pytest.fixture
 def tmux() -> Iterator[Tmux]:
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed (apt-get install tmux)")
-    session = Tmux(f"vmvc-test-{os.getpid()}")
+    assert shutil.which("tmux"), "tmux is not installed (make setup installs it)"
+    # A server of its own per test: reusing a name races with the previous kill-server.
+    session = Tmux(f"vmvc-test-{os.getpid()}-{secrets.token_hex(4)}")
     yield session
     session.stop()
 
