@@ -82,10 +82,14 @@ def created_since(before: list[str]) -> list[str]:
     (developers run benchmarks beside the tests; in CI there are none)."""
     from vmvc.liveness import live_run_ids
 
+    # Runs alive before or after the listing: one that starts or ends while it is taken
+    # would otherwise look like a leak.
     live = live_run_ids()
+    listed = vmvc_leftovers()
+    live |= live_run_ids()
     return [
         item
-        for item in vmvc_leftovers()
+        for item in listed
         if item not in before and not any(run_id in item for run_id in live)
     ]
 
