@@ -52,21 +52,48 @@ def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str) -> float:
     overlay.unlink(missing_ok=True)
     create_overlay(artefacts.base_disk, overlay)
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "1024M"], check=True)
-    return until_ready([
-        "qemu-system-x86_64", "-machine", f"pc,accel={accel}", "-m", "512", "-smp", "1",
-        "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-        "-kernel", str(artefacts.kernel), "-initrd", str(artefacts.initrd),
-        "-append", GUEST_CMDLINE,
-        "-drive", f"file={overlay},if=virtio,format=qcow2",
-        "-drive", f"file={data},if=virtio,format=raw,cache=none",
-    ])
+    return until_ready(
+        [
+            "qemu-system-x86_64",
+            "-machine",
+            f"pc,accel={accel}",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-kernel",
+            str(artefacts.kernel),
+            "-initrd",
+            str(artefacts.initrd),
+            "-append",
+            GUEST_CMDLINE,
+            "-drive",
+            f"file={overlay},if=virtio,format=qcow2",
+            "-drive",
+            f"file={data},if=virtio,format=raw,cache=none",
+        ]
+    )
 
 
 def plain_docker_run(artefacts: Artefacts) -> float:
-    return until_ready([
-        "docker", "run", "--rm", "--network", "none", artefacts.docker_tag,
-        "/opt/vmvc/agent", "ready",
-    ])
+    return until_ready(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            artefacts.docker_tag,
+            "/opt/vmvc/agent",
+            "ready",
+        ]
+    )
 
 
 def vmvc_start(backend: LibvirtBackend | DockerBackend, artefacts: Artefacts, index: int) -> float:
@@ -105,10 +132,14 @@ def main() -> None:
     print("\nmedians over", args.runs, "runs (accel:", args.accel + ")")
     for key, value in medians.items():
         print(f"  {key:<11} {value:.3f} s")
-    print(f"VM: vmvc libvirt / bare qemu        = {medians['libvirt'] / medians['qemu']:.3f}"
-          " (target <= 1.10)")
-    print(f"container: vmvc docker / docker run = {medians['docker'] / medians['docker run']:.3f}"
-          " (target <= 1.05)")
+    print(
+        f"VM: vmvc libvirt / bare qemu        = {medians['libvirt'] / medians['qemu']:.3f}"
+        " (target <= 1.10)"
+    )
+    print(
+        f"container: vmvc docker / docker run = {medians['docker'] / medians['docker run']:.3f}"
+        " (target <= 1.05)"
+    )
 
 
 if __name__ == "__main__":

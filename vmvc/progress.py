@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS
+from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, applies
 from vmvc.config import RunSettings
 from vmvc.results import ResultDocument, Sample
 from vmvc.runner import INSTANCE_TRIAL, INSTANCE_WORKLOADS
@@ -195,7 +195,7 @@ class RunTracker:
 
     @property
     def pairs(self) -> list[Pair]:
-        return [(b, k) for k in self.kinds for b in self.backends]
+        return [(b, k) for k in self.kinds for b in self.backends if applies(k, b)]
 
     def planned_repetitions(self) -> int:
         """Measured repetitions planned so far: the minimum, or more once the runner adds some."""
@@ -207,7 +207,8 @@ class RunTracker:
         return len(self.pairs) * (self.warmups + self.planned_repetitions())
 
     def planned_trials(self, backend: str) -> int:
-        return len(self.kinds) * (self.warmups + self.planned_repetitions())
+        kinds = [k for k in self.kinds if applies(k, backend)]
+        return len(kinds) * (self.warmups + self.planned_repetitions())
 
     def resumed(self, doc: ResultDocument, host: str = "local") -> None:
         """Before a resumed run: the trials that succeeded before (the runner skips them)

@@ -20,7 +20,7 @@ from vmvc.agent.protocol import AgentError
 from vmvc.backends.base import Backend, InstanceSpec
 from vmvc.bench import AGENT_WORKLOADS, footprint, startup
 from vmvc.bench.base import Measurement, ParseError
-from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext
+from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, applies
 from vmvc.config import STEADY_WORKLOADS, Config
 from vmvc.image.build import Artefacts
 from vmvc.paths import run_workdir
@@ -104,7 +104,9 @@ class BenchRunner:
         order = list(self.backends)
         if self.config.run.shuffle:
             random.Random(self.seed + repetition).shuffle(order)
-        trials = [(backend, kind) for kind in self.kinds() for backend in order]
+        trials = [
+            (backend, kind) for kind in self.kinds() for backend in order if applies(kind, backend)
+        ]
         return Plan(repetition, warmup, trials)
 
     def done(self) -> set[tuple[str, str, str, int]]:

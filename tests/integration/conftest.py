@@ -88,9 +88,7 @@ def created_since(before: list[str]) -> list[str]:
     listed = vmvc_leftovers()
     live |= live_run_ids()
     return [
-        item
-        for item in listed
-        if item not in before and not any(run_id in item for run_id in live)
+        item for item in listed if item not in before and not any(run_id in item for run_id in live)
     ]
 
 

@@ -25,6 +25,7 @@ from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext
 from vmvc.bench.scale import ScaleRefused
 from vmvc.config import Config
 from vmvc.image.build import Artefacts
+from vmvc.liveness import hold_run_lock
 from vmvc.paths import run_workdir
 from vmvc.results import ResultDocument, new_run_id, now_iso
 
@@ -97,7 +98,9 @@ def backends(small_config: Config, artefacts: Artefacts) -> Iterator[dict[str, B
 @pytest.fixture
 def harness(small_config: Config, artefacts: Artefacts, no_leftovers: None) -> Iterator[Harness]:
     made = Harness(small_config, artefacts)
-    yield made
+    # Like the runner: a live run's resources are not "left behind" for a concurrent session.
+    with hold_run_lock(made.doc.run_id):
+        yield made
     # The run's work dir is the runner's to remove; each instance dir in it is the workload's.
     left = sorted(p.name for p in made.workdir.iterdir()) if made.workdir.exists() else []
     shutil.rmtree(made.workdir, ignore_errors=True)

@@ -65,7 +65,9 @@ def test_density_is_memory_over_slope() -> None:
 
 def test_fit_measurements_names_units_and_metadata() -> None:
     points = [ScalePoint(n, 8.5 + 6.4 * (n - 1), 250.0 * n + 10, 300.0 * n) for n in (1, 2, 4)]
-    measured = {m.metric: m for m in fit_measurements(points, 24000.0, 20000.0)}
+    fits = fit_measurements(points, 24000.0, 20000.0, {"host_cpus": 2})
+    measured = {m.metric: m for m in fits}
+    assert all(m.metadata["host_cpus"] == 2 for m in fits)
     assert set(measured) == {"time_per_instance_s", "memory_per_instance_mib", "density_instances"}
     assert measured["time_per_instance_s"].value == pytest.approx(6.4)
     assert measured["time_per_instance_s"].unit == "s"

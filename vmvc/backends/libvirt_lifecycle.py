@@ -22,7 +22,7 @@ from vmvc.backends.libvirt import GUEST_CMDLINE, LibvirtBackend
 from vmvc.backends.libvirt_console import ConsoleReader
 from vmvc.backends.libvirt_xml import DomainDisk, DomainSpec, domain_xml
 from vmvc.backends.memory import process_tree_memory
-from vmvc.image.build import Artefacts, _build_base_disk
+from vmvc.image.build import Artefacts, build_base_disk
 from vmvc.proc import run
 
 QEMU_PID_DIR = Path("/run/libvirt/qemu")
@@ -51,9 +51,9 @@ def make_data_disk(path: Path, size_mib: int) -> None:
     )
 
 
-def build_base_disk(rootfs: Path, disk: Path, timeout: float = 600) -> None:
+def build_deletable_base_disk(rootfs: Path, disk: Path, timeout: float = 600) -> None:
     """The read-only ext4 root disk from the rootfs, exactly as the image build makes it."""
-    _build_base_disk(rootfs, disk, timeout)
+    build_base_disk(rootfs, disk, timeout)
     os.chmod(disk, 0o644)  # the build makes it read-only; this copy is ours to delete
 
 

@@ -31,11 +31,18 @@ class LifecycleContext:
 
 class LifecycleWorkload(Protocol):
     name: str
+    applies_to: frozenset[str]  # backends where it means something (others are not planned)
 
     def run(self, context: LifecycleContext) -> list[Measurement]: ...
 
 
 LIFECYCLE_WORKLOADS: dict[str, LifecycleWorkload] = {}
+
+
+def applies(kind: str, backend: str) -> bool:
+    """Whether a trial kind is planned for a backend (instance trials run everywhere)."""
+    workload = LIFECYCLE_WORKLOADS.get(kind)
+    return workload is None or backend in workload.applies_to
 
 
 def _register_builtin() -> None:

@@ -27,7 +27,7 @@ from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.libvirt_lifecycle import (
     DefinedGuest,
     allocated_bytes,
-    build_base_disk,
+    build_deletable_base_disk,
     copy_boot_files,
     create_overlay,
     guest_xml,
@@ -110,7 +110,7 @@ def _libvirt(context: LifecycleContext, backend: LibvirtBackend) -> list[Measure
         data = directory / "data.raw"
         context.phase("provision: mke2fs -d of the rootfs")
         with prepare:
-            build_base_disk(context.artefacts.rootfs, base)
+            build_deletable_base_disk(context.artefacts.rootfs, base)
         base_bytes = allocated_bytes(base)
         with extras:
             kernel, initrd = copy_boot_files(context.artefacts, directory)

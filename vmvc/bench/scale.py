@@ -10,6 +10,9 @@ memory_mib   sum of the instances' own footprints (VM: QEMU PSS; container: cgro
 
 then the fitted cost per extra instance (vmvc.bench.scalefit): time_per_instance_s,
 memory_per_instance_mib and density_instances. Native scales plain agent processes.
+Instances boot in parallel until they outnumber the host's cores (a 1-vCPU VM keeps one
+core busy while it boots), so all_ready_s is flat up to about the core count and rises
+after it: the counts should reach past the cores (host_cpus is in the fits' metadata).
 
 Before anything is launched, every N whose estimated memory exceeds safe_memory_fraction of
 the host's available memory is refused with one line (the trial fails, nothing starts).
@@ -17,6 +20,7 @@ the host's available memory is refused with one line (the trial fails, nothing s
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -136,7 +140,11 @@ class ScaleWorkload:
                     },
                 )
             )
-        measured += fit_measurements(points, total_mib, available_mib)
+        conditions = {
+            "host_cpus": os.cpu_count(),
+            "vcpus_per_instance": context.config.instance.vcpus,
+        }
+        measured += fit_measurements(points, total_mib, available_mib, conditions)
         return measured
 
 

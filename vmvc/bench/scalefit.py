@@ -103,7 +103,10 @@ class ScalePoint:
 
 
 def fit_measurements(
-    points: Sequence[ScalePoint], host_total_mib: float, host_available_mib: float
+    points: Sequence[ScalePoint],
+    host_total_mib: float,
+    host_available_mib: float,
+    conditions: dict[str, Any] | None = None,
 ) -> list[Measurement]:
     """time_per_instance_s, memory_per_instance_mib and density_instances from the rounds.
 
@@ -111,7 +114,10 @@ def fit_measurements(
     host"); the metadata adds the same count for the memory that was available when the
     workload started (what would fit next to whatever else was running). No fit (fewer
     than two distinct N) gives no measurements; a non-positive memory slope gives no density.
+    `conditions` (e.g. host CPUs) is added to every fit's metadata: instances start in
+    parallel until they outnumber the cores, so the slope depends on N against the cores.
     """
+    extra = dict(conditions or {})
     counts = [p.n for p in points]
     time_fit = fit_line(counts, [p.all_ready_s for p in points])
     memory_fit = fit_line(counts, [p.memory_mib for p in points])
@@ -124,8 +130,12 @@ def fit_measurements(
         drop_fit = fit_line(counts, [float(d) for d in drops if d is not None])
         memory_metadata["host_available_drop_slope_mib"] = drop_fit.slope if drop_fit else None
     measured = [
-        Measurement("time_per_instance_s", time_fit.slope, "s", False, time_fit.metadata(counts)),
-        Measurement("memory_per_instance_mib", memory_fit.slope, "MiB", False, memory_metadata),
+        Measurement(
+            "time_per_instance_s", time_fit.slope, "s", False, time_fit.metadata(counts) | extra
+        ),
+        Measurement(
+            "memory_per_instance_mib", memory_fit.slope, "MiB", False, memory_metadata | extra
+        ),
     ]
     fits = density(host_total_mib, memory_fit.slope)
     if fits is not None:
@@ -142,7 +152,8 @@ def fit_measurements(
                     "host_available_at_start_mib": host_available_mib,
                     "density_available_at_start": available,
                     "memory_per_instance_mib": memory_fit.slope,
-                },
+                }
+                | extra,
             )
         )
     return measured

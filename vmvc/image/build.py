@@ -225,7 +225,7 @@ def _tree_bytes(path: Path) -> int:
     return total
 
 
-def _build_base_disk(rootfs: Path, disk: Path, timeout: float) -> None:
+def build_base_disk(rootfs: Path, disk: Path, timeout: float) -> None:
     # Room for inodes and journal on top of the content, rounded to whole MiB.
     size_mib = int(_tree_bytes(rootfs) * 1.25 / 2**20) + 128
     run(
@@ -299,7 +299,7 @@ def _build_missing(
         vm.mkdir(mode=0o755)
         for name in ("vmlinuz", "initrd.img"):
             shutil.copy2(kernel_dir / name, vm / name)
-        _build_base_disk(rootfs, vm / "base.raw", timeout)
+        build_base_disk(rootfs, vm / "base.raw", timeout)
         recipe_dict = {
             "suite": recipe.suite,
             "packages": list(recipe.packages),
