@@ -12,6 +12,7 @@ from .conftest import load_json, run_vmvc, write_config
 SMALL_TOML = """
 profile = "quick"
 accel = "auto"
+workloads = ["startup", "cpu", "memory", "io", "footprint"]
 [run]
 repetitions = 2
 max_repetitions = 2

@@ -233,8 +233,13 @@ def test_lifecycle_trials_through_the_runner(tmp_path: Path, no_leftovers: None)
     assert result.returncode == 0, result.stderr[-2000:]
     doc = load_json(next(tmp_path.glob("*.json")))
     trials = {(t["backend"], t["kind"]): t["status"] for t in doc["trials"]}
+    # Native is planned only where it means something (isolation); provision and recovery
+    # do not apply to the host itself, so no empty native trial is recorded.
     assert trials == {
-        (b, k): "ok" for b in ("native", "docker") for k in ("provision", "recovery", "isolation")
+        ("docker", "provision"): "ok",
+        ("docker", "recovery"): "ok",
+        ("docker", "isolation"): "ok",
+        ("native", "isolation"): "ok",
     }
     metrics = {(s["backend"], s["workload"], s["metric"]) for s in doc["samples"]}
     assert ("docker", "provision", "prepare_s") in metrics
