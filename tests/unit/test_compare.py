@@ -92,12 +92,27 @@ def test_too_few_repetitions(build_doc):
     assert only["note"] == "too few repetitions"
 
 
-def test_three_repetitions_cannot_be_significant(build_doc):
+def test_three_repetitions_use_welch_and_say_so(build_doc):
+    # 3 + 3 repetitions: the permutation test cannot go below p = 0.2, so Welch decides.
     base = build_doc({"native": {"cpu/events_per_s": [2313.0, 2300.0, 2320.0]}})
-    new = build_doc({"native": {"cpu/events_per_s": [1000.0, 1001.0, 1002.0]}})
-    only = cmp.compare(base, new)["rows"][0]
-    assert only["classification"] == "no change"
-    assert "too few repetitions for p < 0.05" in only["note"]
+    slower = build_doc({"native": {"cpu/events_per_s": [1000.0, 1001.0, 1002.0]}})
+    only = cmp.compare(base, slower)["rows"][0]
+    assert only["classification"] == "regression"
+    assert only["test"] == "Welch t-test"
+    assert "cannot reach p < 0.05" in only["note"]
+    # Within the noise: 1 % lower with ~0.4 % spread is still no change (noise threshold).
+    close = build_doc({"native": {"cpu/events_per_s": [2290.0, 2277.0, 2297.0]}})
+    assert cmp.compare(base, close)["rows"][0]["classification"] == "no change"
+    # Overlapping noisy groups: no change either.
+    noisy = build_doc({"native": {"cpu/events_per_s": [2200.0, 2400.0, 2250.0]}})
+    assert cmp.compare(base, noisy)["rows"][0]["classification"] == "no change"
+
+
+def test_seven_repetitions_use_the_permutation_test(make_realistic):
+    doc = make_realistic(repetitions=7)
+    only = cmp.compare(doc, doc)["rows"][0]
+    assert only["test"] == "permutation test of the medians"
+    assert only["note"] == ""
 
 
 def test_different_host_or_accel_is_refused_unless_forced(realistic_doc, build_doc):
