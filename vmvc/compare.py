@@ -9,8 +9,8 @@ Anything less is "no change" — on a shared host, single-digit percent swings a
 from __future__ import annotations
 
 import functools
-import warnings
 import json
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
