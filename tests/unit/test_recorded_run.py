@@ -1,4 +1,4 @@
-"""Statistics, verdicts and compare on a recorded real quick-profile run (tests/data).
+"""Statistics, verdicts and compare on a recorded real quick-profile run (results/example).
 
 The run: `make bench` on the development machine (2 cores, VMs emulated with TCG), all three
 backends and eleven workloads, three repetitions.
@@ -16,7 +16,9 @@ from vmvc.cli import app
 from vmvc.config import Thresholds
 from vmvc.results import ResultDocument, load, save
 
-RECORDED = Path(__file__).resolve().parents[1] / "data" / "quick-run-tcg.json"
+RECORDED = (
+    Path(__file__).resolve().parents[2] / "results" / "example" / "20261129T130319Z-160e6f.json"
+)
 
 
 def _scaled(
