@@ -99,8 +99,40 @@ def create_overlay(base: Path, overlay: Path) -> None:
     )
 
 
-class LibvirtInstance(Instance):
+class ConsoleGuest(Instance):
+    """What every local guest shares: commands over the serial console, QEMU's memory."""
+
     backend = "libvirt"
+    console: ConsoleReader | None
+
+    def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
+        if self.console is None:
+            raise AgentError("guest console is not attached")
+        task_id = self.next_task_id()
+        start = len(self.log)
+        try:
+            self.console.send(command_line(task_id, workload, args).encode())
+        except (BrokenPipeError, TimeoutError, libvirt.libvirtError) as exc:
+            raise AgentError(f"cannot send to guest console: {exc}") from None
+        return collect_task(self.log, task_id, start, timeout)
+
+    def qemu_pid(self) -> int | None:
+        try:
+            return int((QEMU_PID_DIR / f"{self.name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def footprint(self) -> dict[str, float]:
+        pid = self.qemu_pid()
+        if pid is None:
+            return {}
+        memory = process_tree_memory(pid)
+        memory.pop("processes", None)
+        return memory
+
+
+class LibvirtInstance(ConsoleGuest):
+    """A transient guest, created paused and destroyed at teardown."""
 
     def __init__(
         self,
@@ -165,31 +197,6 @@ class LibvirtInstance(Instance):
         }
         self.ready_info = info
         return info
-
-    def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
-        if self.console is None:
-            raise AgentError("guest console is not attached")
-        task_id = self.next_task_id()
-        start = len(self.log)
-        try:
-            self.console.send(command_line(task_id, workload, args).encode())
-        except (BrokenPipeError, TimeoutError, libvirt.libvirtError) as exc:
-            raise AgentError(f"cannot send to guest console: {exc}") from None
-        return collect_task(self.log, task_id, start, timeout)
-
-    def qemu_pid(self) -> int | None:
-        try:
-            return int((QEMU_PID_DIR / f"{self.name}.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def footprint(self) -> dict[str, float]:
-        pid = self.qemu_pid()
-        if pid is None:
-            return {}
-        memory = process_tree_memory(pid)
-        memory.pop("processes", None)
-        return memory
 
     def destroy(self) -> None:
         if self.console is not None:

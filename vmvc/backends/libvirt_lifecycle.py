@@ -16,16 +16,13 @@ from pathlib import Path
 
 import libvirt
 
-from vmvc.agent.protocol import AgentError, ReadyInfo, collect_task, command_line, wait_ready
-from vmvc.backends.base import Instance, InstanceSpec
-from vmvc.backends.libvirt import GUEST_CMDLINE, LibvirtBackend
+from vmvc.agent.protocol import ReadyInfo, wait_ready
+from vmvc.backends.base import InstanceSpec
+from vmvc.backends.libvirt import GUEST_CMDLINE, ConsoleGuest, LibvirtBackend
 from vmvc.backends.libvirt_console import ConsoleReader
 from vmvc.backends.libvirt_xml import DomainDisk, DomainSpec, domain_xml
-from vmvc.backends.memory import process_tree_memory
 from vmvc.image.build import Artefacts, build_base_disk
 from vmvc.proc import run
-
-QEMU_PID_DIR = Path("/run/libvirt/qemu")
 
 
 def instance_dir(spec: InstanceSpec) -> Path:
@@ -122,10 +119,8 @@ def guest_xml(
     )
 
 
-class DefinedGuest(Instance):
+class DefinedGuest(ConsoleGuest):
     """A persistent domain: `define` (timed by the caller), `start`, always `remove`."""
-
-    backend = "libvirt"
 
     def __init__(self, conn: libvirt.virConnect, name: str, xml: str) -> None:
         super().__init__()
@@ -147,26 +142,6 @@ class DefinedGuest(Instance):
         self.phases = {"total_s": info.at - self._started}
         self.ready_info = info
         return info
-
-    def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
-        if self.console is None:
-            raise AgentError("guest console is not attached")
-        task_id = self.next_task_id()
-        start = len(self.log)
-        try:
-            self.console.send(command_line(task_id, workload, args).encode())
-        except (BrokenPipeError, TimeoutError, libvirt.libvirtError) as exc:
-            raise AgentError(f"cannot send to guest console: {exc}") from None
-        return collect_task(self.log, task_id, start, timeout)
-
-    def footprint(self) -> dict[str, float]:
-        try:
-            pid = int((QEMU_PID_DIR / f"{self.name}.pid").read_text().strip())
-        except (OSError, ValueError):
-            return {}
-        memory = process_tree_memory(pid)
-        memory.pop("processes", None)
-        return memory
 
     def remove(self) -> None:
         """Destroy (if running) and undefine; safe to call twice."""
