@@ -18,7 +18,8 @@ Native: not applicable.
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from vmvc.backends.docker import DockerBackend, DockerInstance
 from vmvc.backends.docker_lifecycle import writable_layer_bytes
@@ -40,10 +41,11 @@ from vmvc.bench.lifecycle_tools import (
     INSTANCE_BACKENDS,
     Timer,
     byte_count,
-    not_applicable,
-    remote,
+    per_engine,
     seconds,
 )
+
+B = TypeVar("B", DockerBackend, LibvirtBackend)
 
 if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
     from vmvc.bench.lifecycle import LifecycleContext
@@ -54,18 +56,25 @@ class CloneWorkload:
     applies_to = INSTANCE_BACKENDS
 
     def run(self, context: LifecycleContext) -> list[Measurement]:
-        if remote(context):
-            return not_applicable(context, self.name, "measured on the local host only")
-        backend = context.backend
-        if not isinstance(backend, DockerBackend | LibvirtBackend):
-            return not_applicable(context, self.name, "the host itself cannot be cloned")
-        timeout = context.config.timeouts.boot_s
-        context.phase("clone: first instance")
-        with backend.provision(context.artefacts, context.make_spec(backend.name)) as source:
-            source.wait_ready(timeout)
-            if isinstance(backend, DockerBackend):
-                return _docker(context, backend)
-            return _libvirt(context, backend)
+        return per_engine(
+            context,
+            self.name,
+            docker=lambda c, b: _with_running_source(c, b, _docker),
+            libvirt=lambda c, b: _with_running_source(c, b, _libvirt),
+            otherwise="the host itself cannot be cloned",
+        )
+
+
+def _with_running_source(
+    context: LifecycleContext,
+    backend: B,
+    clone: Callable[[LifecycleContext, B], list[Measurement]],
+) -> list[Measurement]:
+    """Clones are made while the first instance runs: replicating a live server."""
+    context.phase("clone: first instance")
+    with backend.provision(context.artefacts, context.make_spec(backend.name)) as source:
+        source.wait_ready(context.config.timeouts.boot_s)
+        return clone(context, backend)
 
 
 def _docker(context: LifecycleContext, backend: DockerBackend) -> list[Measurement]:

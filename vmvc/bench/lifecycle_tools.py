@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from vmvc.bench.base import Measurement
 
 if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
+    from vmvc.backends.docker import DockerBackend
+    from vmvc.backends.libvirt import LibvirtBackend
     from vmvc.bench.lifecycle import LifecycleContext
 
 # Backends where an instance is something the engine creates from the image. For native
@@ -47,6 +50,29 @@ def remote(context: LifecycleContext) -> bool:
     """Lifecycle workloads read host files, /proc and host memory directly: a remote
     engine's instances live elsewhere, so they are measured only on the local host."""
     return context.host != "local"
+
+
+def per_engine(
+    context: LifecycleContext,
+    workload: str,
+    *,
+    docker: Callable[[LifecycleContext, DockerBackend], list[Measurement]],
+    libvirt: Callable[[LifecycleContext, LibvirtBackend], list[Measurement]],
+    otherwise: str,
+) -> list[Measurement]:
+    """Run a lifecycle workload's Docker or libvirt variant on the local host; anywhere else
+    (a remote host, the native backend) record why it does not apply."""
+    from vmvc.backends.docker import DockerBackend
+    from vmvc.backends.libvirt import LibvirtBackend
+
+    if remote(context):
+        return not_applicable(context, workload, "measured on the local host only")
+    backend = context.backend
+    if isinstance(backend, DockerBackend):
+        return docker(context, backend)
+    if isinstance(backend, LibvirtBackend):
+        return libvirt(context, backend)
+    return not_applicable(context, workload, otherwise)
 
 
 def seconds(metric: str, value: float, **metadata: Any) -> Measurement:

@@ -33,8 +33,7 @@ from vmvc.bench.lifecycle_tools import (
     INSTANCE_BACKENDS,
     Timer,
     byte_count,
-    not_applicable,
-    remote,
+    per_engine,
     seconds,
 )
 
@@ -47,14 +46,13 @@ class PortabilityWorkload:
     applies_to = INSTANCE_BACKENDS
 
     def run(self, context: LifecycleContext) -> list[Measurement]:
-        if remote(context):
-            return not_applicable(context, self.name, "measured on the local host only")
-        backend = context.backend
-        if isinstance(backend, DockerBackend):
-            return _docker(context, backend)
-        if isinstance(backend, LibvirtBackend):
-            return _libvirt(context, backend)
-        return not_applicable(context, self.name, "the host has no portable image form")
+        return per_engine(
+            context,
+            self.name,
+            docker=_docker,
+            libvirt=_libvirt,
+            otherwise="the host has no portable image form",
+        )
 
 
 def _docker(context: LifecycleContext, backend: DockerBackend) -> list[Measurement]:

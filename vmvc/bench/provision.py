@@ -37,7 +37,12 @@ from vmvc.backends.libvirt_lifecycle import (
 )
 from vmvc.backends.libvirt_xml import DomainDisk
 from vmvc.bench.base import Measurement
-from vmvc.bench.lifecycle_tools import INSTANCE_BACKENDS, Timer, not_applicable, remote, seconds
+from vmvc.bench.lifecycle_tools import (
+    INSTANCE_BACKENDS,
+    Timer,
+    per_engine,
+    seconds,
+)
 
 if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
     from vmvc.bench.lifecycle import LifecycleContext
@@ -48,14 +53,13 @@ class ProvisionWorkload:
     applies_to = INSTANCE_BACKENDS
 
     def run(self, context: LifecycleContext) -> list[Measurement]:
-        if remote(context):
-            return not_applicable(context, self.name, "measured on the local host only")
-        backend = context.backend
-        if isinstance(backend, DockerBackend):
-            return _docker(context, backend)
-        if isinstance(backend, LibvirtBackend):
-            return _libvirt(context, backend)
-        return not_applicable(context, self.name, "the host is not provisioned from the image")
+        return per_engine(
+            context,
+            self.name,
+            docker=_docker,
+            libvirt=_libvirt,
+            otherwise="the host is not provisioned from the image",
+        )
 
 
 def _docker(context: LifecycleContext, backend: DockerBackend) -> list[Measurement]:

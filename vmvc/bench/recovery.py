@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from vmvc.agent.protocol import command_line, marker, wait_ready
 from vmvc.backends.docker import DockerBackend, DockerInstance
@@ -29,7 +30,13 @@ from vmvc.backends.docker_lifecycle import container_state, engine_time
 from vmvc.backends.libvirt import LibvirtBackend, LibvirtInstance
 from vmvc.backends.libvirt_lifecycle import RebootWatch
 from vmvc.bench.base import Measurement
-from vmvc.bench.lifecycle_tools import INSTANCE_BACKENDS, not_applicable, remote, seconds
+from vmvc.bench.lifecycle_tools import (
+    INSTANCE_BACKENDS,
+    per_engine,
+    seconds,
+)
+
+B = TypeVar("B", DockerBackend, LibvirtBackend)
 
 if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
     from vmvc.bench.lifecycle import LifecycleContext
@@ -40,20 +47,27 @@ class RecoveryWorkload:
     applies_to = INSTANCE_BACKENDS
 
     def run(self, context: LifecycleContext) -> list[Measurement]:
-        if remote(context):
-            return not_applicable(context, self.name, "measured on the local host only")
-        backend = context.backend
-        if not isinstance(backend, DockerBackend | LibvirtBackend):
-            return not_applicable(context, self.name, "no engine restarts the host")
-        measured: list[Measurement] = []
-        trials = context.config.workload.recovery.trials
-        for trial in range(1, trials + 1):
-            context.phase(f"recovery: trial {trial}/{trials}")
-            if isinstance(backend, DockerBackend):
-                measured += _docker(context, backend, trial)
-            else:
-                measured += _libvirt(context, backend, trial)
-        return measured
+        return per_engine(
+            context,
+            self.name,
+            docker=lambda c, b: _trials(c, b, _docker),
+            libvirt=lambda c, b: _trials(c, b, _libvirt),
+            otherwise="no engine restarts the host",
+        )
+
+
+def _trials(
+    context: LifecycleContext,
+    backend: B,
+    one: Callable[[LifecycleContext, B, int], list[Measurement]],
+) -> list[Measurement]:
+    """Each trial on a fresh instance: Docker doubles its restart delay per crash."""
+    measured: list[Measurement] = []
+    trials = context.config.workload.recovery.trials
+    for trial in range(1, trials + 1):
+        context.phase(f"recovery: trial {trial}/{trials}")
+        measured += one(context, backend, trial)
+    return measured
 
 
 def _docker(context: LifecycleContext, backend: DockerBackend, trial: int) -> list[Measurement]:
