@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
-from vmvc.config import ALL_WORKLOADS, BACKEND_NAMES, ConfigError, load_config
+from vmvc.config import ALL_WORKLOADS, BACKEND_NAMES, Config, ConfigError, load_config
+from vmvc.safe_text import one_line
 
 app = typer.Typer(
     name="vmvc",
@@ -36,13 +39,19 @@ if "--plain" in sys.argv:  # before any command runs, so early notices are plain
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr, no traceback, a non-zero exit."""
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, no traceback, a non-zero exit.
+
+    Messages quote file names, run ids and values from files: never read as rich markup
+    ('[/]' would raise, '[link=...]' would forge), never more than one line.
+    """
+    err.print(
+        f"[bold red]error:[/bold red] {escape(one_line(message))}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
 def say(message: str) -> None:
-    err.print(f"[dim]vmvc:[/dim] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[dim]vmvc:[/dim] {escape(one_line(message))}", highlight=False, soft_wrap=True)
 
 
 def _config(profile: str | None, config_file: Path | None, overrides: dict[str, Any]) -> Any:
@@ -119,8 +128,13 @@ def bench(
 ) -> None:
     """Run the benchmark: every chosen backend x workload, interleaved repetitions."""
     from vmvc.interactive import InteractiveError, choose_interactively
-    from vmvc.orchestrate import BenchError, Interrupted, run_bench
-    from vmvc.results import ResultFileError, load
+    from vmvc.orchestrate import (
+        BenchError,
+        Interrupted,
+        OutputDirError,
+        check_output_dir,
+        run_bench,
+    )
 
     try:
         picked = choose_interactively(
@@ -157,15 +171,13 @@ def bench(
         overrides["run"] = {"repetitions": repetitions, "max_repetitions": repetitions}
     resumed = None
     if resume is not None:
-        try:
-            resumed = load(output / f"{resume}.json")
-        except ResultFileError as exc:
-            fail(f"cannot resume: {exc}")
-        config = _config(None, None, {}).model_validate(resumed.config)
+        resumed, config = _resumable(output, resume)
     else:
         config = _config(profile, config_file, overrides)
-    if output.exists() and not output.is_dir():
-        fail(f"--output {output} is a file; give a directory")
+    try:
+        check_output_dir(output)
+    except OutputDirError as exc:
+        fail(str(exc))
     plain = plain or not err.is_terminal
     if plain:
         use_plain_console()
@@ -181,6 +193,9 @@ def bench(
         )
     except BenchError as exc:
         fail(str(exc))
+    except OSError as exc:  # the output disappeared or filled up mid-run
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"cannot write the results: {exc.strerror or exc.__class__.__name__}{where}")
     except Interrupted as stop:
         if stop.left:
             err.print(
@@ -194,6 +209,7 @@ def bench(
             f"partial results: {stop.path} (finish them: vmvc bench --resume {stop.run_id} "
             f"--output {output})",
             highlight=False,
+            markup=False,
         )
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
@@ -206,10 +222,37 @@ def bench(
         err.print(f"[yellow]{len(doc.errors)} trial(s) failed[/yellow]; see 'errors' in {path}")
         for error in doc.errors[:5]:
             err.print(
-                f"  {error.backend} {error.workload} rep {error.repetition + 1}: {error.message}",
+                f"  {error.backend} {error.workload} rep {error.repetition + 1}: "
+                f"{one_line(error.message)}",
                 highlight=False,
+                markup=False,
             )
         raise typer.Exit(1)
+
+
+def _resumable(output: Path, resume: str) -> tuple[Any, Config]:
+    """The result to resume and the config it ran with, both validated before any engine
+    is touched: the run id becomes paths that root creates and removes, the config
+    becomes engine connections."""
+    from vmvc.results import ResultFileError, check_run_id, load
+
+    try:
+        check_run_id(resume)
+    except ValueError as exc:
+        fail(f"cannot resume: {exc}")
+    try:
+        resumed = load(output / f"{resume}.json")
+    except ResultFileError as exc:
+        fail(f"cannot resume: {exc}")
+    if resumed.run_id != resume:
+        fail(
+            f"cannot resume: {output / f'{resume}.json'} holds run {resumed.run_id!r}, not {resume}"
+        )
+    try:
+        config = Config.model_validate(resumed.config)
+    except ValidationError as exc:  # load() checked it already; kept for other callers
+        fail(f"cannot resume: {exc.errors()[0]['msg']}")
+    return resumed, config
 
 
 @app.command()

@@ -19,6 +19,7 @@ from vmvc import compare as cmp
 from vmvc import history as hist
 from vmvc.config import Thresholds
 from vmvc.results import ResultDocument, ResultFileError, load
+from vmvc.safe_text import one_line
 
 EXIT_REGRESSION = 1
 EXIT_BAD_INPUT = 2
@@ -42,12 +43,12 @@ def _console(stderr: bool = False) -> Console:
 
 def _fail(message: str) -> NoReturn:
     # typer.echo, not rich: a message holding [brackets] must not be taken for markup.
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _warn(message: str) -> None:
-    typer.echo(f"WARNING: {message}", err=True)
+    typer.echo(f"WARNING: {one_line(message)}", err=True)
 
 
 def _load(path: Path) -> ResultDocument:

@@ -10,6 +10,7 @@ import typer
 
 from vmvc.report import FORMATS, UnknownFormatError, render, write_atomic
 from vmvc.results import ResultFileError, load
+from vmvc.safe_text import one_line
 
 HELP = (
     "Render a saved result again, from the result file alone.\n\n"
@@ -19,7 +20,7 @@ HELP = (
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     return typer.Exit(code=2)
 
 
@@ -44,6 +45,9 @@ def report(
         doc = load(result)
     except ResultFileError as exc:
         raise _fail(str(exc)) from None
+    from vmvc.orchestrate import reanalyse  # heavy (scipy); only once the file is valid
+
+    reanalyse(doc)
     try:
         text = render(doc, fmt)
     except UnknownFormatError as exc:  # pragma: no cover - checked above

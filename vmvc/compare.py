@@ -22,6 +22,7 @@ from scipy import stats as sps
 
 from vmvc import stats as st
 from vmvc.results import ResultDocument, Sample
+from vmvc.safe_text import md_cell
 
 REGRESSION, IMPROVEMENT, NO_CHANGE = "regression", "improvement", "no change"
 # Permutation tests are exact (all splits) up to this many splits, else this many random
@@ -329,7 +330,7 @@ STYLES = {REGRESSION: "bold red", IMPROVEMENT: "bold green", NO_CHANGE: ""}
 def render_table(result: dict[str, Any]) -> Table:
     """A rich table, regressions in red and improvements in green."""
     hosts = _multi_host(result)
-    title = f"{result['base']['run_id']} -> {result['new']['run_id']}"
+    title = Text(f"{result['base']['run_id']} -> {result['new']['run_id']}")  # not markup
     table = Table(title=title, box=box.SIMPLE_HEAD)
     for header in (["host"] if hosts else []) + HEADERS:
         numeric = header in {"base", "new", "change", "p"}
@@ -342,7 +343,8 @@ def render_table(result: dict[str, Any]) -> Table:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Strings from result files reach a CI job summary: inert, one line (safe_text)."""
+    return md_cell(text)
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -350,7 +352,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     hosts = _multi_host(result)
     base, new = result["base"], result["new"]
     lines = [
-        f"## Comparison: `{base['run_id']}` → `{new['run_id']}`",
+        f"## Comparison: {_md_escape(base['run_id'])} → {_md_escape(new['run_id'])}",
         "",
         f"Noise threshold {result['noise_threshold']:.0%}, alpha {result['alpha']:g}, "
         f"{result['confidence']:.0%} bootstrap CI of the change, permutation test p-value.",
@@ -368,7 +370,7 @@ def to_markdown(result: dict[str, Any]) -> str:
             cells[-2] = f"**{cells[-2]}**"
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(summary_line(result))
+    lines.append(_md_escape(summary_line(result)))
     return "\n".join(lines) + "\n"
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vmvc.uris import UriError, check_docker_host, check_libvirt_uri
 
 PROFILES = ("quick", "default", "nightly")
 STEADY_WORKLOADS = ("cpu", "memory", "io")
@@ -130,11 +132,36 @@ class HostSettings(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     libvirt_uri: str | None = None
     docker_host: str | None = None
+    # Docker's tcp:// is plaintext and unauthenticated: a name that says so, off by default.
+    insecure_plaintext_tcp: bool = False
+
+    @field_validator("libvirt_uri")
+    @classmethod
+    def _remote_libvirt_uri(cls, value: str | None) -> str | None:
+        return None if value is None else check_libvirt_uri(value, remote=True)
+
+    @model_validator(mode="after")
+    def _docker_host(self) -> HostSettings:
+        if self.docker_host is not None:
+            try:
+                check_docker_host(
+                    self.docker_host, insecure_plaintext_tcp=self.insecure_plaintext_tcp
+                )
+            except UriError as exc:
+                # Raised from the model, so name the key the way a field error would.
+                raise ValueError(f"docker_host: {exc}") from None
+        return self
+
+
+# Backend names come from entry points; they end up in instance names and labels.
+BACKEND_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
 class Config(Strict):
-    profile: str = "quick"
-    backends: list[str] = Field(default_factory=lambda: list(BACKEND_NAMES))
+    profile: Literal["quick", "default", "nightly"] = "quick"
+    backends: list[Annotated[str, Field(pattern=BACKEND_NAME_PATTERN)]] = Field(
+        default_factory=lambda: list(BACKEND_NAMES)
+    )
     workloads: list[str] = Field(default_factory=lambda: list(BASIC_WORKLOADS))
     accel: Accel = "auto"
     libvirt_uri: str = "qemu:///system"
@@ -145,6 +172,11 @@ class Config(Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     image: ImageSettings = Field(default_factory=ImageSettings)
     hosts: list[HostSettings] = Field(default_factory=list)
+
+    @field_validator("libvirt_uri")
+    @classmethod
+    def _local_libvirt_uri(cls, value: str) -> str:
+        return check_libvirt_uri(value, remote=False)
 
     @field_validator("backends")
     @classmethod

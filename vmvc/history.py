@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from vmvc import stats as st
 from vmvc.results import ResultDocument, ResultFileError, load
+from vmvc.safe_text import md_cell
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
@@ -199,23 +201,26 @@ def render_table(result: dict[str, Any]) -> Table:
         numeric = header in {"runs", "first", "last", "change"}
         table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
     for entry in result["series"]:
-        table.add_row(*_cells(entry))
+        table.add_row(*[Text(cell) for cell in _cells(entry)])  # names from files: not markup
     return table
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     lines = [f"## History of {len(result['runs'])} run(s)", ""]
-    lines += [f"> **Warning:** {w}" for w in result["warnings"]]
+    lines += [f"> **Warning:** {md_cell(w)}" for w in result["warnings"]]
     if result["warnings"]:
         lines.append("")
     lines.append("| " + " | ".join(HEADERS) + " | medians (oldest first) |")
     lines.append("|" + "|".join("---" for _ in range(len(HEADERS) + 1)) + "|")
     for entry in result["series"]:
         medians = " → ".join(_num(p["median"]) for p in entry["points"])
-        lines.append("| " + " | ".join(_cells(entry)) + f" | {medians} |")
+        cells = [md_cell(cell) for cell in _cells(entry)]
+        lines.append("| " + " | ".join(cells) + f" | {md_cell(medians)} |")
     if result["skipped"]:
         lines.append("")
-        lines += [f"- skipped {s['path']}: {s['error']}" for s in result["skipped"]]
+        lines += [
+            f"- skipped {md_cell(s['path'])}: {md_cell(s['error'])}" for s in result["skipped"]
+        ]
     return "\n".join(lines) + "\n"
 
 

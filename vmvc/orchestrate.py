@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,14 @@ from vmvc.remote import (
     record_hosts,
     select_remotes,
 )
-from vmvc.results import ResultDocument, SkippedBackend, new_run_id, now_iso, save
+from vmvc.results import (
+    ResultDocument,
+    SkippedBackend,
+    is_run_id,
+    new_run_id,
+    now_iso,
+    save,
+)
 from vmvc.runner import BenchRunner, finish
 
 Say = Callable[[str], None]
@@ -36,6 +44,38 @@ Say = Callable[[str], None]
 
 class BenchError(Exception):
     """A reason not to start (or continue) a run; one line for the user, exit code 2."""
+
+
+class OutputDirError(BenchError):
+    """--output cannot hold results; checked before anything is built or started."""
+
+
+def check_output_dir(output: Path) -> None:
+    """Refuse an --output vmvc could not write into, without leaving anything behind.
+
+    An existing directory must take a new file; a missing one must be creatable under its
+    nearest existing parent (that is what `save` will do). Both are tried for real with a
+    temporary file or directory that is removed at once: only the kernel knows that
+    /proc/x cannot be made or that a read-only mount refuses root too.
+    """
+    if output.exists() or output.is_symlink():
+        if not output.is_dir():
+            raise OutputDirError(f"--output {output} is not a directory; give a directory")
+        probe_in = output
+    else:
+        probe_in = next((p for p in output.parents if p.exists()), Path("."))
+        if not probe_in.is_dir():
+            raise OutputDirError(f"--output {output}: {probe_in} is not a directory")
+    try:
+        if probe_in == output:
+            fd, name = tempfile.mkstemp(prefix=".vmvc-probe-", dir=output)
+            os.close(fd)
+            os.unlink(name)
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".vmvc-probe-", dir=probe_in))
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise OutputDirError(f"--output {output}: cannot write there ({reason})") from None
 
 
 class Interrupted(Exception):
@@ -147,6 +187,22 @@ def analyse(doc: ResultDocument, config: Config) -> None:
     doc.verdicts = claims.evaluate(doc, doc.statistics, config.thresholds)
 
 
+def reanalyse(doc: ResultDocument) -> None:
+    """A loaded result's statistics and verdicts, recomputed from its samples.
+
+    What a file stores under `statistics` and `verdicts` is never shown: anyone who can
+    write the file could forge a verdict or a crash there. The thresholds are the result's
+    own config (validated by `results.load`). Should the analysis fail on odd but valid
+    samples, both are left empty and the report's fallback says why.
+    """
+    doc.statistics, doc.verdicts = {}, []
+    config = Config.model_validate(doc.config)
+    try:
+        analyse(doc, config)
+    except Exception:  # the exporter runs it again and prints the reason
+        doc.statistics, doc.verdicts = {}, []
+
+
 def write_reports(doc: ResultDocument, directory: Path) -> list[Path]:
     from vmvc import report
 
@@ -184,6 +240,8 @@ def run_bench(
             raise BenchError(str(exc)) from None
         if resume is not None:
             doc = resume
+            if not is_run_id(doc.run_id):  # load() refuses these; a caller may not use it
+                raise BenchError(f"cannot resume: {doc.run_id!r} is not a vmvc run id")
             if doc.image.get("id") != artefacts.image_id:
                 raise BenchError(
                     f"cannot resume {doc.run_id}: it used image {doc.image.get('id')}, "

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vmvc.export import EXPORTERS, UnknownFormatError, exporter
-from vmvc.results import ResultDocument
+from vmvc.results import RESULT_FILE_MODE, ResultDocument
 
 FORMATS = tuple(EXPORTERS)
 __all__ = ["FORMATS", "UnknownFormatError", "render", "write_atomic", "write_reports"]
@@ -48,7 +48,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, RESULT_FILE_MODE)  # reports name hosts too: owner only, like results
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,28 +2,126 @@
 
 The result file is the only input a report needs, so it carries the full config, the
 environment and every raw per-repetition value. It is written atomically after every trial,
-so an interrupted run leaves a valid, loadable file.
+so an interrupted run leaves a valid, loadable file, readable by its owner only (0600: it
+names hosts, users and key paths).
+
+A result file is also untrusted input: `vmvc bench --resume` (as root) turns its run id into
+paths and its config into engine connections, and reports render its strings. `load()`
+therefore reads only a regular file of bounded size and validates it strictly (the
+"untrusted" validation context): run ids, names and host names by pattern, numbers finite
+and bounded, the stored config re-validated as a Config. Documents vmvc builds in memory
+skip those checks; they never came from disk.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import re
 import secrets
+import stat
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from vmvc.safe_text import one_line
 
 SCHEMA_VERSION = 1
+# What new_run_id() makes, and nothing else: a run id becomes part of file and directory
+# names (work dir, lock, result), so it must never hold '/', '..' or markup.
+RUN_ID_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
+RUN_ID_FORM = "YYYYmmddTHHMMSSZ-xxxxxx (UTC time, 6 lowercase hex digits)"
+# Far above any real result (the 51-trial quick run is ~0.5 MiB), far below harm.
+MAX_RESULT_BYTES = 256 * 2**20
+RESULT_FILE_MODE = 0o600
+# Samples: engine and workload names, host names, units.
+NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+METRIC = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+UNIT = re.compile(r"[^\x00-\x1f\x7f]{0,32}")
+# No measured quantity comes near this (a petabyte, 31 million years in seconds); a value
+# beyond it is corruption or an attack on the statistics (overflow to inf).
+MAX_ABS_VALUE = 1e15
+MAX_NESTING = 6
+UNTRUSTED = {"untrusted": True}
 
 RunStatus = Literal["running", "complete", "interrupted", "failed"]
 
 
-class Sample(BaseModel):
+def is_run_id(value: object) -> bool:
+    return isinstance(value, str) and RUN_ID_PATTERN.fullmatch(value) is not None
+
+
+def check_run_id(value: str) -> str:
+    """The run id itself, or ValueError naming the only accepted form (for every place a
+    run id comes from outside: --resume, file contents, lock names, labels)."""
+    if not is_run_id(value):
+        raise ValueError(f"run id {value!r} is not of the form {RUN_ID_FORM}")
+    return value
+
+
+def _untrusted(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("untrusted"))
+
+
+def _pattern(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{what} {value!r} is not allowed here")
+    return value
+
+
+def _finite(value: float, what: str = "value") -> float:
+    if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
+        raise ValueError(f"{what} {value!r} is not a finite number within ±{MAX_ABS_VALUE:g}")
+    return value
+
+
+def _plain_json(value: Any, depth: int = 0) -> None:
+    """Metadata, facts: JSON scalars, lists and objects, shallow, with finite numbers."""
+    if depth > MAX_NESTING:
+        raise ValueError(f"nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, float):
+        _finite(value)
+    elif isinstance(value, list):
+        for item in value:
+            _plain_json(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or len(key) > 64 or not key.isprintable():
+                raise ValueError("keys must be printable strings of at most 64 characters")
+            _plain_json(item, depth + 1)
+    elif not (value is None or isinstance(value, bool | int | str)):
+        raise ValueError(f"{type(value).__name__} is not a JSON value")
+
+
+class _Tagged(BaseModel):
+    """backend / host on every record: patterns when read from disk."""
+
+    @field_validator("backend", "host", check_fields=False)
+    @classmethod
+    def _names(cls, value: str, info: ValidationInfo) -> str:
+        if not _untrusted(info):
+            return value
+        if info.field_name == "host":
+            return _pattern(value, HOST, "host")
+        return _pattern(value, NAME, "backend")
+
+
+class Sample(_Tagged):
     """One measured value (PerfKitBenchmarker-like: metric, value, unit, metadata)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -40,8 +138,26 @@ class Sample(BaseModel):
     timestamp: float = Field(default_factory=time.time)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _from_disk(self, info: ValidationInfo) -> Sample:
+        if not _untrusted(info):
+            return self
+        _pattern(self.workload, NAME, "workload")
+        _pattern(self.metric, METRIC, "metric")
+        _pattern(self.unit, UNIT, "unit")
+        _finite(self.value)
+        _finite(self.timestamp, "timestamp")
+        if not -1000 <= self.repetition <= 1_000_000:
+            raise ValueError(f"repetition {self.repetition} is out of range")
+        _plain_json(self.metadata)
+        # Reports group scale samples by metadata.n: it must be a count.
+        n = self.metadata.get("n")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError("metadata.n must be a positive integer")
+        return self
 
-class TrialError(BaseModel):
+
+class TrialError(_Tagged):
     """A trial that failed: recorded, never silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
@@ -55,7 +171,7 @@ class TrialError(BaseModel):
     timestamp: float = Field(default_factory=time.time)
 
 
-class SkippedBackend(BaseModel):
+class SkippedBackend(_Tagged):
     model_config = ConfigDict(extra="forbid")
 
     backend: str
@@ -63,7 +179,7 @@ class SkippedBackend(BaseModel):
     host: str = "local"
 
 
-class InstanceReport(BaseModel):
+class InstanceReport(_Tagged):
     """What one instance said about itself from inside (the image id proves same rootfs)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -75,7 +191,7 @@ class InstanceReport(BaseModel):
     host: str = "local"
 
 
-class TrialRecord(BaseModel):
+class TrialRecord(_Tagged):
     """One trial (an instance's life, or one lifecycle workload) and how it ended."""
 
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +203,11 @@ class TrialRecord(BaseModel):
     status: Literal["ok", "failed"] = "ok"
     host: str = "local"
     seconds: float = 0.0
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str, info: ValidationInfo) -> str:
+        return _pattern(value, NAME, "trial kind") if _untrusted(info) else value
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -111,8 +232,55 @@ class ResultDocument(BaseModel):
     trials: list[TrialRecord] = Field(default_factory=list)
     errors: list[TrialError] = Field(default_factory=list)
     skipped: list[SkippedBackend] = Field(default_factory=list)
+    # Derived data, kept as stored but never rendered as stored: reports recompute both
+    # from the samples (orchestrate.reanalyse), so a file cannot forge a verdict.
     statistics: dict[str, Any] = Field(default_factory=dict)
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str, info: ValidationInfo) -> str:
+        return check_run_id(value) if _untrusted(info) else value
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _timestamp(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _untrusted(info):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an ISO 8601 time") from None
+        return value
+
+    @field_validator("pid")
+    @classmethod
+    def _pid(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and _untrusted(info) and not 1 <= value <= 2**22:
+            raise ValueError(f"pid {value} is out of range")
+        return value
+
+    @field_validator("environment", "image", "facts")
+    @classmethod
+    def _json_data(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if _untrusted(info):
+            _plain_json(value)
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if not _untrusted(info):
+            return value
+        if value.get("accel") not in (None, "kvm", "tcg"):
+            raise ValueError("accel must be kvm, tcg or null")
+        if not isinstance(value.get("hostname", ""), str):
+            raise ValueError("hostname must be a string")
+        hosts = value.get("benchmarked_hosts", [])
+        if not isinstance(hosts, list) or not all(
+            isinstance(h, str) and HOST.fullmatch(h) for h in hosts
+        ):
+            raise ValueError("benchmarked_hosts must be a list of host names")
+        return value
 
     @property
     def accel(self) -> str | None:
@@ -131,6 +299,10 @@ class ResultDocument(BaseModel):
 
 class ResultFileError(Exception):
     """A result file that cannot be used; the message is one line, fit for the user."""
+
+    def __init__(self, message: str) -> None:
+        # File names and keys come from outside: no newline or escape code gets through.
+        super().__init__(one_line(message))
 
 
 def new_run_id() -> str:
@@ -152,30 +324,103 @@ def save(doc: ResultDocument, path: Path) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, RESULT_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def load(path: Path) -> ResultDocument:
-    """Load and validate a result file, turning every failure into one clear line."""
+def read_limited(path: Path, limit: int = MAX_RESULT_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or ResultFileError.
+
+    A symbolic link is refused (O_NOFOLLOW): a result is a file vmvc wrote, and a link
+    planted in its place could make root read /etc/shadow into an error message. FIFOs
+    and devices are refused without blocking (O_NONBLOCK, then fstat).
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        text = Path(path).read_text()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ResultFileError(f"{path}: no such result file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ResultFileError(
-            f"{path}: cannot read result file ({exc.__class__.__name__})"
-        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ResultFileError(
+                f"{path}: is a symbolic link; vmvc reads only the result file itself"
+            ) from None
+        reason = exc.strerror or exc.__class__.__name__
+        raise ResultFileError(f"{path}: cannot read result file ({reason})") from None
     try:
-        raw = json.loads(text)
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ResultFileError(f"{path}: cannot read result file (it is a directory)")
+        if not stat.S_ISREG(info.st_mode):
+            raise ResultFileError(f"{path}: not a regular file (a FIFO, socket or device)")
+        if info.st_size > limit:
+            raise ResultFileError(
+                f"{path}: {info.st_size} bytes is more than the {limit // 2**20} MiB a "
+                "result file may have"
+            )
+        chunks, size = [], 0
+        while size <= limit:  # st_size can lie (procfs says 0): bound the read itself
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ResultFileError(
+                f"{path}: more than the {limit // 2**20} MiB a result file may have"
+            )
+        return b"".join(chunks)
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise ResultFileError(f"{path}: cannot read result file ({reason})") from None
+    finally:
+        os.close(fd)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(path: Path, data: bytes) -> Any:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ResultFileError(f"{path}: cannot read result file (not UTF-8 text)") from None
+    try:
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ResultFileError(
             f"{path}: not a vmvc result (invalid JSON at line {exc.lineno}: {exc.msg}); "
             "was the file truncated?"
         ) from None
+    except RecursionError:
+        raise ResultFileError(f"{path}: not a vmvc result (JSON nested too deeply)") from None
+    except ValueError as exc:  # NaN/Infinity, 1e999, integers of thousands of digits
+        raise ResultFileError(f"{path}: not a vmvc result ({exc})") from None
+
+
+def _error_at(path: Path, exc: ValidationError, prefix: str = "") -> ResultFileError:
+    first = exc.errors()[0]
+    where = ".".join([prefix] * bool(prefix) + [str(p) for p in first["loc"]])
+    message = first["msg"].removeprefix("Value error, ")
+    return ResultFileError(f"{path}: invalid result file at '{where}': {message}")
+
+
+def load(path: Path) -> ResultDocument:
+    """Load and validate a result file, turning every failure into one clear line."""
+    from vmvc.config import Config  # config imports nothing of ours; keep results light
+
+    raw = _parse(path, read_limited(path))
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise ResultFileError(f"{path}: not a vmvc result (no schema_version)")
     if raw["schema_version"] != SCHEMA_VERSION:
@@ -184,8 +429,12 @@ def load(path: Path) -> ResultDocument:
             f"(this vmvc reads version {SCHEMA_VERSION})"
         )
     try:
-        return ResultDocument.model_validate(raw)
+        doc = ResultDocument.model_validate(raw, context=UNTRUSTED)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ResultFileError(f"{path}: invalid result file at '{where}': {first['msg']}") from None
+        raise _error_at(path, exc) from None
+    try:
+        # The config a resume would run with, and the thresholds a report judges with.
+        Config.model_validate(doc.config)
+    except ValidationError as exc:
+        raise _error_at(path, exc, "config") from None
+    return doc

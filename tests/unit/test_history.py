@@ -22,7 +22,7 @@ def three_runs(tmp_path, build_doc):
         doc = build_doc(
             {"native": {"cpu/events_per_s": [cpu, cpu + 10]},
              "docker": {"startup/total_s": [0.2, 0.22]}},
-            run_id=f"2025010{day}T000000Z-run{day}",
+            run_id=f"2025010{day}T000000Z-ffff0{day}",
             started_at=f"2025-01-0{day}T00:00:00+00:00",
             accel=accel,
         )  # fmt: skip
@@ -33,7 +33,7 @@ def three_runs(tmp_path, build_doc):
 def test_history_orders_runs_by_start_time(tmp_path, build_doc):
     three_runs(tmp_path, build_doc)
     result = hist.history(tmp_path)
-    assert [r["run_id"][-4:] for r in result["runs"]] == ["run1", "run2", "run3"]
+    assert [r["run_id"][-4:] for r in result["runs"]] == ["ff01", "ff02", "ff03"]
     cpu = next(s for s in result["series"] if s["metric"] == "events_per_s")
     assert [p["median"] for p in cpu["points"]] == [2305.0, 605.0, 1805.0]
     assert [p["accel"] for p in cpu["points"]] == ["kvm", "tcg", "kvm"]
@@ -48,7 +48,7 @@ def test_metric_filter_and_sparkline(tmp_path, build_doc):
     assert hist.sparkline([2305.0, 605.0, 1805.0]) == "█▁▆"
     assert hist.sparkline([1.0, None, 1.0]) == "▄ ▄"
     assert "| native | cpu/events_per_s |" in hist.to_markdown(result)
-    assert json.loads(hist.to_json(result))["series"][0]["points"][0]["run_id"].endswith("run1")
+    assert json.loads(hist.to_json(result))["series"][0]["points"][0]["run_id"].endswith("ff01")
 
 
 def test_history_command(tmp_path, build_doc):
