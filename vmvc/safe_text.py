@@ -14,8 +14,8 @@ def one_line(text: str) -> str:
 
 # Markdown that could break out of a table cell or smuggle content into a rendered page
 # (a CI job summary): pipes end cells, backticks open code, brackets make links and
-# images, '<' raw HTML, '*'/'~' emphasis, a leading '#' a heading.
-_MD_SPECIAL = frozenset("\\|`*~[]<>#!")
+# images, '<' raw HTML (as entities), '*'/'~' emphasis, a leading '#' a heading.
+_MD_SPECIAL = frozenset("\\|`*~[]#!")
 
 
 def md_cell(value: object) -> str:
@@ -25,5 +25,5 @@ def md_cell(value: object) -> str:
     read it as emphasis.
     """
     text = " ".join(one_line(str(value)).split())
-    text = text.replace("&", "&amp;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)

@@ -12,7 +12,7 @@ from .conftest import run_vmvc, write_config
 UNREACHABLE_LIBVIRT = """
 profile = "quick"
 accel = "tcg"
-libvirt_uri = "qemu+tcp://127.0.0.1:9/system"
+libvirt_uri = "qemu+unix:///system?socket=/run/libvirt/vmvc-test-no-such-sock"
 [run]
 repetitions = 1
 max_repetitions = 1

@@ -69,9 +69,7 @@ class Loopback:
 
     @property
     def libvirt_uri(self) -> str:
-        return (
-            f"qemu+ssh://root@127.0.0.1:{self.port}/system?keyfile={self.key}&no_verify=1&no_tty=1"
-        )
+        return f"qemu+ssh://root@127.0.0.1:{self.port}/system?keyfile={self.key}&no_tty=1"
 
     @property
     def docker_host(self) -> str:
@@ -356,7 +354,7 @@ def test_unreachable_host_fails_before_anything_is_built(tmp_path: Path) -> None
     config.write_text(
         f"""[[hosts]]
 name = "dead"
-libvirt_uri = "qemu+ssh://root@127.0.0.1:{closed}/system?no_verify=1&no_tty=1"
+libvirt_uri = "qemu+ssh://root@127.0.0.1:{closed}/system?no_tty=1"
 docker_host = "ssh://root@127.0.0.1:{closed}"
 """
     )
