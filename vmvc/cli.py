@@ -202,6 +202,7 @@ def bench(
                 f"interrupted; cleanup was cut short, left behind: {', '.join(stop.left)}; "
                 "remove them with `vmvc clean`",
                 highlight=False,
+                markup=False,
             )
         else:
             err.print("interrupted: every instance this run created was removed", highlight=False)
@@ -215,11 +216,15 @@ def bench(
     except KeyboardInterrupt:
         err.print("interrupted before the run started; nothing was created")
         raise typer.Exit(130) from None
-    out.print(f"results: {path}")
+    # Paths are the user's --output: '[...]' in a directory name is not markup.
+    out.print(f"results: {path}", markup=False, highlight=False)
     for report_path in reports:
-        out.print(f"report:  {report_path}")
+        out.print(f"report:  {report_path}", markup=False, highlight=False)
     if doc.errors:
-        err.print(f"[yellow]{len(doc.errors)} trial(s) failed[/yellow]; see 'errors' in {path}")
+        err.print(
+            f"[yellow]{len(doc.errors)} trial(s) failed[/yellow]; see 'errors' in "
+            f"{escape(str(path))}"
+        )
         for error in doc.errors[:5]:
             err.print(
                 f"  {error.backend} {error.workload} rep {error.repetition + 1}: "
