@@ -139,6 +139,11 @@ def order_metrics(workload: str, names: set[str]) -> list[str]:
 # Statistics and verdicts: from the document, or computed when the document has none.
 
 
+# The statistics methods of older vmvc versions, whose intervals and verdicts overstated
+# what few repetitions can carry: a report of such a result recomputes both.
+SUPERSEDED_METHODS = frozenset({"bootstrap percentile (BCa if possible) of the median"})
+
+
 @dataclass
 class Analysis:
     statistics: dict[str, Any]
@@ -157,9 +162,9 @@ def analyse(doc: ResultDocument) -> Analysis:
         if statistics.get("summaries"):
             return Analysis(statistics, _unmeasured_verdicts("no verdicts in the result"))
         return _numpy_analysis(doc, "statistics module not available")
-    if statistics.get("summaries") and statistics.get("method") != stats.METHOD:
-        # Computed by an older vmvc (e.g. bootstrap CIs of 3 values printed as 95 %):
-        # recompute from the raw samples rather than repeat what it overstated.
+    if statistics.get("method") in SUPERSEDED_METHODS:
+        # Computed by an older vmvc (bootstrap CIs of 3 values printed as 95 %, verdicts
+        # from emulated VMs): recompute from the raw samples rather than repeat them.
         statistics, verdicts = {}, []
     if statistics.get("summaries") and verdicts:
         return Analysis(statistics, verdicts)
