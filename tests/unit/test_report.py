@@ -438,3 +438,26 @@ def test_verdict_numbers_keep_intervals_with_their_values() -> None:
     assert 'resources.cpu.overhead</span> <span class="v">0.716 [0.690, 0.740]' in render(
         doc, "html"
     )
+
+
+def test_three_repetitions_print_no_95_percent_and_no_confirmed() -> None:
+    # KVM, so nothing is withheld for emulation: only the repetitions limit the verdicts.
+    doc = build_document(seed=3, repetitions=3, accel="kvm", statistics="vmvc")
+    for fmt in ("md", "html"):
+        text = render(doc, fmt)
+        # The inlined chart library is code, not report text; the chart specs stay checked.
+        text = re.sub(r"<script>.*?</script>", "", text, flags=re.S)
+        assert not re.search(r"95\s?%", text), fmt
+        assert "range" in text and "n = 3" in text
+    verdicts = _md_tables(render(doc, "md"))["Verdicts"]
+    assert not any(v["verdict"].startswith(("**confirmed", "**refuted")) for v in verdicts)
+    assert 'class="badge verdict-confirmed"' not in render(doc, "html")
+
+
+def test_tcg_verdicts_are_marked_not_measured_under_kvm() -> None:
+    doc = build_document(seed=3, repetitions=7, accel="tcg", statistics="vmvc")
+    rows = {r["claim"].split()[0]: r for r in _md_tables(render(doc, "md"))["Verdicts"]}
+    for claim in ("C01", "C03", "C04", "C05", "C08"):
+        assert rows[claim]["verdict"].startswith("**not measured under KVM** (emulated (TCG))")
+    html = render(doc, "html")
+    assert 'class="badge verdict-not-measured-under-KVM"' in html
