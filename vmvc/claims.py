@@ -5,7 +5,7 @@ observed inside instances and the thresholds, and returns a verdict dict::
 
     {"claim": "C01", "title": "...", "verdict": "confirmed" | "refuted" | "inconclusive"
      | "not measured" | "not measured under KVM" | "reported" | "fact", "text": "...",
-     "qualifier": "n = 3; needs >= 4" | "emulated (TCG)" | "", "numbers": {...},
+     "qualifier": "n = 3; needs >= 4" | "VM ran under TCG" | "", "numbers": {...},
      "host": "local", "accel": "kvm" | "tcg" | None, "emulated": bool}
 
 Rules for threshold claims: *confirmed* when the whole confidence interval of the ratio lies
@@ -716,7 +716,7 @@ def _evaluate_host(
         qualifier = _qualifier(verdict, numbers)
         if claim.emulation and vm_ran and accel != "kvm" and verdict != NOT_MEASURED:
             verdict, text = NOT_KVM, _not_judged(claim, accel, text)
-            qualifier = "emulated (TCG)" if emulated else "acceleration unknown"
+            qualifier = "VM ran under TCG" if emulated else "acceleration unknown"
         elif emulated and verdict != NOT_MEASURED:
             text += " " + (EMULATED_TIMING_NOTE if claim.timing else EMULATED_FACT_NOTE)
         if qualifier and verdict == INCONCLUSIVE:

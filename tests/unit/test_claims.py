@@ -109,7 +109,7 @@ def test_tcg_yields_no_performance_verdict(make_realistic, seed):
     for claim in (*PERFORMANCE, "C02", "C10"):
         verdict = verdicts[claim]
         assert verdict["verdict"] == "not measured under KVM", verdict
-        assert verdict["qualifier"] == "emulated (TCG)"
+        assert verdict["qualifier"] == "VM ran under TCG"
         # The emulated figures stay, as context, and the reason is said.
         assert "Not judged" in verdict["text"] and "for context only" in verdict["text"]
         assert verdict["numbers"]

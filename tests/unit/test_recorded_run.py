@@ -56,7 +56,7 @@ def test_verdicts_on_the_recorded_run() -> None:
     verdicts = {v["claim"]: v for v in claims.evaluate(doc, stats.summarize(doc), Thresholds())}
     for claim in ("C01", "C02", "C03", "C04", "C05", "C08", "C10"):
         assert verdicts[claim]["verdict"] == "not measured under KVM"
-        assert verdicts[claim]["qualifier"] == "emulated (TCG)"
+        assert verdicts[claim]["qualifier"] == "VM ran under TCG"
     assert verdicts["C07"]["verdict"] == verdicts["C09"]["verdict"] == "fact"
     assert verdicts["C06"]["verdict"] == "reported"
     assert all(v["emulated"] and "emulated" in v["text"].lower() for v in verdicts.values())

@@ -458,6 +458,6 @@ def test_tcg_verdicts_are_marked_not_measured_under_kvm() -> None:
     doc = build_document(seed=3, repetitions=7, accel="tcg", statistics="vmvc")
     rows = {r["claim"].split()[0]: r for r in _md_tables(render(doc, "md"))["Verdicts"]}
     for claim in ("C01", "C03", "C04", "C05", "C08"):
-        assert rows[claim]["verdict"].startswith("**not measured under KVM** (emulated (TCG))")
+        assert rows[claim]["verdict"].startswith("**not measured under KVM** (VM ran under TCG)")
     html = render(doc, "html")
     assert 'class="badge verdict-not-measured-under-KVM"' in html
