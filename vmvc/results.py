@@ -58,6 +58,7 @@ UNIT = re.compile(r"[^\x00-\x1f\x7f]{0,32}")
 MAX_ABS_VALUE = 1e15
 MAX_NESTING = 6
 UNTRUSTED = {"untrusted": True}
+ACCELS = (None, "kvm", "tcg")
 
 RunStatus = Literal["running", "complete", "interrupted", "failed"]
 
@@ -236,6 +237,8 @@ class ResultDocument(BaseModel):
     # from the samples (orchestrate.reanalyse), so a file cannot forge a verdict.
     statistics: dict[str, Any] = Field(default_factory=dict)
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
+    # How the run went: run.stop_reason.<host> says why it stopped after that many repetitions.
+    run: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("run_id")
     @classmethod
@@ -271,7 +274,7 @@ class ResultDocument(BaseModel):
     def _environment(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if not _untrusted(info):
             return value
-        if value.get("accel") not in (None, "kvm", "tcg"):
+        if value.get("accel") not in ACCELS:
             raise ValueError("accel must be kvm, tcg or null")
         if not isinstance(value.get("hostname", ""), str):
             raise ValueError("hostname must be a string")
@@ -280,6 +283,12 @@ class ResultDocument(BaseModel):
             isinstance(h, str) and HOST.fullmatch(h) for h in hosts
         ):
             raise ValueError("benchmarked_hosts must be a list of host names")
+        remote = value.get("hosts", {})
+        if not isinstance(remote, dict) or not all(
+            HOST.fullmatch(name) and isinstance(entry, dict) and entry.get("accel") in ACCELS
+            for name, entry in remote.items()
+        ):
+            raise ValueError("hosts must map host names to descriptions with accel kvm/tcg/null")
         return value
 
     @property

@@ -78,6 +78,14 @@ HOSTILE: dict[str, tuple[Mutation, str]] = {
     ),
     "trial-kind-climbs": (_set("trials", 0, "kind", value="../../x"), "trial kind"),
     "accel-markup": (_set("environment", "accel", value="[red]kvm"), "accel"),
+    "remote-accel-forged": (
+        _set("environment", "hosts", value={"lab1": {"accel": "<b>kvm</b>"}}),
+        "environment",
+    ),
+    "remote-host-name": (
+        _set("environment", "hosts", value={"-oProxyCommand=x": {"accel": "tcg"}}),
+        "environment",
+    ),
     "benchmarked-host-option": (
         _set("environment", "benchmarked_hosts", value=["-oProxyCommand=x"]),
         "benchmarked_hosts",
