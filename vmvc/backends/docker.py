@@ -40,6 +40,8 @@ AGENT = "/opt/vmvc/agent"
 # vmvc. API calls get API_TIMEOUT_S; the probe (also run before every command) much less.
 API_TIMEOUT_S = 120
 PROBE_TIMEOUT_S = 5
+REMOTE_PROBE_TIMEOUT_S = 30  # ssh handshake to another host first
+_unanswered: set[str] = set()
 IMPORT_TIMEOUT_S = 900
 
 
@@ -226,23 +228,24 @@ class DockerBackend(Backend):
 
     def probe(self) -> Availability:
         where = (self.host.docker_host if self.host else None) or _local_socket()
+        timeout = PROBE_TIMEOUT_S if self.host is None else REMOTE_PROBE_TIMEOUT_S
+        fix = "start it: dockerd --bridge=none --iptables=false & (or `make setup`)"
+        if where in _unanswered:  # timed out once in this process: do not wait again
+            silent = f"dockerd does not answer within {timeout} s on {where}"
+            return Availability(False, silent, fix)
         quick: docker.DockerClient | None = None
         try:
             # A short timeout of its own: a hung daemon is reported within seconds.
-            quick = self._make_client(PROBE_TIMEOUT_S if self.host is None else 30)
+            quick = self._make_client(timeout)
             quick.ping()
             version = quick.version().get("Version", "?")
         except Exception as exc:
-            answer = (
-                f"does not answer within {PROBE_TIMEOUT_S} s"
-                if _timed_out(exc)
-                else f"does not answer ({exc.__class__.__name__})"
-            )
-            return Availability(
-                False,
-                f"dockerd {answer} on {where}",
-                "start it: dockerd --bridge=none --iptables=false & (or `make setup`)",
-            )
+            if _timed_out(exc):
+                _unanswered.add(where)
+                answer = f"does not answer within {timeout} s"
+            else:
+                answer = f"does not answer ({exc.__class__.__name__})"
+            return Availability(False, f"dockerd {answer} on {where}", fix)
         finally:
             if quick is not None:
                 quick.close()

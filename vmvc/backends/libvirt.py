@@ -251,7 +251,7 @@ class LibvirtBackend(Backend):
         except LibvirtTimeout as exc:
             return Availability(
                 False,
-                f"libvirtd does not answer: {exc}",
+                str(exc),
                 "is libvirtd hung? check it (virsh version), restart it if so",
             )
         except libvirt.libvirtError as exc:

@@ -21,7 +21,8 @@ from vmvc.backends.libvirt_console import ensure_event_loop
 
 T = TypeVar("T")
 
-OPEN_TIMEOUT_S = 10.0
+OPEN_TIMEOUT_S = 5.0  # a local daemon answers in milliseconds
+REMOTE_OPEN_TIMEOUT_S = 30.0  # ssh/tls handshakes to another host
 CALL_TIMEOUT_S = 120.0  # createXML/defineXML: 0.3 s normally, far more on a loaded host
 KEEPALIVE_INTERVAL_S = 5  # a ping every 5 s; after 3 unanswered the connection is closed
 KEEPALIVE_COUNT = 3
@@ -56,8 +57,15 @@ def with_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
-def open_connection(uri: str, timeout: float = OPEN_TIMEOUT_S) -> libvirt.virConnect:
+def _remote(uri: str) -> bool:
+    scheme, _, rest = uri.partition("://")
+    return "+" in scheme or not rest.startswith("/")
+
+
+def open_connection(uri: str, timeout: float | None = None) -> libvirt.virConnect:
     """libvirt.open with a deadline, then keepalive so no later call can hang forever."""
+    if timeout is None:
+        timeout = REMOTE_OPEN_TIMEOUT_S if _remote(uri) else OPEN_TIMEOUT_S
     if uri in _unanswered:
         raise LibvirtTimeout(f"libvirtd did not answer at {uri} within {timeout:.0f} s")
     ensure_event_loop()
