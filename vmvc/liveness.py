@@ -32,6 +32,9 @@ from vmvc.paths import (
 )
 
 LOCK_MODE = 0o600
+# Where older vmvc versions kept their locks (root's cache): a run started by an older vmvc still
+# holds its lock there, and must still count as alive while both versions are installed.
+LEGACY_STATE_DIR = Path("/var/cache/vmvc/runs")
 
 
 class RunLockError(Exception):
@@ -110,6 +113,10 @@ def is_alive(run_id: str) -> bool:
         path = _lock_path(run_id)
     except UnsafePathError:
         return False  # not a name vmvc gives a run: no vmvc run can hold it
+    return _held(path) or _held(LEGACY_STATE_DIR / path.name)
+
+
+def _held(path: Path) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -132,9 +139,8 @@ def live_run_ids() -> set[str]:
         raise RunLockError(
             f"vmvc needs root to tell live runs from dead ones (locks in {STATE_ROOT})"
         )
-    if not directory.exists():
-        return set()
-    return {p.stem for p in directory.glob("*.lock") if is_alive(p.stem)}
+    names = {p.stem for d in (directory, LEGACY_STATE_DIR) if d.is_dir() for p in d.glob("*.lock")}
+    return {name for name in names if is_alive(name)}
 
 
 def controller_id() -> str:
