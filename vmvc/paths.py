@@ -137,6 +137,17 @@ def make_run_dir(run_id: str) -> Path:
     return path
 
 
+def check_run_dir_possible(run_id: str) -> None:
+    """Before anything of a run is written: its work dir can be made (trusted work root, no
+    dir of that name yet), so a refusal leaves no half-started result behind."""
+    ensure_work_root()
+    path = run_workdir(run_id)
+    if os.path.lexists(path):
+        raise UnsafePathError(
+            f"work dir {path} already exists (left by a dead run? `vmvc clean` removes it)"
+        )
+
+
 def make_dirs(path: Path, mode: int = TRAVERSE_MODE) -> Path:
     """`path` and its missing parents below the work root, each made exclusively or checked.
 
