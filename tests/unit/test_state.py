@@ -25,7 +25,6 @@ from vmvc.image.build import debootstrap_argv
 from vmvc.image.mirror import ARCHIVE_KEYRING
 from vmvc.image.recipe import make_recipe
 from vmvc.liveness import (
-    LOCK_MODE,
     RunLockError,
     controller_id,
     hold_run_lock,
@@ -151,7 +150,7 @@ def test_lock_is_0600_in_a_root_only_dir_and_conflicts_in_one_line() -> None:
     run_id = unique_run("a")
     with hold_run_lock(run_id):
         lock = state_dir() / f"{run_id}.lock"
-        assert stat.S_IMODE(os.lstat(lock).st_mode) == LOCK_MODE
+        assert stat.S_IMODE(os.lstat(lock).st_mode) == 0o600
         assert stat.S_IMODE(os.lstat(state_dir()).st_mode) == 0o700
         assert os.lstat(state_dir()).st_uid == 0
         assert is_alive(run_id) and run_id in live_run_ids()
@@ -170,7 +169,7 @@ def test_a_lock_file_made_0644_by_an_older_vmvc_becomes_0600() -> None:
     lock.write_text("1\n")
     os.chmod(lock, 0o644)
     with hold_run_lock(run_id):
-        assert stat.S_IMODE(os.lstat(lock).st_mode) == LOCK_MODE
+        assert stat.S_IMODE(os.lstat(lock).st_mode) == 0o600
 
 
 def test_a_symlinked_lock_is_never_followed(canary: Path) -> None:
