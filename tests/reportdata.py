@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from vmvc.keys import metric_key
 from vmvc.results import (
     InstanceReport,
     ResultDocument,
@@ -230,7 +231,7 @@ def build_document(
     elif statistics == "vmvc":
         from vmvc import claims, stats
 
-        doc.statistics = stats.summarize(doc, seed=seed)
+        doc.statistics = stats.summarize(doc)
         doc.verdicts = claims.evaluate(doc, doc.statistics)
     elif statistics is not None:
         raise ValueError(f"statistics={statistics!r}: use 'builtin', 'vmvc' or None")
@@ -258,7 +259,9 @@ def summarize(doc: ResultDocument, *, seed: int = 0, resamples: int = 2000) -> d
     rng = np.random.default_rng(seed)
     groups: dict[tuple[str, str, str, str], list[Sample]] = {}
     for s in doc.measured():
-        groups.setdefault((s.host, s.backend, s.workload, s.metric), []).append(s)
+        # Keyed per instance count like vmvc.stats (vmvc.keys): scale rows are per N.
+        key = (s.host, s.backend, s.workload, metric_key(s.metric, s.metadata))
+        groups.setdefault(key, []).append(s)
     summaries, boots = [], {}
     for (host, backend, workload, metric), group in groups.items():
         values = np.array([s.value for s in group])

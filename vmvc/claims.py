@@ -4,14 +4,22 @@ Each claim is a small rule that reads the ``statistics`` block (see vmvc.stats),
 observed inside instances and the thresholds, and returns a verdict dict::
 
     {"claim": "C01", "title": "...", "verdict": "confirmed" | "refuted" | "inconclusive"
-     | "not measured" | "reported" | "fact", "text": "...", "numbers": {...},
-     "accel": "kvm" | "tcg" | None, "emulated": bool}
+     | "not measured" | "not measured under KVM" | "reported" | "fact", "text": "...",
+     "qualifier": "n = 3; needs >= 4" | "VM ran under TCG" | "", "numbers": {...},
+     "host": "local", "accel": "kvm" | "tcg" | None, "emulated": bool}
 
 Rules for threshold claims: *confirmed* when the whole confidence interval of the ratio lies
 above the threshold, *refuted* when it lies wholly below, *inconclusive* when it straddles
-the threshold or has no interval (a single repetition). A claim whose metrics are missing is
-*not measured*, never confirmed. When the VM ran emulated (QEMU TCG) the text says so,
-because TCG is tens of times slower than KVM and says little about virtualization overhead.
+the threshold — or when there are too few repetitions for the interval method at all, and
+then the qualifier says how many it needs (computed from the method, vmvc.intervals). A
+claim whose metrics are missing is *not measured*, never confirmed.
+
+Emulation decides what can be concluded, per host: where that host's VM did not run under
+KVM, the claims whose VM figure depends on guest execution speed (C01, C03, C04, C05, C08)
+and the memory claims (C02, C10: QEMU's TCG translation cache is part of the VM's memory and
+is not measured apart) get **not measured under KVM**; their emulated figures stay in the
+text as context. Facts (C07, C09) and C06's sizes and host-side copies keep their verdicts.
+A result with several hosts gets one set of verdicts per host.
 """
 
 from __future__ import annotations
@@ -20,8 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from vmvc import stats as st
 from vmvc.config import Thresholds
+from vmvc.environment import host_accel
 from vmvc.export.numbers import format_number
 from vmvc.results import ResultDocument
 
@@ -30,6 +41,7 @@ LABELS = {NATIVE: "native", CONTAINER: "container", VM: "VM"}
 
 CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
 NOT_MEASURED, REPORTED, FACT = "not measured", "reported", "fact"
+NOT_KVM = "not measured under KVM"
 
 # C01: VM boot phases, named as a reader would say them.
 VM_PHASES = {
@@ -52,12 +64,25 @@ PORTABILITY_METRICS = {"export_bytes": "export size", "export_s": "export", "imp
 EMULATED_TIMING_NOTE = (
     "The VM ran emulated (QEMU TCG, no KVM): this says little about KVM overhead."
 )
+# Why a claim gets no verdict from an emulated VM, by the kind of VM figure it rests on.
+NOT_JUDGED_SPEED = (
+    "the VM ran emulated (QEMU TCG, no KVM), and this claim's VM figure depends on guest "
+    "execution speed, which under a binary translator says nothing about KVM"
+)
+NOT_JUDGED_MEMORY = (
+    "the VM ran emulated (QEMU TCG, no KVM), and QEMU's translation cache is part of the "
+    "VM's memory here; vmvc does not measure it apart, so the figure is not a KVM VM's"
+)
+UNKNOWN_ACCEL = (
+    "the VM's acceleration was not recorded for this host, so it cannot be taken for KVM"
+)
 EMULATED_FACT_NOTE = (
     "The VM ran emulated (QEMU TCG, no KVM); these facts do not depend on that, "
     "but its timings say little about KVM overhead."
 )
 
 Outcome = tuple[str, str, dict[str, Any]]  # verdict, text, numbers
+GE = "\N{GREATER-THAN OR EQUAL TO}"
 # Typographic signs for the sentences (escaped so the source stays ASCII-unambiguous).
 TIMES = "\N{MULTIPLICATION SIGN}"
 EN_DASH = "\N{EN DASH}"
@@ -80,40 +105,50 @@ class Context:
         return st.find(self.stats, backend, workload, metric, self.host)
 
     def ratio(self, top: str, bottom: str, workload: str, metric: str) -> dict[str, Any] | None:
-        return st.find_ratio(self.stats, top, bottom, workload, metric, self.host)
+        """The stored ratio, or (for a direction stats does not store, e.g. C10's
+        container/VM) the same computation on the two summaries' values."""
+        stored = st.find_ratio(self.stats, top, bottom, workload, metric, self.host)
+        if stored is not None:
+            return stored
+        a, b = self.summary(top, workload, metric), self.summary(bottom, workload, metric)
+        if a is None or b is None:
+            return None
+        return st.ratio_summary(a["values"], b["values"], self.confidence)
 
-    def median_ratio(
+    def values_by_repetition(self, backend: str, workload: str, metric: str) -> dict[int, float]:
+        return {
+            s.repetition: s.value
+            for s in self.doc.measured()
+            if (s.host, s.backend, s.workload, s.metric) == (self.host, backend, workload, metric)
+        }
+
+    def sum_ratio(
         self, top: str, bottom: str, workload: str, metrics: Iterable[str]
     ) -> dict[str, Any] | None:
-        """Ratio of summed medians with a CI from resampling the raw values of each group.
+        """Ratio of the medians of per-repetition phase sums, with the ratio interval.
 
-        Used where stats' stored ratios do not fit: sums of phases (C04) and the inverse
-        direction (C10). None when any group is missing.
+        Phases of one repetition come from the same trial, so they are summed per
+        repetition first (repetitions missing a phase are left out); the sums are then two
+        ordinary groups, and the ratio of their medians gets the same Mann-Whitney interval
+        (and the same shown coverage) as any other ratio. None when a group is missing.
         """
         metrics = list(metrics)
-        tops = [s for m in metrics if (s := self.summary(top, workload, m)) is not None]
-        bottoms = [s for m in metrics if (s := self.summary(bottom, workload, m)) is not None]
-        if len(tops) < len(metrics) or len(bottoms) < len(metrics):
+        sums = {}
+        for backend in (top, bottom):
+            per_metric = [self.values_by_repetition(backend, workload, m) for m in metrics]
+            common = set.intersection(*(set(v) for v in per_metric)) if per_metric else set()
+            if not common:
+                return None
+            sums[backend] = [sum(v[r] for v in per_metric) for r in sorted(common)]
+        result = st.ratio_summary(sums[top], sums[bottom], self.confidence)
+        if result["ratio"] is None:
             return None
-        top_sum = sum(s["median"] for s in tops)
-        bottom_sum = sum(s["median"] for s in bottoms)
-        if bottom_sum == 0:
-            return None
-        ci = st.median_ratio_ci(
-            [s["values"] for s in tops],
-            [s["values"] for s in bottoms],
-            confidence=self.confidence,
-            resamples=int(self.stats.get("resamples", 2000)),
-            rng=st.rng_for(int(self.stats.get("seed", 0)), self.host, top, bottom, *metrics),
-        )
         return {
             "numerator": top,
             "denominator": bottom,
-            "numerator_median": top_sum,
-            "denominator_median": bottom_sum,
-            "ratio": top_sum / bottom_sum,
-            "ci_low": ci[0] if ci else None,
-            "ci_high": ci[1] if ci else None,
+            "numerator_median": float(np.median(sums[top])),
+            "denominator_median": float(np.median(sums[bottom])),
+            **result,
         }
 
 
@@ -124,6 +159,8 @@ class Claim:
     rule: Callable[[Context], Outcome]
     # Facts (kernel, visibility) hold whatever the acceleration; timings do not.
     timing: bool = True
+    # What of the VM's figure emulation falsifies: "speed", "memory" or "" (nothing).
+    emulation: str = ""
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -145,16 +182,30 @@ def fmt_value(value: float | None, unit: str) -> str:
     return f"{fmt(value)} {unit}".rstrip()
 
 
-def ci_text(low: float | None, high: float | None, confidence: float, suffix: str = "") -> str:
+def too_few(estimate: dict[str, Any]) -> str:
+    """'n = 3; needs >= 4' when an estimate has no interval for lack of repetitions, else ''."""
+    if estimate.get("ci_low") is not None and estimate.get("ci_high") is not None:
+        return ""
+    needs = estimate.get("needs_n")
+    sizes = [estimate[k] for k in ("n_num", "n_den", "n") if estimate.get(k) is not None]
+    if not needs or not sizes:
+        return ""
+    counts = " and ".join(str(n) for n in dict.fromkeys(sizes))
+    return f"n = {counts}; needs {GE} {needs}"
+
+
+def ci_text(estimate: dict[str, Any], confidence: float, suffix: str = "") -> str:
+    """'95% CI 35.1x-47.0x', or why there is none (never a confidence for a mere range)."""
+    low, high = estimate.get("ci_low"), estimate.get("ci_high")
     if low is None or high is None:
-        return "no CI: fewer than 2 repetitions"
+        short = too_few(estimate)
+        return f"no interval: {short} repetitions" if short else "no interval"
     return f"{confidence:.0%} CI {fmt(low)}{suffix}{EN_DASH}{fmt(high)}{suffix}"
 
 
 def ratio_text(ratio: dict[str, Any], confidence: float) -> str:
     """'40.8x (95% CI 35.1x-47.0x)' with the typographic signs."""
-    interval = ci_text(ratio.get("ci_low"), ratio.get("ci_high"), confidence, TIMES)
-    return f"{fmt(ratio.get('ratio'))}{TIMES} ({interval})"
+    return f"{fmt(ratio.get('ratio'))}{TIMES} ({ci_text(ratio, confidence, TIMES)})"
 
 
 def threshold_verdict(low: float | None, high: float | None, threshold: float) -> str:
@@ -168,7 +219,9 @@ def threshold_verdict(low: float | None, high: float | None, threshold: float) -
     return INCONCLUSIVE
 
 
-def _ci_position(verdict: str, threshold: float) -> str:
+def _ci_position(verdict: str, threshold: float, ratio: dict[str, Any]) -> str:
+    if ratio.get("ci_low") is None or ratio.get("ci_high") is None:
+        return f"inconclusive without an interval (threshold {threshold:g}{TIMES})"
     where = {CONFIRMED: "lies wholly above", REFUTED: "lies wholly below"}
     return f"the CI {where.get(verdict, 'straddles')} {threshold:g}{TIMES}"
 
@@ -187,6 +240,8 @@ def _ratio_numbers(ratio: dict[str, Any], threshold: float | None = None) -> dic
         "ci_low": ratio.get("ci_low"),
         "ci_high": ratio.get("ci_high"),
     }
+    if too_few(ratio):
+        numbers["needs_n"] = ratio.get("needs_n")
     if threshold is not None:
         numbers["threshold"] = threshold
     return numbers
@@ -203,8 +258,6 @@ def _threshold_ratio_claim(
 ) -> Outcome:
     """Shared rule for 'top / bottom > threshold' claims on one metric (C01, C02, C10)."""
     ratio = ctx.ratio(top, bottom, workload, metric)
-    if ratio is None:
-        ratio = ctx.median_ratio(top, bottom, workload, [metric])
     if ratio is None or ratio.get("ratio") is None:
         needs = [(top, workload, metric), (bottom, workload, metric)]
         return NOT_MEASURED, _missing(ctx, needs), {}
@@ -217,7 +270,7 @@ def _threshold_ratio_claim(
         f"{describe}: {LABELS[top]} {fmt_value(top_s['median'], unit)} vs "
         f"{LABELS[bottom]} {fmt_value(bottom_s['median'], bottom_s['unit'])} (median), "
         f"{LABELS[top]}/{LABELS[bottom]} {ratio_text(ratio, ctx.confidence)}; "
-        f"{_ci_position(verdict, threshold)}."
+        f"{_ci_position(verdict, threshold, ratio)}."
     )
     numbers = {
         f"{top}_median": top_s["median"],
@@ -288,6 +341,9 @@ def _overhead(ctx: Context, backend: str, key: str) -> dict[str, Any] | None:
         "overhead": sign * (ratio["ratio"] - 1),
         "overhead_ci_low": ends[0] if ends else None,
         "overhead_ci_high": ends[1] if ends else None,
+        "n": min(ratio["n_num"], ratio["n_den"]),
+        "too_few": bool(too_few(ratio)),
+        "needs_n": ratio.get("needs_n"),
         # confirmed: overhead above the threshold; refuted: below it (near-native).
         "verdict": threshold_verdict(
             ends[0] if ends else None, ends[1] if ends else None, threshold
@@ -357,6 +413,10 @@ def c03_overhead(ctx: Context) -> Outcome:
     }
     if vm_half == NOT_MEASURED:
         return NOT_MEASURED, "Not measured: no resource has both a VM and a native result.", {}
+    short = [p for parts in resources.values() for p in parts.values() if p["too_few"]]
+    if short:
+        numbers["n_min"] = min(p["n"] for p in short)
+        numbers["needs_n"] = short[0]["needs_n"]
     if REFUTED in (vm_half, ct_half):
         verdict = REFUTED
     elif vm_half == CONFIRMED:
@@ -380,7 +440,7 @@ def c03_overhead(ctx: Context) -> Outcome:
 def c04_clone(ctx: Context) -> Outcome:
     """(clone + clone-to-ready) VM / container, sum of medians, against c04_clone_ratio."""
     metrics = ["clone_s", "clone_to_ready_s"]
-    ratio = ctx.median_ratio(VM, CONTAINER, "clone", metrics)
+    ratio = ctx.sum_ratio(VM, CONTAINER, "clone", metrics)
     if ratio is None:
         needs = [(b, "clone", m) for b in (VM, CONTAINER) for m in metrics]
         return NOT_MEASURED, _missing(ctx, needs), {}
@@ -388,12 +448,15 @@ def c04_clone(ctx: Context) -> Outcome:
     verdict = threshold_verdict(ratio["ci_low"], ratio["ci_high"], threshold)
     text = (
         f"Clone and start to ready: VM {fmt(ratio['numerator_median'])} s vs container "
-        f"{fmt(ratio['denominator_median'])} s (sum of medians), VM/container "
-        f"{ratio_text(ratio, ctx.confidence)}; {_ci_position(verdict, threshold)}."
+        f"{fmt(ratio['denominator_median'])} s (median of clone + clone-to-ready per "
+        f"repetition), VM/container {ratio_text(ratio, ctx.confidence)}; "
+        f"{_ci_position(verdict, threshold, ratio)}."
     )
     numbers = {
         "libvirt_s": ratio["numerator_median"],
         "docker_s": ratio["denominator_median"],
+        "n_libvirt": ratio["n_num"],
+        "n_docker": ratio["n_den"],
         **_ratio_numbers(ratio, threshold),
     }
     return verdict, text, numbers
@@ -424,14 +487,13 @@ def c05_scale(ctx: Context) -> Outcome:
     elif known:
         verdict, relation = INCONCLUSIVE, "the CIs overlap"
     else:
-        verdict, relation = INCONCLUSIVE, "no CI: fewer than 2 repetitions"
+        verdict, relation = INCONCLUSIVE, "no interval to compare"
     text = (
         f"Time per extra instance: container {fmt(ct['median'])} s "
-        f"({ci_text(ct['ci_low'], ct['ci_high'], ctx.confidence, ' s')}), VM "
-        f"{fmt(vm['median'])} s ({ci_text(vm['ci_low'], vm['ci_high'], ctx.confidence, ' s')}); "
-        f"{relation}."
+        f"({ci_text(ct, ctx.confidence, ' s')}), VM "
+        f"{fmt(vm['median'])} s ({ci_text(vm, ctx.confidence, ' s')}); {relation}."
     )
-    numbers = {
+    numbers: dict[str, Any] = {
         "docker_slope": ct["median"],
         "docker_ci_low": ct["ci_low"],
         "docker_ci_high": ct["ci_high"],
@@ -439,10 +501,14 @@ def c05_scale(ctx: Context) -> Outcome:
         "libvirt_ci_low": vm["ci_low"],
         "libvirt_ci_high": vm["ci_high"],
         "unit": vm["unit"],
+        "n_docker": ct["n"],
+        "n_libvirt": vm["n"],
         "metadata": {
             b: _latest_metadata(ctx, b, "scale", "time_per_instance_s") for b in (CONTAINER, VM)
         },
     }
+    if not known:
+        numbers["needs_n"] = vm.get("needs_n")
     return verdict, text, numbers
 
 
@@ -577,25 +643,98 @@ def c10_density(ctx: Context) -> Outcome:
     )
 
 
+SPEED, MEMORY = "speed", "memory"
 CLAIMS: tuple[Claim, ...] = (
-    Claim("C01", "VMs start much slower than containers", c01_startup),
-    Claim("C02", "A VM uses much more host memory than a container", c02_footprint),
-    Claim("C03", "Virtualization adds overhead; containers run near native", c03_overhead),
-    Claim("C04", "Cloning and starting a VM takes much longer than a container", c04_clone),
-    Claim("C05", "Containers scale out faster than VMs", c05_scale),
+    Claim("C01", "VMs start much slower than containers", c01_startup, emulation=SPEED),
+    Claim(
+        "C02", "A VM uses much more host memory than a container", c02_footprint, emulation=MEMORY
+    ),
+    Claim(
+        "C03",
+        "Virtualization adds overhead; containers run near native",
+        c03_overhead,
+        emulation=SPEED,
+    ),
+    Claim(
+        "C04",
+        "Cloning and starting a VM takes much longer than a container",
+        c04_clone,
+        emulation=SPEED,
+    ),
+    Claim("C05", "Containers scale out faster than VMs", c05_scale, emulation=SPEED),
     Claim("C06", "Containers are easier to move (export and import)", c06_portability),
     Claim("C07", "VMs isolate better than containers", c07_isolation, timing=False),
-    Claim("C08", "Dead instances are restarted quickly (self-healing)", c08_recovery),
+    Claim(
+        "C08", "Dead instances are restarted quickly (self-healing)", c08_recovery, emulation=SPEED
+    ),
     Claim(
         "C09", "A VM runs its own kernel; a container shares the host's", c09_kernel, timing=False
     ),
-    Claim("C10", "Many more containers than VMs fit on one host", c10_density),
+    Claim("C10", "Many more containers than VMs fit on one host", c10_density, emulation=MEMORY),
 )
 
 
-def _default_host(stats: dict[str, Any]) -> str:
-    hosts = [s["host"] for s in stats.get("summaries", [])]
-    return "local" if not hosts or "local" in hosts else hosts[0]
+def hosts_of(doc: ResultDocument, stats: dict[str, Any]) -> list[str]:
+    """The hosts with statistics, 'local' first; ['local'] for an empty result."""
+    hosts = list(dict.fromkeys(s["host"] for s in stats.get("summaries", [])))
+    hosts += [h for h in dict.fromkeys(s.host for s in doc.measured()) if h not in hosts]
+    if not hosts:
+        return ["local"]
+    return sorted(hosts, key=lambda h: (h != "local", h))
+
+
+def _qualifier(verdict: str, numbers: dict[str, Any]) -> str:
+    """'n = 3; needs >= 4' for a verdict that is inconclusive for want of repetitions."""
+    if verdict != INCONCLUSIVE or not numbers.get("needs_n"):
+        return ""
+    sizes = [v for k, v in numbers.items() if k.startswith("n_") and isinstance(v, int)]
+    if not sizes:
+        resources = numbers.get("resources") or {}
+        sizes = [p.get("n") for parts in resources.values() for p in parts.values()]
+        sizes = [n for n in sizes if isinstance(n, int)]
+    counts = " and ".join(str(n) for n in dict.fromkeys(sizes)) or "?"
+    return f"n = {counts}; needs {GE} {numbers['needs_n']}"
+
+
+def _not_judged(claim: Claim, accel: str | None, text: str) -> str:
+    why = NOT_JUDGED_MEMORY if claim.emulation == MEMORY else NOT_JUDGED_SPEED
+    if accel != "tcg":
+        why = UNKNOWN_ACCEL
+    return f"Not judged: {why}. Emulated figures, for context only: {text}"
+
+
+def _evaluate_host(
+    doc: ResultDocument, stats: dict[str, Any], thresholds: Thresholds, host: str
+) -> list[dict[str, Any]]:
+    ctx = Context(doc, stats, thresholds, host)
+    accel = host_accel(doc.environment, host)
+    vm_ran = any(s.backend == VM and s.host == host for s in doc.measured())
+    emulated = accel == "tcg"
+    verdicts = []
+    for claim in CLAIMS:
+        verdict, text, numbers = claim.rule(ctx)
+        qualifier = _qualifier(verdict, numbers)
+        if claim.emulation and vm_ran and accel != "kvm" and verdict != NOT_MEASURED:
+            verdict, text = NOT_KVM, _not_judged(claim, accel, text)
+            qualifier = "VM ran under TCG" if emulated else "acceleration unknown"
+        elif emulated and verdict != NOT_MEASURED:
+            text += " " + (EMULATED_TIMING_NOTE if claim.timing else EMULATED_FACT_NOTE)
+        if qualifier and verdict == INCONCLUSIVE:
+            text = f"Inconclusive ({qualifier}). {text}"
+        verdicts.append(
+            {
+                "claim": claim.id,
+                "title": claim.title,
+                "verdict": verdict,
+                "qualifier": qualifier,
+                "text": text,
+                "numbers": numbers,
+                "host": host,
+                "accel": accel,
+                "emulated": emulated,
+            }
+        )
+    return verdicts
 
 
 def evaluate(
@@ -605,29 +744,14 @@ def evaluate(
     *,
     host: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Verdicts for C01-C10, in order, for one host (default: 'local', else the first).
+    """Verdicts for C01-C10, in order, for one host or (default) for every host in turn.
 
-    ``stats`` defaults to doc.statistics, or a fresh summarize(doc) when that is empty.
+    ``stats`` defaults to doc.statistics when it was computed by this method, else a fresh
+    summarize(doc). Each host's acceleration is its own (vmvc.environment.host_accel).
     """
-    stats = stats or doc.statistics or st.summarize(doc)
+    if not stats:
+        stored = doc.statistics
+        stats = stored if stored.get("method") == st.METHOD else st.summarize(doc)
     thresholds = thresholds or Thresholds()
-    ctx = Context(doc, stats, thresholds, host or _default_host(stats))
-    accel = doc.environment.get("accel")
-    emulated = accel == "tcg"
-    verdicts = []
-    for claim in CLAIMS:
-        verdict, text, numbers = claim.rule(ctx)
-        if emulated and verdict != NOT_MEASURED:
-            text += " " + (EMULATED_TIMING_NOTE if claim.timing else EMULATED_FACT_NOTE)
-        verdicts.append(
-            {
-                "claim": claim.id,
-                "title": claim.title,
-                "verdict": verdict,
-                "text": text,
-                "numbers": numbers,
-                "accel": accel,
-                "emulated": emulated,
-            }
-        )
-    return verdicts
+    hosts = [host] if host else hosts_of(doc, stats)
+    return [v for h in hosts for v in _evaluate_host(doc, stats, thresholds, h)]

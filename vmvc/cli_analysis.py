@@ -83,12 +83,17 @@ def compare_command(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Compare results from different hosts or accel.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Compare results whose CPU model, core count, kernel or acceleration differ.",
+        ),
     ] = False,
 ) -> None:
     """Compare two result files: regressions, improvements and noise, per metric.
 
-    A change counts if p < 0.05, it beats the noise threshold and its CI excludes zero.
+    A change counts if it beats the noise threshold and its p-value, after Holm's
+    correction over every metric compared, is below 0.05.
     """
     base_doc, new_doc = _load(base), _load(new)
     try:
@@ -105,6 +110,10 @@ def compare_command(
     _print(result, output, cmp.render_table, cmp.to_markdown, cmp.to_json)
     if output is OutputFormat.table:
         _console().print(cmp.summary_line(result), markup=False)
+        if result["differences"]:
+            # Said on stdout too, so a CI log or a saved table shows what was overridden.
+            differed = "; ".join(result["differences"])
+            _console().print(f"Compared despite (--force): {differed}", markup=False)
     if fail_on_regression and result["regressions"]:
         raise typer.Exit(EXIT_REGRESSION)
 

@@ -31,7 +31,10 @@ class RunSettings(Strict):
     max_repetitions: int = Field(3, ge=1, le=1000)
     warmups: int = Field(0, ge=0, le=100)
     target_ci_width: float = Field(
-        0.10, gt=0, le=10, description="stop when the 95% CI of every median is this narrow"
+        0.10,
+        gt=0,
+        le=10,
+        description="stop when the 95% interval of every ratio a verdict uses is this narrow",
     )
     time_budget_s: float = Field(3600, gt=0, description="stop adding repetitions after this")
     shuffle: bool = False

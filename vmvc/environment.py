@@ -56,3 +56,24 @@ def host_environment() -> dict[str, Any]:
         "vmvc_version": vmvc_version(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def host_accel(environment: dict[str, Any], host: str) -> str | None:
+    """The VM acceleration (kvm/tcg) used on one benchmarked host, None if no VM ran there.
+
+    This machine's is ``environment.accel``; another host's is ``environment.hosts.<name>
+    .accel`` (recorded by vmvc.remote). Reading the top-level value for a remote host would
+    label an emulated remote VM with this machine's acceleration (or none at all).
+    """
+    if host == "local":
+        value = environment.get("accel")
+    else:
+        hosts = environment.get("hosts")
+        entry = hosts.get(host) if isinstance(hosts, dict) else None
+        value = entry.get("accel") if isinstance(entry, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def accel_by_host(environment: dict[str, Any], hosts: list[str]) -> dict[str, str | None]:
+    """host_accel for each host, in the given order."""
+    return {host: host_accel(environment, host) for host in hosts}

@@ -2,8 +2,10 @@
 
 A comparison answers "did this change make it slower?"; history answers "when did it get
 slower?". Each point is one run's median (raw values stay in the result files), sorted by
-the run's start time and tagged with its acceleration, because a run under TCG next to one
-under KVM is a step that no code change made.
+the run's start time and tagged with that host's acceleration, because a run under TCG next
+to one under KVM is a step that no code change made. A metric measured per instance count
+(scale) is one series per count (``all_ready_s@N=3``, see vmvc.keys): a pooled median
+would move whenever the set of counts changes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from rich import box
 from rich.table import Table
 
 from vmvc import stats as st
+from vmvc.environment import host_accel
+from vmvc.keys import display, split_key
 from vmvc.results import ResultDocument, ResultFileError, load
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
@@ -63,11 +67,11 @@ def load_runs(
 
 
 def _matches(key: st.GroupKey, metric: str | None) -> bool:
-    """--metric WORKLOAD/METRIC, or just WORKLOAD for all its metrics."""
+    """--metric WORKLOAD/METRIC (every N of a scale metric, or one: METRIC@N=3), or WORKLOAD."""
     if not metric:
         return True
     workload, _, name = metric.partition("/")
-    return key[2] == workload and (not name or key[3] == name)
+    return key[2] == workload and (not name or name in (key[3], split_key(key[3])[0]))
 
 
 def history(
@@ -89,7 +93,7 @@ def history(
                 {
                     "run_id": doc.run_id,
                     "started_at": doc.started_at,
-                    "accel": doc.accel,
+                    "accel": host_accel(doc.environment, key[0]),
                     "median": float(np.median([s.value for s in samples])),
                     "n": len(samples),
                 }
@@ -129,7 +133,13 @@ def _run_info(path: Path, doc: ResultDocument) -> dict[str, Any]:
 def _warnings(runs: list[tuple[Path, ResultDocument]]) -> list[str]:
     """Steps in a trend that come from the conditions, not from the code."""
     warnings = []
-    accels = sorted({doc.accel or "unknown" for _, doc in runs})
+    accels = sorted(
+        {
+            host_accel(doc.environment, host) or "unknown"
+            for _, doc in runs
+            for host in {s.host for s in doc.measured()} or {"local"}
+        }
+    )
     if len(accels) > 1:
         warnings.append(
             f"runs mix accelerations ({', '.join(accels)}): VM numbers jump between them"
@@ -179,7 +189,7 @@ def _cells(entry: dict[str, Any]) -> list[str]:
     accels = sorted({p["accel"] or "?" for p in entry["points"]})
     return [
         entry["backend"],
-        f"{entry['workload']}/{entry['metric']}",
+        f"{entry['workload']}/{display(entry['metric'])}",
         entry["unit"],
         str(len(medians)),
         _num(first),

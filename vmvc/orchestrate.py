@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -256,15 +257,23 @@ def _run_host(
     tracker.resumed(doc, host=host)  # a resumed run's finished trials count as done
     view = PlainLog(tracker) if plain else LiveView(tracker)
     runner = BenchRunner(
-        config, backends, artefacts, doc, path, observer=view, host=host, needs_more=_needs_more()
+        config,
+        backends,
+        artefacts,
+        doc,
+        path,
+        observer=view,
+        host=host,
+        needs_more=_needs_more(host),
     )
     with view:
         runner.run()
 
 
-def _needs_more() -> Callable[[ResultDocument, float], bool] | None:
+def _needs_more(host: str) -> Callable[[ResultDocument, float], tuple[bool, str]] | None:
+    """The stopping rule on this host's own samples (the ratios its verdicts use)."""
     try:
-        from vmvc.stats import needs_more_repetitions
+        from vmvc.stats import repetition_status
     except ImportError:
         return None
-    return needs_more_repetitions
+    return functools.partial(repetition_status, host=host)

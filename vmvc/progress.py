@@ -25,6 +25,7 @@ from rich.text import Text
 
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, applies
 from vmvc.config import RunSettings
+from vmvc.keys import metric_key, split_key
 from vmvc.results import ResultDocument, Sample
 from vmvc.runner import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 
@@ -246,7 +247,8 @@ class RunTracker:
     def sample(self, sample: Sample) -> None:
         if sample.warmup:
             return
-        key = f"{sample.workload}/{sample.metric}"
+        # Scale samples are kept per instance count: a median over N = 1, 2, 3 means nothing.
+        key = f"{sample.workload}/{metric_key(sample.metric, sample.metadata)}"
         state = self.state[sample.backend]
         state.values[key].append(sample.value)
         state.repetitions_done[sample.workload].add(sample.repetition)
@@ -319,14 +321,41 @@ class RunTracker:
     def headline(self, workload: str) -> str | None:
         return HEADLINE.get(workload) or self.first_metric.get(workload)
 
-    def median(self, backend: str, workload: str) -> tuple[float, int, str] | None:
-        """(median, n, unit) of the workload's headline metric so far, or None."""
+    def headline_key(self, backend: str, workload: str, n: int | None = None) -> str | None:
+        """The headline metric's key: per instance count, the given N or else the largest."""
         metric = self.headline(workload)
-        key = f"{workload}/{metric}"
-        values = self.state[backend].values.get(key)
-        if not metric or not values:
+        if not metric:
+            return None
+        values = self.state[backend].values
+        per_n = {
+            split_key(key.split("/", 1)[1])[1]: key
+            for key in values
+            if key.startswith(f"{workload}/") and split_key(key.split("/", 1)[1])[0] == metric
+        }
+        per_n.pop(None, None)
+        if not per_n:
+            return f"{workload}/{metric}"
+        return per_n.get(n) or per_n[max(per_n)]
+
+    def median(
+        self, backend: str, workload: str, n: int | None = None
+    ) -> tuple[float, int, str] | None:
+        """(median, n, unit) of the workload's headline metric so far, or None.
+
+        A metric measured per instance count gives the median at count ``n`` (default: the
+        largest count measured so far), never one pooled over the counts.
+        """
+        key = self.headline_key(backend, workload, n)
+        values = self.state[backend].values.get(key) if key else None
+        if not key or not values:
             return None
         return statistics.median(values), len(values), self.units.get(key, "")
+
+    def median_label(self, backend: str, workload: str) -> str:
+        """'@N=3' when the headline median is one instance count's, else ''."""
+        key = self.headline_key(backend, workload)
+        count = split_key(key.split("/", 1)[1])[1] if key else None
+        return "" if count is None else f" @N={count}"
 
     def estimate(self) -> Estimate | None:
         """Time left, from the median duration of each (backend, kind) seen so far.
@@ -498,7 +527,7 @@ class LiveView:
                 else:
                     # No unit: the metric's name in the row says it, and width is scarce.
                     value, n, _unit = partial
-                    cell = Text(fmt_value(value))
+                    cell = Text(fmt_value(value) + t.median_label(backend, workload))
                     # One value per repetition reads "n=2/3"; a workload with several per
                     # repetition (scale's counts, recovery's trials) says both.
                     progress = f"n={n}/{planned}" if n == done else f"n={n}, {done}/{planned}"
@@ -573,9 +602,8 @@ class PlainLog:
                 partial = t.median(backend, workload)
                 if partial is not None:
                     value, n, unit = partial
-                    parts.append(
-                        f"{workload} {t.headline(workload)} {fmt_value(value)} {unit} (n={n})"
-                    )
+                    name = f"{workload} {t.headline(workload)}{t.median_label(backend, workload)}"
+                    parts.append(f"{name} {fmt_value(value)} {unit} (n={n})")
             self._line(f"  {backend}: {'; '.join(parts) if parts else 'no values'}")
 
     def _line(self, text: str) -> None:
@@ -599,10 +627,13 @@ class PlainLog:
         t = self.tracker
         t.sample(sample)
         if not sample.warmup and t.headline(sample.workload) == sample.metric:
-            partial = t.median(sample.backend, sample.workload)
+            count = sample.metadata.get("n")
+            count = count if isinstance(count, int) else None
+            partial = t.median(sample.backend, sample.workload, count)
             summary = f" (median {fmt_value(partial[0])}, n={partial[1]})" if partial else ""
+            name = metric_key(sample.metric, sample.metadata)
             self._line(
-                f"  {sample.backend} {sample.workload} {sample.metric} = "
+                f"  {sample.backend} {sample.workload} {name} = "
                 f"{fmt_value(sample.value)} {sample.unit}{summary}"
             )
 

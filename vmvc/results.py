@@ -113,6 +113,8 @@ class ResultDocument(BaseModel):
     skipped: list[SkippedBackend] = Field(default_factory=list)
     statistics: dict[str, Any] = Field(default_factory=dict)
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
+    # How the run went: run.stop_reason.<host> says why it stopped after that many repetitions.
+    run: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def accel(self) -> str | None:

@@ -74,7 +74,7 @@ class BenchRunner:
         path: Path,
         observer: Observer,
         host: str = "local",
-        needs_more: Callable[[ResultDocument, float], bool] | None = None,
+        needs_more: Callable[[ResultDocument, float], tuple[bool, str]] | None = None,
     ) -> None:
         self.config = config
         self.backends = backends
@@ -131,23 +131,28 @@ class BenchRunner:
         return self.doc
 
     def _want_repetition(self, repetition: int, started: float) -> bool:
+        """The sequential stopping rule (vmvc.stats.repetition_status) between the bounds."""
         settings = self.config.run
         if repetition < settings.repetitions:
             return True
         if repetition >= settings.max_repetitions:
-            return False
+            bound = "fixed count" if settings.repetitions == settings.max_repetitions else "maximum"
+            return self._stop(f"{bound} of {repetition} repetitions reached")
         if time.monotonic() - started > settings.time_budget_s:
             self.observer.message(f"time budget of {settings.time_budget_s:.0f} s reached")
-            return False
+            return self._stop(f"time budget of {settings.time_budget_s:.0f} s reached")
         if self.needs_more is None:
-            return False
-        more = self.needs_more(self.doc, settings.target_ci_width)
+            return self._stop(f"minimum of {repetition} repetitions reached (no stopping rule)")
+        more, why = self.needs_more(self.doc, settings.target_ci_width)
         if more:
-            self.observer.message(
-                f"a 95 % CI is still wider than {settings.target_ci_width:.0%}: "
-                f"repetition {repetition + 1}"
-            )
-        return more
+            self.observer.message(f"{why}: repetition {repetition + 1}")
+            return True
+        return self._stop(f"after {repetition} repetitions: {why}")
+
+    def _stop(self, why: str) -> bool:
+        """Record in the result why this host's run stopped where it did (run.stop_reason)."""
+        self.doc.run.setdefault("stop_reason", {})[self.host] = why
+        return False
 
     def _run_repetition(self, plan: Plan) -> None:
         finished = self.done()

@@ -1,9 +1,15 @@
-"""Statistics on samples: medians with bootstrap confidence intervals, ratios, outliers.
+"""Statistics on samples: medians with exact distribution-free intervals, ratios, outliers.
 
 Benchmarks on a shared host are noisy and skewed (a single hiccup makes one run slow), so
-every summary is built around the median, and its uncertainty comes from the bootstrap
-rather than from a normal approximation. Outliers are flagged for the reader, never dropped:
-dropping them would hide exactly the variance a user needs to see.
+every summary is built around the median. Its interval is the order-statistic interval and
+a ratio's is the Mann-Whitney interval of the log shift (vmvc.intervals): both have a known
+coverage at the n they are computed from, and where n is too small for the stated confidence
+no interval is given at all — the summary then says how many repetitions it needs, and the
+reports show the range (min-max), which is not a confidence interval. Outliers are flagged
+for the reader, never dropped: dropping them would hide exactly the variance a user needs.
+
+A metric measured at several instance counts (scale) is one group per count
+(vmvc.keys): ``all_ready_s@N=3``.
 
 All results are plain JSON values (floats, ints, lists, None) because they are stored in the
 result document's ``statistics`` field and must render again years later without numpy.
@@ -12,17 +18,22 @@ result document's ``statistics`` field and must render again years later without
 from __future__ import annotations
 
 import math
-import warnings
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
+from vmvc import intervals as iv
+from vmvc.keys import metric_key
 from vmvc.results import ResultDocument, Sample
 
-METHOD = "bootstrap percentile (BCa if possible) of the median"
+# Stored with the statistics: a report of an older result whose method differs recomputes.
+METHOD = (
+    "median: order-statistic interval (Le Boudec 2010, Thm 2.1); ratio of medians: "
+    "Mann-Whitney interval of the log shift (Hodges-Lehmann)"
+)
+CONFIDENCE = iv.CONFIDENCE
 # Ratios the claims need: VM and container against native, and VM against container.
 RATIO_PAIRS: tuple[tuple[str, str], ...] = (
     ("libvirt", "native"),
@@ -36,12 +47,8 @@ _MAD_TO_Z = 0.6745
 # Used when MAD is 0 (more than half the values equal): mean absolute deviation * this is
 # the same consistency constant for the mean deviation (sqrt(pi/2)).
 _MEAN_AD_TO_SIGMA = 1.253314
-# needs_more_repetitions runs after every trial: a few hundred resamples are plenty to
-# decide "narrow enough yet?", and keep the runner responsive.
-QUICK_RESAMPLES = 400
 
-GroupKey = tuple[str, str, str, str]  # host, backend, workload, metric
-Statistic = Callable[..., Any]
+GroupKey = tuple[str, str, str, str]  # host, backend, workload, metric (metric@N=n for scale)
 
 
 def plain_float(value: Any) -> float | None:
@@ -52,27 +59,32 @@ def plain_float(value: Any) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def rng_for(seed: int, *key: object) -> np.random.Generator:
-    """A generator per group: a group's CI must not change when another backend is added."""
-    label = "\x1f".join(str(part) for part in key).encode()
-    return np.random.default_rng([seed, zlib.crc32(label)])
-
-
 def _median_of(values: np.ndarray) -> float:
     return float(np.median(values))
 
 
-def group_samples(doc: ResultDocument) -> dict[GroupKey, list[Sample]]:
-    """Measured samples (warmups excluded) by (host, backend, workload, metric).
+def group_key(sample: Sample) -> GroupKey:
+    return (
+        sample.host,
+        sample.backend,
+        sample.workload,
+        metric_key(sample.metric, sample.metadata),
+    )
+
+
+def group_samples(doc: ResultDocument, host: str | None = None) -> dict[GroupKey, list[Sample]]:
+    """Measured samples (warmups excluded) by (host, backend, workload, metric key).
 
     Groups are ordered host, then backend in the canonical order (native, docker, libvirt),
-    then workload and metric; samples inside a group are in repetition order.
+    then workload and metric; samples inside a group are in repetition order. A metric
+    measured per instance count is one group per count (see vmvc.keys).
     """
     order = {name: index for index, name in enumerate(doc.backends())}
     groups: dict[GroupKey, list[Sample]] = {}
     for sample in doc.measured():
-        key = (sample.host, sample.backend, sample.workload, sample.metric)
-        groups.setdefault(key, []).append(sample)
+        if host is not None and sample.host != host:
+            continue
+        groups.setdefault(group_key(sample), []).append(sample)
 
     def sort_key(key: GroupKey) -> tuple[str, int, str, str, str]:
         host, backend, workload, metric = key
@@ -84,111 +96,18 @@ def group_samples(doc: ResultDocument) -> dict[GroupKey, list[Sample]]:
     }
 
 
-def bootstrap_ci(
-    samples: Sequence[Sequence[float]],
-    statistic: Statistic,
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    rng: np.random.Generator | None = None,
-) -> tuple[float, float] | None:
-    """Bootstrap CI of ``statistic(*samples, axis=-1)``, samples resampled independently.
-
-    BCa first (it corrects for bias and skew); when BCa is degenerate (ties, tiny n, the
-    jackknife of a median collapsing) the percentile interval of the *same* bootstrap
-    distribution is used. Returns None when any sample has fewer than 2 values (a single
-    value has no spread to resample) and the point value itself when all data are constant
-    (scipy would otherwise return NaN for a distribution it rightly calls degenerate).
-    """
-    arrays = [np.asarray(sample, dtype=float) for sample in samples]
-    if not arrays or any(array.size < 2 for array in arrays):
-        return None
-    point = plain_float(statistic(*arrays, axis=-1))
-    if point is None:
-        return None
-    if all(np.ptp(array) == 0 for array in arrays):
-        return point, point
-    with warnings.catch_warnings():
-        # Degenerate BCa and 0/0 in its acceleration are handled below, not user news.
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        warnings.simplefilter("ignore", category=sps.DegenerateDataWarning)
-        result = sps.bootstrap(
-            tuple(arrays),
-            statistic,
-            n_resamples=resamples,
-            confidence_level=confidence,
-            method="BCa",
-            paired=False,
-            vectorized=True,
-            rng=rng,
-        )
-        low, high = result.confidence_interval
-        if not (np.isfinite(low) and np.isfinite(high)):
-            result = sps.bootstrap(
-                tuple(arrays),
-                statistic,
-                n_resamples=0,
-                confidence_level=confidence,
-                method="percentile",
-                paired=False,
-                vectorized=True,
-                bootstrap_result=result,
-            )
-            low, high = result.confidence_interval
-    low_f, high_f = plain_float(low), plain_float(high)
-    if low_f is None or high_f is None:
-        return None
-    return low_f, high_f
-
-
-def _median_stat(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(values, axis=axis)
-
-
 def median_ci(
-    values: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    rng: np.random.Generator | None = None,
+    values: Sequence[float], *, confidence: float = CONFIDENCE
 ) -> tuple[float, float] | None:
-    """Bootstrap CI of the median (None for n < 2, the value itself for constant data).
-
-    Note: with n = 3 no interval can be wider than [min, max], whose true coverage is only
-    75 %; the nominal confidence is reached from about n = 5 on.
-    """
-    return bootstrap_ci([values], _median_stat, confidence=confidence, resamples=resamples, rng=rng)
+    """The median's order-statistic interval; None when n is too small (n < 6 for 95 %)."""
+    return iv.median_ci(values, confidence)
 
 
-def median_ratio_ci(
-    numerators: Sequence[Sequence[float]],
-    denominators: Sequence[Sequence[float]],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    rng: np.random.Generator | None = None,
+def ratio_ci(
+    top: Sequence[float], bottom: Sequence[float], *, confidence: float = CONFIDENCE
 ) -> tuple[float, float] | None:
-    """CI of (sum of the numerators' medians) / (sum of the denominators' medians).
-
-    With one group on each side this is the plain ratio of medians. Several groups serve
-    phase sums such as clone + clone-to-ready. Every group is resampled independently:
-    a VM's third repetition has nothing to do with a container's third repetition.
-    """
-    count = len(numerators)
-
-    def ratio(*groups: np.ndarray, axis: int = -1) -> np.ndarray:
-        top = sum(np.median(group, axis=axis) for group in groups[:count])
-        bottom = sum(np.median(group, axis=axis) for group in groups[count:])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.divide(top, bottom)
-
-    return bootstrap_ci(
-        [*numerators, *denominators],
-        ratio,
-        confidence=confidence,
-        resamples=resamples,
-        rng=rng,
-    )
+    """Interval of median(top) / median(bottom); None when too few values (< 4 each at 95 %)."""
+    return iv.ratio_ci(top, bottom, confidence)
 
 
 def outlier_indices(values: Sequence[float]) -> list[int]:
@@ -214,20 +133,19 @@ def outlier_indices(values: Sequence[float]) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.abs(scores) > OUTLIER_Z)]
 
 
-def describe(
-    values: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    rng: np.random.Generator | None = None,
-) -> dict[str, Any]:
-    """n, median, mean, stdev, cv, min, max and the median's CI of raw values."""
+def describe(values: Sequence[float], *, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """n, median, mean, stdev, cv, min, max and the median's interval of raw values.
+
+    ``ci_level`` is the exact coverage of the order statistics chosen (at least
+    ``confidence``); ``needs_n`` the fewest values that get an interval at all.
+    """
     array = np.asarray(values, dtype=float)
     n = int(array.size)
     mean = float(np.mean(array))
     stdev = float(np.std(array, ddof=1)) if n >= 2 else None
     cv = stdev / abs(mean) if stdev is not None and mean != 0 else None
-    ci = median_ci(array, confidence=confidence, resamples=resamples, rng=rng)
+    ci = median_ci(array, confidence=confidence)
+    ranks = iv.median_ranks(n, confidence)
     return {
         "n": n,
         "median": _median_of(array),
@@ -238,15 +156,14 @@ def describe(
         "max": float(np.max(array)),
         "ci_low": ci[0] if ci else None,
         "ci_high": ci[1] if ci else None,
+        "ci_level": ranks[2] if ranks else None,
+        "needs_n": iv.median_min_n(confidence),
     }
 
 
-def _summary(
-    key: GroupKey, samples: list[Sample], confidence: float, resamples: int, seed: int
-) -> dict[str, Any]:
+def _summary(key: GroupKey, samples: list[Sample], confidence: float) -> dict[str, Any]:
     host, backend, workload, metric = key
     values = [s.value for s in samples]
-    numbers = describe(values, confidence=confidence, resamples=resamples, rng=rng_for(seed, *key))
     return {
         "host": host,
         "backend": backend,
@@ -254,38 +171,34 @@ def _summary(
         "metric": metric,
         "unit": samples[0].unit,
         "higher_is_better": samples[0].higher_is_better,
-        **numbers,
+        **describe(values, confidence=confidence),
         "outliers": [samples[i].repetition for i in outlier_indices(values)],
         "values": [float(v) for v in values],
     }
 
 
-def _ratio(
-    numerator: dict[str, Any],
-    denominator: dict[str, Any],
-    confidence: float,
-    resamples: int,
-    seed: int,
+def ratio_summary(
+    top_values: Sequence[float],
+    bottom_values: Sequence[float],
+    confidence: float = CONFIDENCE,
 ) -> dict[str, Any]:
-    top, bottom = numerator["median"], denominator["median"]
+    """ratio of medians, its interval (None when too few values) and what it needs."""
+    top, bottom = _median_of(np.asarray(top_values)), _median_of(np.asarray(bottom_values))
     ratio = top / bottom if bottom != 0 else None
-    ci = None
-    if ratio is not None:
-        rng = rng_for(
-            seed,
-            numerator["host"],
-            numerator["backend"],
-            denominator["backend"],
-            numerator["workload"],
-            numerator["metric"],
-        )
-        ci = median_ratio_ci(
-            [numerator["values"]],
-            [denominator["values"]],
-            confidence=confidence,
-            resamples=resamples,
-            rng=rng,
-        )
+    ci = ratio_ci(top_values, bottom_values, confidence=confidence) if ratio else None
+    return {
+        "ratio": plain_float(ratio),
+        "ci_low": ci[0] if ci else None,
+        "ci_high": ci[1] if ci else None,
+        "n_num": len(top_values),
+        "n_den": len(bottom_values),
+        "needs_n": iv.ratio_min_n(confidence),
+    }
+
+
+def _ratio(
+    numerator: dict[str, Any], denominator: dict[str, Any], confidence: float
+) -> dict[str, Any]:
     return {
         "host": numerator["host"],
         "workload": numerator["workload"],
@@ -293,17 +206,11 @@ def _ratio(
         "unit": numerator["unit"],
         "numerator": numerator["backend"],
         "denominator": denominator["backend"],
-        "ratio": plain_float(ratio),
-        "ci_low": ci[0] if ci else None,
-        "ci_high": ci[1] if ci else None,
-        "n_num": numerator["n"],
-        "n_den": denominator["n"],
+        **ratio_summary(numerator["values"], denominator["values"], confidence),
     }
 
 
-def _ratios(
-    summaries: list[dict[str, Any]], confidence: float, resamples: int, seed: int
-) -> list[dict[str, Any]]:
+def _ratios(summaries: list[dict[str, Any]], confidence: float) -> list[dict[str, Any]]:
     by_key = {(s["host"], s["backend"], s["workload"], s["metric"]): s for s in summaries}
     measured = dict.fromkeys((s["host"], s["workload"], s["metric"]) for s in summaries)
     ratios = []
@@ -312,94 +219,134 @@ def _ratios(
             numerator = by_key.get((host, top, workload, metric))
             denominator = by_key.get((host, bottom, workload, metric))
             if numerator and denominator:
-                ratios.append(_ratio(numerator, denominator, confidence, resamples, seed))
+                ratios.append(_ratio(numerator, denominator, confidence))
     return ratios
 
 
-def summarize(
-    doc: ResultDocument, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> dict[str, Any]:
+def summarize(doc: ResultDocument, *, confidence: float = CONFIDENCE) -> dict[str, Any]:
     """The ``statistics`` block of a result document (see the module docstring).
 
-    One summary per (host, backend, workload, metric) of the measured samples, and one ratio
-    of medians per (host, workload, metric) for each pair in RATIO_PAIRS that was measured.
-    The seed makes the bootstrap reproducible: the same file always gives the same CIs.
+    One summary per (host, backend, workload, metric key) of the measured samples, and one
+    ratio of medians per (host, workload, metric key) for each pair in RATIO_PAIRS that was
+    measured. No resampling: the same file always gives the same intervals.
     """
-    summaries = [
-        _summary(key, samples, confidence, resamples, seed)
-        for key, samples in group_samples(doc).items()
-    ]
+    summaries = [_summary(key, samples, confidence) for key, samples in group_samples(doc).items()]
     return {
         "confidence": confidence,
-        "resamples": resamples,
-        "seed": seed,
         "method": METHOD,
+        "median_needs_n": iv.median_min_n(confidence),
+        "ratio_needs_n": iv.ratio_min_n(confidence),
         "summaries": summaries,
-        "ratios": _ratios(summaries, confidence, resamples, seed),
+        "ratios": _ratios(summaries, confidence),
     }
 
 
-def ci_relative_width(
-    values: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    resamples: int = QUICK_RESAMPLES,
-    seed: int = 0,
-) -> float | None:
-    """(ci_high - ci_low) / |median|: None for n < 2, inf for a zero median with spread."""
-    ci = median_ci(values, confidence=confidence, resamples=resamples, rng=rng_for(seed))
-    if ci is None:
+def relative_width(interval: tuple[float, float] | None, center: float) -> float | None:
+    """(high - low) / |center|: None without an interval, inf for a zero center with spread."""
+    if interval is None:
         return None
-    width = ci[1] - ci[0]
-    center = abs(_median_of(np.asarray(values, dtype=float)))
+    width = interval[1] - interval[0]
     if center == 0:
         return 0.0 if width == 0 else math.inf
-    return width / center
+    return width / abs(center)
 
 
-# The figures the dynamic repetition count waits for (the claims and report headlines).
-DECISION_METRICS = frozenset(
+def ci_relative_width(values: Sequence[float], *, confidence: float = CONFIDENCE) -> float | None:
+    """Relative width of the median's interval; None while n is too small for one."""
+    array = np.asarray(values, dtype=float)
+    return relative_width(median_ci(array, confidence=confidence), _median_of(array))
+
+
+# The ratios the verdicts rest on (vmvc.claims), as (workload, metric, numerator, denominator).
+# The sequential repetition rule waits for these, not for per-backend medians.
+DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
+    ("startup", "total_s", "libvirt", "docker"),  # C01
+    ("footprint", "total_mib", "libvirt", "docker"),  # C02
+    *(
+        (workload, metric, backend, "native")  # C03, per resource and backend
+        for workload, metric in (
+            ("cpu", "events_per_s"),
+            ("memory", "bandwidth_mib_s"),
+            ("io", "randread_4k_iops"),
+            ("io", "randwrite_4k_iops"),
+            ("io", "seqread_1m_mib_s"),
+            ("io", "seqwrite_1m_mib_s"),
+        )
+        for backend in ("libvirt", "docker")
+    ),
+    ("clone", "clone_to_ready_s", "libvirt", "docker"),  # C04 (its larger phase)
+    ("recovery", "recovery_s", "libvirt", "docker"),  # C08
+    ("scale", "density_instances", "docker", "libvirt"),  # C10
+)
+# C05 compares two medians' intervals (non-overlap), so those medians decide too; so do the
+# headline medians of a run with one backend, which has no ratio at all.
+C05_SLOPE = ("scale", "time_per_instance_s")
+DECISION_MEDIANS = frozenset(
     {
+        C05_SLOPE,
         ("startup", "total_s"),
         ("footprint", "total_mib"),
         ("cpu", "events_per_s"),
         ("memory", "bandwidth_mib_s"),
         ("io", "randread_4k_iops"),
         ("io", "randwrite_4k_iops"),
-        ("io", "seqread_1m_mib_s"),
-        ("io", "seqwrite_1m_mib_s"),
-        ("clone", "clone_to_ready_s"),
-        ("recovery", "recovery_s"),
-        ("scale", "memory_per_instance_mib"),
     }
 )
 
 
-def needs_more_repetitions(
+def repetition_status(
     doc: ResultDocument,
     target_ci_width: float,
     *,
-    confidence: float = 0.95,
-    resamples: int = QUICK_RESAMPLES,
-    seed: int = 0,
-) -> bool:
-    """True while any measured metric's median is not yet known to ``target_ci_width``.
+    host: str = "local",
+    confidence: float = CONFIDENCE,
+) -> tuple[bool, str]:
+    """(more repetitions needed?, why) for one host's samples: the sequential stopping rule.
 
-    A metric with a single value counts as not known (its CI is undefined), so the runner
-    keeps adding repetitions until every metric has at least two and all CIs are narrow
-    (or its own budget runs out). Only the metrics verdicts and headlines rest on decide:
-    per-N scale points and sub-millisecond phases have huge relative CIs that more
-    repetitions would not shrink in any useful way.
+    Continue while any ratio a verdict uses (DECISION_RATIOS; else, without any ratio, the
+    headline medians) has no interval yet (too few repetitions for the method) or an
+    interval wider than ``target_ci_width`` relative to its estimate. The rule looks at the
+    widths only, never at where an interval lies against a threshold, so stopping cannot
+    favour a verdict; its coverage at the stopping time is simulated in
+    tests/unit/test_coverage.py. The run's minimum and maximum repetitions bound it.
     """
-    for (_host, _backend, workload, metric), samples in group_samples(doc).items():
-        if (workload, metric) not in DECISION_METRICS:
-            continue
-        width = ci_relative_width(
-            [s.value for s in samples], confidence=confidence, resamples=resamples, seed=seed
-        )
-        if width is None or width > target_ci_width:
-            return True
-    return False
+    groups = {
+        (backend, workload, metric): [s.value for s in samples]
+        for (_h, backend, workload, metric), samples in group_samples(doc, host).items()
+    }
+    checked: list[tuple[str, float | None]] = []
+    for workload, metric, top, bottom in DECISION_RATIOS:
+        a, b = groups.get((top, workload, metric)), groups.get((bottom, workload, metric))
+        if a and b:
+            bottom_median = _median_of(np.asarray(b))
+            center = _median_of(np.asarray(a)) / bottom_median if bottom_median else 0.0
+            width = relative_width(ratio_ci(a, b, confidence=confidence), center)
+            checked.append((f"{top}/{bottom} {workload}/{metric}", width))
+    ratios_found = bool(checked)
+    for (backend, workload, metric), values in groups.items():
+        if (workload, metric) in DECISION_MEDIANS and (
+            (workload, metric) == C05_SLOPE or not ratios_found
+        ):
+            width = ci_relative_width(values, confidence=confidence)
+            checked.append((f"{backend} {workload}/{metric}", width))
+    if not checked:
+        return False, "no figure a verdict uses was measured"
+    for name, width in checked:
+        if width is None:
+            return True, f"{name}: too few repetitions for a {confidence:.0%} interval"
+        if width > target_ci_width:
+            return True, f"{name}: interval {width:.1%} wide, target {target_ci_width:.0%}"
+    return False, (
+        f"every verdict ratio's {confidence:.0%} interval is within {target_ci_width:.0%} "
+        f"({len(checked)} checked)"
+    )
+
+
+def needs_more_repetitions(
+    doc: ResultDocument, target_ci_width: float, *, host: str = "local"
+) -> bool:
+    """True while repetition_status says more repetitions are needed."""
+    return repetition_status(doc, target_ci_width, host=host)[0]
 
 
 def find(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -92,14 +93,15 @@ def test_too_few_repetitions(build_doc):
     assert only["note"] == "too few repetitions"
 
 
-def test_three_repetitions_use_welch_and_say_so(build_doc):
-    # 3 + 3 repetitions: the permutation test cannot go below p = 0.2, so Welch decides.
+def test_three_repetitions_use_the_t_test_on_logs_and_say_so(build_doc):
+    # 3 + 3 repetitions: the permutation test cannot go below p = 0.1, so the t-test decides.
     base = build_doc({"native": {"cpu/events_per_s": [2313.0, 2300.0, 2320.0]}})
     slower = build_doc({"native": {"cpu/events_per_s": [1000.0, 1001.0, 1002.0]}})
     only = cmp.compare(base, slower)["rows"][0]
     assert only["classification"] == "regression"
-    assert only["test"] == "Welch t-test"
-    assert "cannot reach p < 0.05" in only["note"]
+    assert only["test"] == "Student t-test on log values"
+    assert "cannot go below p = 0.1" in only["note"] and "t-test" in only["note"]
+    assert only["ci_low_pct"] is None  # 3 + 3: too few for the change's interval
     # Within the noise: 1 % lower with ~0.4 % spread is still no change (noise threshold).
     close = build_doc({"native": {"cpu/events_per_s": [2290.0, 2277.0, 2297.0]}})
     assert cmp.compare(base, close)["rows"][0]["classification"] == "no change"
@@ -108,22 +110,102 @@ def test_three_repetitions_use_welch_and_say_so(build_doc):
     assert cmp.compare(base, noisy)["rows"][0]["classification"] == "no change"
 
 
-def test_seven_repetitions_use_the_permutation_test(make_realistic):
+def test_a_change_beyond_the_noise_threshold_needs_a_significant_p(build_doc):
+    # +6.5 % in the medians, but the groups overlap: only the p-value says "no change".
+    base = build_doc({"native": {"cpu/events_per_s": [2000.0, 2600.0, 2300.0]}})
+    new = build_doc({"native": {"cpu/events_per_s": [2150.0, 2450.0, 2500.0]}})
+    only = cmp.compare(base, new)["rows"][0]
+    assert only["change_pct"] > 5
+    assert only["p_adjusted"] > 0.05
+    assert only["classification"] == "no change"
+
+
+def test_seven_repetitions_use_the_exact_permutation_test(make_realistic):
     doc = make_realistic(repetitions=7)
     only = cmp.compare(doc, doc)["rows"][0]
-    assert only["test"] == "permutation test of the medians"
+    assert only["test"] == "exact permutation test"
     assert only["note"] == ""
 
 
-def test_different_host_or_accel_is_refused_unless_forced(realistic_doc, build_doc):
-    other = realistic_doc.model_copy(deep=True)
-    other.environment["hostname"] = "elsewhere"
-    with pytest.raises(cmp.IncomparableResultsError, match="different host"):
-        cmp.compare(realistic_doc, other)
-    other.environment["accel"] = "kvm"
+def test_permutation_p_is_exact():
+    # 4 + 4 perfectly separated: only the observed split and its mirror are as extreme.
+    assert cmp.permutation_p([1, 2, 3, 4], [11, 12, 13, 14]) == pytest.approx(2 / 70)
+    assert cmp.smallest_p(3, 3) == pytest.approx(0.1)
+    assert cmp.smallest_p(7, 7) == pytest.approx(2 / 3432)
+    assert cmp.permutation_p([5, 5, 5], [5, 5, 5]) == 1.0
+
+
+def test_holm_adjustment():
+    assert cmp.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert cmp.holm([]) == []
+
+
+def _nightly(build_doc, rng, metrics: int, n: int, cv: float, factor: float = 1.0, run="a"):
+    """One run of `metrics` lognormal metrics; metric m0 multiplied by factor."""
+    sigma = np.sqrt(np.log1p(cv**2))
+    data = {
+        f"io/m{i}_iops": list(1000 * (factor if i == 0 else 1) * rng.lognormal(0, sigma, n))
+        for i in range(metrics)
+    }
+    return build_doc({"native": data}, run_id=f"20250101T000000Z-{run * 6}")
+
+
+@pytest.mark.parametrize("n", [3, 7])
+def test_85_unchanged_metrics_rarely_flag_a_regression(build_doc, n):
+    # 200 simulated nightlies compared with their predecessor, nothing changed, CV 10 %:
+    # Holm keeps the chance of any false regression per compare at or below 5 %.
+    rng = np.random.default_rng(1109)
+    nights = 200
+    flagged = 0
+    for _ in range(nights):
+        base = _nightly(build_doc, rng, 85, n, 0.10)
+        new = _nightly(build_doc, rng, 85, n, 0.10, run="b")
+        flagged += bool(cmp.compare(base, new)["regressions"])
+    assert flagged / nights <= 0.05, flagged
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_thirty_percent_drop_is_flagged_among_85_metrics_with_3_repetitions(build_doc, seed):
+    rng = np.random.default_rng(seed)
+    base = _nightly(build_doc, rng, 85, 3, 0.02)
+    dropped = _nightly(build_doc, rng, 85, 3, 0.02, factor=0.7, run="b")
+    result = cmp.compare(base, dropped)
+    assert [r["metric"] for r in result["regressions"]] == ["m0_iops"]
+    assert row(result, "native", "io", "m0_iops")["test"] == "Student t-test on log values"
+    nearly = _nightly(build_doc, rng, 85, 3, 0.02, factor=0.99, run="c")
+    assert cmp.compare(base, nearly)["regressions"] == []
+
+
+def test_different_machine_or_accel_is_refused_unless_forced(realistic_doc):
+    realistic_doc.environment["cpu_model"] = "AMD EPYC"
+    for key, value, label in (
+        ("cpu_model", "Intel Xeon", "CPU model"),
+        ("cores", 64, "core count"),
+        ("kernel", "6.12.0", "kernel"),
+        ("accel", "kvm", "acceleration"),
+    ):
+        other = realistic_doc.model_copy(deep=True)
+        other.environment[key] = value
+        with pytest.raises(cmp.IncomparableResultsError, match=f"different {label}"):
+            cmp.compare(realistic_doc, other)
+    other.environment["cpu_model"] = "Intel Xeon"
     forced = cmp.compare(realistic_doc, other, force=True)
     assert forced["forced"] is True
-    assert any("different acceleration: tcg vs kvm" in w for w in forced["warnings"])
+    assert "different acceleration: tcg vs kvm" in forced["differences"]
+    assert any("CPU model" in d for d in forced["differences"])
+    # A new host name alone (hosted CI runners) is only a warning.
+    renamed = realistic_doc.model_copy(deep=True)
+    renamed.environment["hostname"] = "elsewhere"
+    result = cmp.compare(realistic_doc, renamed)
+    assert "different host name: testhost vs elsewhere" in result["warnings"]
+
+
+def test_scale_rows_are_per_instance_count(build_doc):
+    doc = build_doc({"docker": {"scale/all_ready_s": [0.18, 0.22, 0.31] * 3}})
+    for index, sample in enumerate(doc.samples):
+        sample.metadata = {"n": index % 3 + 1}
+    metrics = [r["metric"] for r in cmp.compare(doc, doc)["rows"]]
+    assert metrics == ["all_ready_s@N=1", "all_ready_s@N=2", "all_ready_s@N=3"]
 
 
 def test_image_and_profile_changes_are_warnings(realistic_doc):

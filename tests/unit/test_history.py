@@ -63,3 +63,25 @@ def test_history_command(tmp_path, build_doc):
     assert missing.exit_code == 2 and missing.stderr.startswith("error: ")
     unknown = runner.invoke(app, ["history", str(tmp_path), "--metric", "gpu/flops"])
     assert unknown.exit_code == 2 and "no metric matches" in unknown.stderr
+
+
+def test_scale_series_are_per_instance_count_and_accel_per_host(tmp_path, build_doc):
+    for day in (1, 2):
+        doc = build_doc(
+            {"libvirt": {"scale/all_ready_s": [6.6, 6.6, 10.0, 6.7, 6.5, 9.9]}},
+            run_id=f"2025010{day}T000000Z-run{day}",
+            started_at=f"2025-01-0{day}T00:00:00+00:00",
+            accel=None,  # a remote-only run: no local VM
+            host="lab1",
+        )
+        for index, sample in enumerate(doc.samples):
+            sample.metadata = {"n": (1, 2, 3)[index % 3]}
+        doc.environment["hosts"] = {"lab1": {"accel": "tcg"}}
+        save(doc, tmp_path / f"r{day}.json")
+    result = hist.history(tmp_path, metric="scale/all_ready_s")
+    assert [s["metric"] for s in result["series"]] == [f"all_ready_s@N={n}" for n in (1, 2, 3)]
+    assert [p["median"] for p in result["series"][2]["points"]] == [9.95, 9.95]
+    assert {p["accel"] for s in result["series"] for p in s["points"]} == {"tcg"}
+    assert "scale/all_ready_s (N=3)" in hist.to_markdown(result)
+    one = hist.history(tmp_path, metric="scale/all_ready_s@N=2")
+    assert [s["metric"] for s in one["series"]] == ["all_ready_s@N=2"]

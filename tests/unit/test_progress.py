@@ -391,3 +391,16 @@ def test_live_view_says_interrupted() -> None:
         fake.advance(4)
         raise KeyboardInterrupt
     assert "interrupted after 0:04: 0 trials" in render_text(view)
+
+
+def test_scale_medians_are_per_instance_count() -> None:
+    t, _ = tracker(backends=("libvirt",), workloads=("scale",), repetitions=3)
+    for rep in range(3):
+        for n, value in ((1, 6.6), (2, 6.6), (3, 10.0)):
+            s = sample("libvirt", "scale", "all_ready_s", value + rep * 0.01, rep)
+            s.metadata = {"n": n}
+            t.sample(s)
+    assert t.median("libvirt", "scale") == (10.01, 3, "u")  # the largest N, not a pool of 9
+    assert t.median("libvirt", "scale", 1) == (pytest.approx(6.61), 3, "u")
+    screen = render_text(LiveView(t, Console(file=io.StringIO())))
+    assert re.search(r"scale all_ready_s\s+10.01 @N=3 n=3", screen), screen

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import re
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,14 @@ from vmvc.cli_report import register
 from vmvc.export.csv_samples import COLUMNS
 from vmvc.export.html_page import script_json
 from vmvc.export.markdown import md_text
+from vmvc.export.numbers import format_range
 from vmvc.export.view import (
     WORKLOAD_TITLES,
     format_estimate,
     format_number,
     short_label,
 )
+from vmvc.keys import display
 from vmvc.report import FORMATS, UnknownFormatError, render, write_reports
 from vmvc.results import ResultDocument, save
 
@@ -143,11 +146,11 @@ def _md_tables(markdown: str) -> dict[str, list[dict[str, str]]]:
     return tables
 
 
-def _per_n(doc: ResultDocument, workload: str, metric: str) -> bool:
-    ns = {
-        s.metadata.get("n") for s in doc.measured() if (s.workload, s.metric) == (workload, metric)
-    }
-    return len(ns - {None}) > 1
+def _expected_cell(s: dict) -> str:
+    """`median [low, high]` with an interval; the range, never a CI, without one."""
+    if s["ci_low"] is not None:
+        return format_estimate(s["median"], s["ci_low"], s["ci_high"])
+    return format_range(s["median"], s["min"], s["max"], s["n"])
 
 
 def test_markdown_shows_the_statistics_medians_and_ratios(doc: ResultDocument) -> None:
@@ -155,19 +158,15 @@ def test_markdown_shows_the_statistics_medians_and_ratios(doc: ResultDocument) -
     tables = _md_tables(markdown)
     checked = 0
     for s in doc.statistics["summaries"]:
-        if _per_n(doc, s["workload"], s["metric"]):
-            continue
         rows = {r["metric"]: r for r in tables[md_text(WORKLOAD_TITLES[s["workload"]])]}
-        cell = rows[md_text(s["metric"])][short_label(s["backend"])]
-        assert cell == format_estimate(s["median"], s["ci_low"], s["ci_high"])
-        assert cell.split(" [")[0] == format_number(s["median"])
+        cell = rows[md_text(display(s["metric"]))][short_label(s["backend"])]
+        assert cell == _expected_cell(s)
+        assert cell.split(" ")[0] == format_number(s["median"])
         checked += 1
     for r in doc.statistics["ratios"]:
-        if _per_n(doc, r["workload"], r["metric"]):
-            continue
         rows = {row["metric"]: row for row in tables[md_text(WORKLOAD_TITLES[r["workload"]])]}
         column = f"{short_label(r['numerator'])}/{short_label(r['denominator'])}"
-        assert rows[md_text(r["metric"])][column] == format_estimate(
+        assert rows[md_text(display(r["metric"]))][column] == format_estimate(
             r["ratio"], r["ci_low"], r["ci_high"]
         )
         checked += 1
@@ -179,7 +178,8 @@ def test_markdown_scale_rows_are_medians_per_n(doc: ResultDocument) -> None:
     for n in (1, 2, 4, 8):
         values = [s.value for s in doc.measured() if s.metric == "all_ready_s"
                   and s.backend == "libvirt" and s.metadata["n"] == n]  # fmt: skip
-        assert rows[md_text(f"all_ready_s (N={n})")]["VM"] == format_number(np.median(values))
+        cell = rows[md_text(f"all_ready_s (N={n})")]["VM"]
+        assert cell.split(" ")[0] == format_number(np.median(values))
 
 
 def test_markdown_has_banner_verdicts_errors_environment(doc: ResultDocument) -> None:
@@ -235,8 +235,7 @@ def test_html_sections_and_tables(doc: ResultDocument, html: str) -> None:
         assert f'data-claim="{claim}"' in html
     assert html.count('<tr data-backend="') == len(doc.samples)
     for s in doc.statistics["summaries"]:  # the tables print what Markdown prints
-        if not _per_n(doc, s["workload"], s["metric"]):
-            assert format_estimate(s["median"], s["ci_low"], s["ci_high"]) in html
+        assert html_escape(_expected_cell(s)) in html
 
 
 def test_html_charts_are_valid_json_with_backend_meta(doc: ResultDocument, html: str) -> None:
@@ -280,7 +279,7 @@ def test_document_without_statistics_still_reports_medians() -> None:
     rows = {r["metric"]: r for r in _md_tables(markdown)[WORKLOAD_TITLES["cpu"]]}
     values = [s.value for s in bare.measured() if s.metric == "events_per_s"
               and s.backend == "libvirt"]  # fmt: skip
-    assert rows["events\\_per\\_s"]["VM"].split(" [")[0] == format_number(np.median(values))
+    assert rows["events\\_per\\_s"]["VM"].split(" ")[0] == format_number(np.median(values))
     assert "C10" in markdown
     assert "<script" in render(bare, "html")  # renders, charts included
     assert bare.statistics == {}  # rendering does not change the document
@@ -439,3 +438,26 @@ def test_verdict_numbers_keep_intervals_with_their_values() -> None:
     assert 'resources.cpu.overhead</span> <span class="v">0.716 [0.690, 0.740]' in render(
         doc, "html"
     )
+
+
+def test_three_repetitions_print_no_95_percent_and_no_confirmed() -> None:
+    # KVM, so nothing is withheld for emulation: only the repetitions limit the verdicts.
+    doc = build_document(seed=3, repetitions=3, accel="kvm", statistics="vmvc")
+    for fmt in ("md", "html"):
+        text = render(doc, fmt)
+        # The inlined chart library is code, not report text; the chart specs stay checked.
+        text = re.sub(r"<script>.*?</script>", "", text, flags=re.S)
+        assert not re.search(r"95\s?%", text), fmt
+        assert "range" in text and "n = 3" in text
+    verdicts = _md_tables(render(doc, "md"))["Verdicts"]
+    assert not any(v["verdict"].startswith(("**confirmed", "**refuted")) for v in verdicts)
+    assert 'class="badge verdict-confirmed"' not in render(doc, "html")
+
+
+def test_tcg_verdicts_are_marked_not_measured_under_kvm() -> None:
+    doc = build_document(seed=3, repetitions=7, accel="tcg", statistics="vmvc")
+    rows = {r["claim"].split()[0]: r for r in _md_tables(render(doc, "md"))["Verdicts"]}
+    for claim in ("C01", "C03", "C04", "C05", "C08"):
+        assert rows[claim]["verdict"].startswith("**not measured under KVM** (VM ran under TCG)")
+    html = render(doc, "html")
+    assert 'class="badge verdict-not-measured-under-KVM"' in html

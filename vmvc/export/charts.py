@@ -208,8 +208,13 @@ class ChartBuilder:
             cid = f"{self.key}-{name}"
             self.charts.append(Chart(section, cid, title + self.suffix, data, lay, note, log))
 
-    def _confidence(self) -> str:
-        return f"{self.stats.get('confidence', 0.95):.0%}"
+    def _interval(self) -> str:
+        """How whiskers read; no confidence named when no interval could be computed."""
+        rows = self.stats.get("summaries", []) + self.stats.get("ratios", [])
+        if any(r.get("ci_low") is not None for r in rows):
+            confidence = f"{self.stats.get('confidence', 0.95):.0%}"
+            return f"whiskers: its {confidence} interval where the repetitions allow one"
+        return "no whiskers: too few repetitions for an interval"
 
     # -- charts ---------------------------------------------------------------------------
     def _overhead(self) -> None:
@@ -280,7 +285,7 @@ class ChartBuilder:
             "\N{MULTIPLICATION SIGN} native speed", barmode="group", shapes=[band, line], height=380
         )
         note = (
-            f"Median ratio to native with its {self._confidence()} interval. Higher is better: "
+            f"Median ratio to native; {self._interval()}. Higher is better: "
             "throughput is divided by native, latency is native divided by the backend. "
             f"The green band is native ± {threshold:.0%}, the C03 threshold."
         )
@@ -415,7 +420,7 @@ class ChartBuilder:
                     )
                 )
         lay = layout(units.pop() if len(units) == 1 else "", barmode="group")
-        note = f"Median with its {self._confidence()} interval."
+        note = f"Median; {self._interval()}."
         self._add(section, f"{workload}-{group}", title, data, lay, note, False)
 
     def _lifecycle(self, workload: str) -> None:

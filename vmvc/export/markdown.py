@@ -48,8 +48,15 @@ def _render(view: ReportView) -> str:
 
     out += ["## Verdicts", ""]
     rows = []
+    several_hosts = len({v.host for v in view.verdicts}) > 1
     for v in view.verdicts:
-        verdict = f"**{md_text(v.verdict)}**" + (" (emulated VM)" if v.emulated else "")
+        verdict = f"**{md_text(v.verdict)}**"
+        if v.qualifier:
+            verdict += f" ({md_text(v.qualifier)})"
+        elif v.emulated:
+            verdict += " (emulated VM)"
+        if several_hosts:
+            verdict += f" on {md_text(v.host)}"
         numbers = "; ".join(
             f"{md_text(k)} = {md_text(val)}" if k else md_text(val) for k, val in v.numbers
         )
@@ -59,14 +66,8 @@ def _render(view: ReportView) -> str:
         rows.append([f"{md_text(v.claim)} {md_text(v.title)}", verdict, md_text(v.text), numbers])
     out += _table(["claim", "verdict", "finding", "numbers"], rows)
 
-    confidence = view.analysis.statistics.get("confidence", 0.95)
-    out += [
-        "## Results",
-        "",
-        f"Medians of the measured repetitions with their {confidence:.0%} confidence interval, "
-        "`median [low, high]`; ratios are medians divided, with the interval of the ratio.",
-        "",
-    ]
+    # The note is written for Markdown already (backticks); only the source is ours.
+    out += ["## Results", "", view.interval_note, ""]
     if not view.tables:
         out += ["No measured samples.", ""]
     multi_host = len({t.host for t in view.tables}) > 1

@@ -10,6 +10,8 @@ import json
 import math
 from typing import Any
 
+EN_DASH = "\N{EN DASH}"
+
 
 def format_number(value: Any) -> str:
     """A measured number for people: three significant digits, integers from 1000 up.
@@ -51,6 +53,12 @@ def format_estimate(median: Any, low: Any = None, high: Any = None) -> str:
     if finite(low) and finite(high):
         return f"{text} [{format_number(low)}, {format_number(high)}]"
     return text
+
+
+def format_range(median: Any, low: Any, high: Any, n: int) -> str:
+    """`median (range min-max, n = 3)`: too few values for an interval, so the range."""
+    spread = f"{format_number(low)}{EN_DASH}{format_number(high)}"
+    return f"{format_number(median)} (range {spread}, n = {n})"
 
 
 def finite(value: Any) -> bool:

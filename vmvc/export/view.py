@@ -13,13 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from vmvc.environment import host_accel
 from vmvc.export.numbers import (
     finite,
     format_estimate,
     format_exact,
     format_number,
+    format_range,
     format_value,
 )
+from vmvc.keys import display, metric_key, split_key
 from vmvc.results import ResultDocument, Sample
 
 # The number formatting lives in numbers.py; exporters may import it from here too.
@@ -87,7 +90,15 @@ CLAIM_TITLES = {
     "C10": "Many more containers than VMs fit on one host",
 }
 
-VERDICT_CLASSES = ("confirmed", "refuted", "inconclusive", "not measured", "reported", "fact")
+VERDICT_CLASSES = (
+    "confirmed",
+    "refuted",
+    "inconclusive",
+    "not measured",
+    "not measured under KVM",
+    "reported",
+    "fact",
+)
 
 EMULATION_WARNING = (
     "The VM ran under QEMU emulation (TCG), not KVM hardware virtualization. "
@@ -128,6 +139,11 @@ def order_metrics(workload: str, names: set[str]) -> list[str]:
 # Statistics and verdicts: from the document, or computed when the document has none.
 
 
+# The statistics methods of older vmvc versions, whose intervals and verdicts overstated
+# what few repetitions can carry: a report of such a result recomputes both.
+SUPERSEDED_METHODS = frozenset({"bootstrap percentile (BCa if possible) of the median"})
+
+
 @dataclass
 class Analysis:
     statistics: dict[str, Any]
@@ -138,14 +154,20 @@ class Analysis:
 def analyse(doc: ResultDocument) -> Analysis:
     """The document's statistics and verdicts; computed only where the document lacks them."""
     statistics, verdicts = doc.statistics, doc.verdicts
-    if statistics.get("summaries") and verdicts:
-        return Analysis(statistics, verdicts)
     try:
         from vmvc import claims, stats  # the engines that `vmvc bench` ran, if installed
     except ImportError:
+        if statistics.get("summaries") and verdicts:
+            return Analysis(statistics, verdicts)
         if statistics.get("summaries"):
             return Analysis(statistics, _unmeasured_verdicts("no verdicts in the result"))
         return _numpy_analysis(doc, "statistics module not available")
+    if statistics.get("method") in SUPERSEDED_METHODS:
+        # Computed by an older vmvc (bootstrap CIs of 3 values printed as 95 %, verdicts
+        # from emulated VMs): recompute from the raw samples rather than repeat them.
+        statistics, verdicts = {}, []
+    if statistics.get("summaries") and verdicts:
+        return Analysis(statistics, verdicts)
     if not statistics.get("summaries"):
         try:
             statistics = stats.summarize(doc)
@@ -172,7 +194,8 @@ def _thresholds(doc: ResultDocument) -> Any:
 def _numpy_analysis(doc: ResultDocument, why: str) -> Analysis:
     groups: dict[tuple[str, str, str, str], list[Sample]] = {}
     for s in doc.measured():
-        groups.setdefault((s.host, s.backend, s.workload, s.metric), []).append(s)
+        key = (s.host, s.backend, s.workload, metric_key(s.metric, s.metadata))
+        groups.setdefault(key, []).append(s)
     summaries = []
     for (host, backend, workload, metric), samples in groups.items():
         values = np.array([s.value for s in samples], dtype=float)
@@ -240,6 +263,8 @@ class Verdict:
     details: list[tuple[str, str]]  # values of nested mappings, by path
     accel: str | None
     emulated: bool
+    qualifier: str = ""
+    host: str = ""
 
 
 @dataclass
@@ -260,6 +285,7 @@ class ReportView:
     facts: list[tuple[str, dict[str, str]]]
     fact_backends: list[str]
     image_ids: dict[str, list[str]] = field(default_factory=dict)
+    interval_note: str = ""
 
     def label(self, backend: str) -> str:
         return backend_label(backend, self.accel)
@@ -278,8 +304,12 @@ def build_view(doc: ResultDocument, analysis: Analysis | None = None) -> ReportV
     backends = order_backends(
         {s.backend for s in doc.samples} | {e.backend for e in doc.errors} | set(doc.facts)
     )
-    emulated = doc.accel == "tcg" and (
-        "libvirt" in backends or any(v.get("emulated") for v in analysis.verdicts)
+    # Per host: a remote host's VM has its own acceleration (environment.hosts.<name>).
+    vm_hosts = sorted({s.host for s in doc.samples if s.backend == "libvirt"})
+    accels = [host_accel(doc.environment, h) for h in vm_hosts]
+    accel = next((a for a in accels if a), doc.accel)
+    emulated = "tcg" in accels or (
+        doc.accel == "tcg" and any(v.get("emulated") for v in analysis.verdicts)
     )
     facts, fact_backends = _facts(doc)
     return ReportView(
@@ -290,7 +320,7 @@ def build_view(doc: ResultDocument, analysis: Analysis | None = None) -> ReportV
         hosts=hosts,
         date=_display_date(doc.started_at),
         status=doc.status,
-        accel=doc.accel,
+        accel=accel,
         emulated=emulated,
         backends=backends,
         verdicts=[_verdict(v) for v in analysis.verdicts],
@@ -299,6 +329,27 @@ def build_view(doc: ResultDocument, analysis: Analysis | None = None) -> ReportV
         facts=facts,
         fact_backends=fact_backends,
         image_ids=_image_ids(doc),
+        interval_note=interval_note(analysis.statistics),
+    )
+
+
+def interval_note(statistics: dict[str, Any]) -> str:
+    """What a table cell means; no confidence is named where no interval could be computed."""
+    rows = statistics.get("summaries", []) + statistics.get("ratios", [])
+    median_n = statistics.get("median_needs_n", 6)
+    ratio_n = statistics.get("ratio_needs_n", 4)
+    ranges = "`median (range min-max, n = 3)` is the range of the values, not a confidence interval"
+    if any(finite(r.get("ci_low")) for r in rows):
+        confidence = f"{statistics.get('confidence', 0.95):.0%}"
+        return (
+            f"`median [low, high]`: the median with its {confidence} distribution-free "
+            f"interval (order statistics, from n ≥ {median_n}); ratios divide medians, with "
+            f"their {confidence} Mann-Whitney interval (from n ≥ {ratio_n} per side). "
+            f"A cell without brackets had too few repetitions for its interval: {ranges}."
+        )
+    return (
+        f"Too few repetitions for any confidence interval (a median needs n ≥ {median_n}, "
+        f"a ratio n ≥ {ratio_n} per side): {ranges}; ratios are medians divided."
     )
 
 
@@ -327,6 +378,8 @@ def _verdict(raw: dict[str, Any]) -> Verdict:
         details=details,
         accel=raw.get("accel"),
         emulated=bool(raw.get("emulated")),
+        qualifier=str(raw.get("qualifier") or ""),
+        host=str(raw.get("host") or ""),
     )
 
 
@@ -394,7 +447,8 @@ def ratio_estimate(
     """numerator/denominator as (ratio, ci_low, ci_high) for (host, workload, metric).
 
     Taken from the statistics (inverted if only the reverse ratio is there); otherwise the
-    ratio of medians without an interval.
+    ratio of medians without an interval (the interval is None too when the repetitions
+    were too few for the method).
     """
     host, workload, metric = key
     num, den = pair
@@ -426,8 +480,24 @@ def _pairs(backends: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _per_n(samples: list[Sample]) -> bool:
-    return len({s.metadata.get("n") for s in samples if "n" in s.metadata}) > 1
+def _metric_order(workload: str, keys: set[str]) -> list[str]:
+    """Metrics in the report's order; a per-N metric's rows by N under its name."""
+    names = {split_key(k)[0] for k in keys}
+    ordered = []
+    for name in order_metrics(workload, names):
+        mine = [k for k in keys if split_key(k)[0] == name]
+        ordered += sorted(mine, key=lambda k: split_key(k)[1] or 0)
+    return ordered
+
+
+def _cell(summary: dict[str, Any]) -> str:
+    """`median [low, high]`, or `median (range min-max, n = 3)` without an interval."""
+    if finite(summary.get("ci_low")) and finite(summary.get("ci_high")):
+        return format_estimate(summary["median"], summary["ci_low"], summary["ci_high"])
+    n = summary.get("n")
+    if isinstance(n, int) and n >= 2 and "min" in summary:
+        return format_range(summary["median"], summary["min"], summary["max"], n)
+    return format_number(summary["median"])
 
 
 def _tables(doc: ResultDocument, statistics: dict[str, Any]) -> list[Table]:
@@ -441,23 +511,33 @@ def _tables(doc: ResultDocument, statistics: dict[str, Any]) -> list[Table]:
             backends = order_backends({s.backend for s in samples})
             pairs = _pairs(backends)
             rows = []
-            for metric in order_metrics(workload, {s.metric for s in samples}):
-                of_metric = [s for s in samples if s.metric == metric]
-                if _per_n(of_metric):
-                    rows.extend(_rows_per_n(metric, of_metric, backends, pairs))
-                    continue
+            keys = {metric_key(s.metric, s.metadata) for s in samples}
+            for key in _metric_order(workload, keys):
+                of_metric = [s for s in samples if metric_key(s.metric, s.metadata) == key]
                 cells = {}
                 for b in backends:
-                    s = summaries.get((host, b, workload, metric))
-                    if s is not None:
-                        cells[b] = format_estimate(s["median"], s.get("ci_low"), s.get("ci_high"))
+                    summary = summaries.get((host, b, workload, key))
+                    if summary is not None:
+                        cells[b] = _cell(summary)
                 ratios = {}
                 for pair in pairs:
-                    est = ratio_estimate(statistics, summaries, (host, workload, metric), pair)
+                    est = ratio_estimate(statistics, summaries, (host, workload, key), pair)
                     if est is not None:
                         ratios[pair] = format_estimate(*est)
+                note = (
+                    "Rows with (N=…): measured with N instances at once, one row per N."
+                    if split_key(key)[1] is not None
+                    else ""
+                )
                 rows.append(
-                    Row(metric, of_metric[0].unit, of_metric[0].higher_is_better, cells, ratios)
+                    Row(
+                        display(key),
+                        of_metric[0].unit,
+                        of_metric[0].higher_is_better,
+                        cells,
+                        ratios,
+                        note,
+                    )
                 )
             tables.append(
                 Table(
@@ -465,36 +545,6 @@ def _tables(doc: ResultDocument, statistics: dict[str, Any]) -> list[Table]:
                 )
             )
     return tables
-
-
-def _rows_per_n(
-    metric: str, samples: list[Sample], backends: list[str], pairs: list[tuple[str, str]]
-) -> list[Row]:
-    """Scale metrics depend on N: one row per N, medians of the raw values (no interval)."""
-    rows = []
-    for n in sorted({s.metadata.get("n") for s in samples}, key=lambda v: (str(type(v)), v)):
-        medians = {}
-        for b in backends:
-            values = [s.value for s in samples if s.backend == b and s.metadata.get("n") == n]
-            if values:
-                medians[b] = float(np.median(values))
-        ratios = {
-            p: format_number(medians[p[0]] / medians[p[1]])
-            for p in pairs
-            if p[0] in medians and medians.get(p[1])
-        }
-        cells = {b: format_number(m) for b, m in medians.items()}
-        rows.append(
-            Row(
-                f"{metric} (N={n})",
-                samples[0].unit,
-                samples[0].higher_is_better,
-                cells,
-                ratios,
-                note="Rows with (N=…): median of the repetitions at that N, no interval.",
-            )
-        )
-    return rows
 
 
 ENVIRONMENT_ORDER = (
