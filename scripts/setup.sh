@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev pkg-config
-  debootstrap busybox-static cpio e2fsprogs util-linux tar python3-venv python3-dev gcc
+  debootstrap debian-archive-keyring busybox-static cpio e2fsprogs util-linux tar
+  python3-venv python3-dev gcc
   openssh-server openssh-client tmux
 )
 # Keep an engine that is already installed (e.g. docker-ce on CI runners conflicts with docker.io).
@@ -19,7 +20,14 @@ command -v dockerd >/dev/null 2>&1 || PACKAGES+=(docker.io)
 # still benchmarks, so their absence is a warning, not a failure.
 OPTIONAL_PACKAGES=(chromium shellcheck)
 
-SETUP_LOG=${SETUP_LOG:-/tmp/vmvc-setup.log}
+# A fresh private file (mktemp: O_EXCL, 0600), never a predictable /tmp name that another
+# user could plant as a symlink for root to append to.
+if [ -z "${SETUP_LOG:-}" ]; then
+  SETUP_LOG=$(mktemp "${TMPDIR:-/tmp}/vmvc-setup.XXXXXXXX.log")
+  # kept only when a step failed (its path is printed then)
+  drop_log_if_ok() { local status=$?; [ "$status" -ne 0 ] || rm -f "$SETUP_LOG"; }
+  trap drop_log_if_ok EXIT
+fi
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 quietly() { # run a noisy step; show its output only if it fails

@@ -1,59 +1,64 @@
 """Finding and removing what vmvc runs left behind (after kill -9, a crash, a power cut).
 
-Only resources that carry vmvc's name or labels are considered, and never those of a run
-that is still alive (its lock is held), so `vmvc clean` is safe to run at any time.
+A resource is vmvc's only by its identity, never by its name alone: Docker labels with the
+run id and this controller's id, libvirt domain metadata in vmvc's XML namespace, a root
+process carrying the run id, a directory in the root-owned work root. Whether the run is
+alive is asked again right before each removal (a run may have started since the listing),
+so `vmvc clean` is safe to run at any time, also during a bench.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
+from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
 
 from vmvc.backends.base import Leftover, available_backend_classes
 from vmvc.config import load_config
-from vmvc.liveness import live_run_ids
-from vmvc.paths import RESOURCE_PREFIX, cache_dir, work_root
+from vmvc.liveness import is_alive, live_run_ids
+from vmvc.paths import (
+    RESOURCE_PREFIX,
+    SAFE_NAME,
+    UnsafePathError,
+    cache_dir,
+    check_trusted_dir,
+    remove_tree,
+    work_root,
+)
 
-RUN_DIR = re.compile(rf"^{RESOURCE_PREFIX}(\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}})$")
-PROBE_DIR = re.compile(rf"^{RESOURCE_PREFIX}probe-")
+
+class CleanRefused(Exception):
+    """`vmvc clean` will not do what was asked (one line, for `error:`)."""
 
 
 def _workdirs(live: set[str]) -> list[Leftover]:
-    found = []
+    found: list[Leftover] = []
     root = work_root()
-    if not root.exists():
-        return found
+    try:
+        check_trusted_dir(root)
+    except UnsafePathError:
+        return found  # missing, or not vmvc's: nothing in it was made by vmvc
     for path in root.iterdir():
-        match = RUN_DIR.match(path.name)
-        if match:
-            run_id = match.group(1)
-            found.append(
-                Leftover(
-                    "work dir",
-                    str(path),
-                    run_id,
-                    run_id in live,
-                    remove=lambda p=path: shutil.rmtree(p, ignore_errors=True),
-                )
+        run_id = path.name.removeprefix(RESOURCE_PREFIX)
+        if path.name == run_id or not SAFE_NAME.match(run_id):
+            continue
+        found.append(
+            Leftover(
+                "work dir",
+                str(path),
+                run_id,
+                run_id in live,
+                remove=lambda p=path: remove_tree(p),
             )
-        elif PROBE_DIR.match(path.name):
-            found.append(
-                Leftover(
-                    "probe dir",
-                    str(path),
-                    "probe",
-                    False,
-                    remove=lambda p=path: shutil.rmtree(p, ignore_errors=True),
-                )
-            )
+        )
     return found
 
 
-def find_leftovers() -> list[Leftover]:
-    live = live_run_ids()
+def find_leftovers(live: set[str] | None = None) -> list[Leftover]:
+    live = live_run_ids() if live is None else live
     config = load_config("quick")
     found: list[Leftover] = []
     for cls in available_backend_classes().values():
@@ -61,36 +66,59 @@ def find_leftovers() -> list[Leftover]:
         with contextlib.suppress(Exception):  # an engine that is down has nothing to list
             if backend.probe().available:
                 found.extend(backend.leftovers(live))
-        backend.close()
+        with contextlib.suppress(Exception):
+            backend.close()
     return found + _workdirs(live)
 
 
 def clean_leftovers(console: Console, *, dry_run: bool, cache: bool) -> int:
-    code = remove_dead(console, find_leftovers(), dry_run=dry_run)
+    live = live_run_ids()
+    if cache and live:
+        raise CleanRefused(
+            f"--cache refused: run {sorted(live)[0]} is running "
+            f"({len(live)} live run(s) use the cache); clean without --cache, or wait"
+        )
+    code = remove_dead(console, find_leftovers(live), dry_run=dry_run)
     if code == 0 and cache:
         _clean_cache(console, dry_run)
     return code
 
 
-def remove_dead(console: Console, items: list[Leftover], *, dry_run: bool) -> int:
+def remove_dead(
+    console: Console,
+    items: list[Leftover],
+    *,
+    dry_run: bool,
+    still_alive: Callable[[str], bool] = is_alive,
+) -> int:
     """Remove the leftovers of dead runs (also used for remote hosts); 1 if one resisted."""
-    dead = [item for item in items if not item.alive]
-    alive = [item for item in items if item.alive]
-    for item in alive:
-        console.print(f"keeping {item.kind} {item.name}: run {item.run_id} is still running")
+    kept = [item for item in items if item.alive or item.owner]
+    dead = [item for item in items if not (item.alive or item.owner)]
+    for item in kept:
+        why = (
+            f"it belongs to another controller ({item.owner})"
+            if item.owner
+            else f"run {item.run_id} is still running"
+        )
+        console.print(f"keeping {item.kind} {escape(item.name)}: {why}", highlight=False)
     if not dead:
         console.print("nothing to clean")
+    code = 0
     for item in dead:
+        name = escape(item.name)
         if dry_run:
-            console.print(f"would remove {item.kind} {item.name} (run {item.run_id})")
+            console.print(f"would remove {item.kind} {name} (run {item.run_id})", highlight=False)
+            continue
+        if still_alive(item.run_id):  # started (or resumed) since the listing
+            console.print(f"keeping {item.kind} {name}: run {item.run_id} is running now")
             continue
         try:
             item.remove()
-            console.print(f"removed {item.kind} {item.name} (run {item.run_id})")
+            console.print(f"removed {item.kind} {name} (run {item.run_id})", highlight=False)
         except Exception as exc:
-            console.print(f"[red]could not remove {item.kind} {item.name}: {exc}[/red]")
-            return 1
-    return 0
+            console.print(f"[red]could not remove {item.kind} {name}: {escape(str(exc))}[/red]")
+            code = 1
+    return code
 
 
 def _clean_cache(console: Console, dry_run: bool) -> None:
@@ -103,7 +131,7 @@ def _clean_cache(console: Console, dry_run: bool) -> None:
             shutil.rmtree(root)
         console.print(f"{verb} image cache {root}")
     with contextlib.suppress(Exception):
-        client = docker.from_env()
+        client = docker.from_env(timeout=60)
         for image in client.images.list(filters={"label": "vmvc"}):
             if not dry_run:
                 client.images.remove(image.id, force=True)
@@ -113,9 +141,10 @@ def _clean_cache(console: Console, dry_run: bool) -> None:
 def warn_about_leftovers(console: Console) -> None:
     """Said at the start of bench: leftovers of dead runs cost memory and skew results."""
     with contextlib.suppress(Exception):
-        dead = [item for item in find_leftovers() if not item.alive]
+        found = find_leftovers()
+        dead = [item for item in found if not (item.alive or item.owner)]
         if dead:
             console.print(
                 f"[yellow]warning:[/yellow] {len(dead)} leftover(s) of dead vmvc runs "
-                f"(e.g. {dead[0].kind} {dead[0].name}); remove them with `vmvc clean`"
+                f"(e.g. {dead[0].kind} {escape(dead[0].name)}); remove them with `vmvc clean`"
             )

@@ -128,6 +128,7 @@ def bench(
 ) -> None:
     """Run the benchmark: every chosen backend x workload, interleaved repetitions."""
     from vmvc.interactive import InteractiveError, choose_interactively
+    from vmvc.liveness import RunLockError
     from vmvc.orchestrate import (
         BenchError,
         Interrupted,
@@ -135,6 +136,7 @@ def bench(
         check_output_dir,
         run_bench,
     )
+    from vmvc.paths import UnsafePathError
 
     try:
         picked = choose_interactively(
@@ -191,7 +193,7 @@ def bench(
             resume=resumed,
             hosts=host,
         )
-    except BenchError as exc:
+    except (BenchError, RunLockError, UnsafePathError) as exc:
         fail(str(exc))
     except OSError as exc:  # the output disappeared or filled up mid-run
         where = f" ({exc.filename})" if exc.filename else ""
@@ -270,7 +272,8 @@ def doctor(
         typer.Option("--host", help="Check this [[hosts]] entry of --config instead."),
     ] = None,
     config_file: Annotated[
-        Path | None, typer.Option("--config", "-c", help="TOML config with [[hosts]].")
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config (libvirt_uri, [[hosts]])."),
     ] = None,
 ) -> None:
     """Check every prerequisite and say the command that fixes what is missing."""
@@ -281,7 +284,8 @@ def doctor(
         raise typer.Exit(run_remote_doctor(out, config, host, probe=probe, say=say))
     from vmvc.doctor import run_doctor
 
-    code = run_doctor(out, probe=probe, say=say)
+    local = _config(None, config_file, {}) if config_file is not None else None
+    code = run_doctor(out, probe=probe, say=say, config=local)
     raise typer.Exit(code)
 
 
@@ -352,9 +356,13 @@ def clean(
 
         config = _config(None, config_file, {})
         raise typer.Exit(clean_remote(out, config, host, dry_run=dry_run, cache=cache))
-    from vmvc.cleanup import clean_leftovers
+    from vmvc.cleanup import CleanRefused, clean_leftovers
+    from vmvc.liveness import RunLockError
 
-    code = clean_leftovers(out, dry_run=dry_run, cache=cache)
+    try:
+        code = clean_leftovers(out, dry_run=dry_run, cache=cache)
+    except (CleanRefused, RunLockError) as exc:
+        fail(str(exc))
     raise typer.Exit(code)
 
 

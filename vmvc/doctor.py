@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vmvc.config import load_config
+from vmvc.config import Config, load_config
 
 HOST_TOOLS = {
     "debootstrap": "debootstrap",
@@ -59,7 +59,7 @@ def _root() -> Check:
     )
 
 
-def _kvm(probe: bool, say: Callable[[str], None]) -> Check:
+def _kvm(config: Config, probe: bool, say: Callable[[str], None]) -> Check:
     from vmvc.backends.accel import cached_probe, decide_accel
     from vmvc.backends.libvirt import LibvirtBackend
 
@@ -70,7 +70,6 @@ def _kvm(probe: bool, say: Callable[[str], None]) -> Check:
             "no /dev/kvm: VMs will be emulated (TCG), tens of times slower",
             "enable virtualization in firmware, or `modprobe kvm_intel`/`kvm_amd`",
         )
-    config = load_config("quick")
     cached = cached_probe(config.libvirt_uri)
     if cached is None and not probe:
         return Check("KVM", "warn", "/dev/kvm exists; not probed (--no-probe)", "vmvc doctor")
@@ -120,10 +119,9 @@ def _kvm(probe: bool, say: Callable[[str], None]) -> Check:
     )
 
 
-def _backends() -> list[Check]:
+def _backends(config: Config) -> list[Check]:
     from vmvc.backends.base import available_backend_classes
 
-    config = load_config("quick")
     checks = []
     for name, cls in available_backend_classes().items():
         backend = cls(config)
@@ -165,16 +163,31 @@ def _image() -> Check:
 
 def _leftovers() -> Check:
     from vmvc.cleanup import find_leftovers
+    from vmvc.liveness import RunLockError
 
-    dead = [item for item in find_leftovers() if not item.alive]
+    try:
+        dead = [item for item in find_leftovers() if not (item.alive or item.owner)]
+    except RunLockError as exc:
+        return Check("leftovers", "warn", str(exc), "sudo vmvc doctor")
     if dead:
         names = ", ".join(item.name for item in dead[:4])
         return Check("leftovers", "warn", f"{len(dead)} from dead runs: {names}", "vmvc clean")
     return Check("leftovers", "ok", "none")
 
 
-def run_doctor(console: Console, *, probe: bool, say: Callable[[str], None]) -> int:
-    checks = [_root(), *_tools(), *_backends(), _kvm(probe, say), _image(), _leftovers()]
+def run_doctor(
+    console: Console, *, probe: bool, say: Callable[[str], None], config: Config | None = None
+) -> int:
+    """Every check is bounded: a daemon that does not answer is named within seconds."""
+    config = config or load_config("quick")
+    checks = [
+        _root(),
+        *_tools(),
+        *_backends(config),
+        _kvm(config, probe, say),
+        _image(),
+        _leftovers(),
+    ]
     return print_checks(console, checks, "vmvc doctor")
 
 

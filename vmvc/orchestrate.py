@@ -20,6 +20,7 @@ from vmvc.config import Config
 from vmvc.environment import host_environment
 from vmvc.image.build import Artefacts, ImageBuildError, build_image
 from vmvc.liveness import hold_run_lock, is_alive
+from vmvc.paths import check_run_dir_possible
 from vmvc.progress import LiveView, PlainLog, RunTracker
 from vmvc.remote import (
     LOCAL_HOST,
@@ -262,6 +263,7 @@ def run_bench(
             doc = new_document(config, selection, artefacts, prepared)
             record_hosts(doc, local, remotes)
         path = output / f"{doc.run_id}.json"
+        check_run_dir_possible(doc.run_id)  # refuse before the result file exists
         libvirt = selection.backends.get("libvirt")
         if libvirt is not None:
             accel = getattr(libvirt, "accel", None)

@@ -15,7 +15,7 @@ from rich.console import Console
 from vmvc.backends.base import Backend, Leftover
 from vmvc.cleanup import remove_dead
 from vmvc.config import Config
-from vmvc.liveness import live_run_ids
+from vmvc.liveness import RunLockError, live_run_ids
 from vmvc.remote import LOCAL_HOST, RemoteHostError, choose_hosts, remote_backend_classes
 
 
@@ -36,7 +36,11 @@ def clean_remote(console: Console, config: Config, name: str, *, dry_run: bool, 
             backends.append(cls(config, host))  # type: ignore[call-arg]
     code = 0
     items: list[Leftover] = []
-    live = live_run_ids()
+    try:
+        live = live_run_ids()
+    except RunLockError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
     try:
         for backend in backends:
             availability = backend.probe()
@@ -45,6 +49,12 @@ def clean_remote(console: Console, config: Config, name: str, *, dry_run: bool, 
                 code = 1
                 continue
             items += backend.leftovers(live)
+        busy = [item for item in items if item.alive or item.owner]
+        if cache and (live or busy):
+            # The pool's image volumes and the images are shared by every run on that host.
+            who = f"run {sorted(live)[0]} is running" if live else f"{busy[0].name} is in use"
+            console.print(f"[red]error:[/red] --cache refused: {who}; clean without --cache")
+            return 2
         code = max(code, remove_dead(console, items, dry_run=dry_run))
         if cache and code == 0:
             for backend in backends:

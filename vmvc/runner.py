@@ -23,7 +23,7 @@ from vmvc.bench.base import Measurement, ParseError
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, applies
 from vmvc.config import STEADY_WORKLOADS, Config
 from vmvc.image.build import Artefacts
-from vmvc.paths import run_workdir
+from vmvc.paths import make_run_dir, run_workdir
 from vmvc.proc import ToolError
 from vmvc.results import (
     InstanceReport,
@@ -116,7 +116,9 @@ class BenchRunner:
 
     def run(self) -> ResultDocument:
         started = time.monotonic()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Made now and exclusively under the root-only work root: a dir that exists already
+        # (planted, or left by a dead run) is refused, never reused (vmvc.paths).
+        make_run_dir(self.doc.run_id)
         try:
             for repetition in range(-self.config.run.warmups, 0):
                 self._run_repetition(self.plan(repetition))

@@ -207,7 +207,7 @@ def test_isolation(harness: Harness, backends: dict[str, Backend]) -> None:
     assert facts["docker"]["shares_host_kernel"] is True
     assert facts["libvirt"]["shares_host_kernel"] is False
     assert facts["native"]["shares_host_kernel"] is True
-    assert facts["native"]["host_processes_visible"] is True
+    assert facts["native"]["host_processes_visible"] is False  # own PID namespace and /proc
     assert facts["docker"]["host_processes_visible"] is False
     assert facts["libvirt"]["host_processes_visible"] is False
     assert facts["docker"]["capabilities_count"] == 0  # every capability dropped

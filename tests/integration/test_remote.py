@@ -34,6 +34,7 @@ import libvirt
 import pytest
 from rich.console import Console
 
+from vmvc.backends.docker import owner_labels
 from vmvc.backends.docker_remote import RemoteDockerBackend, ship_image
 from vmvc.backends.libvirt_pool import (
     POOL_NAME,
@@ -384,7 +385,8 @@ def test_clean_finds_and_removes_what_a_dead_run_left_there(
     backends = [RemoteDockerBackend(config, host), RemoteLibvirtBackend(config, host)]
     try:
         pool.createXML(volume_xml(volume, 1 << 20, "raw"), 0)
-        client.volumes.create(name=docker_volume, labels={"vmvc": "1", "vmvc.run-id": dead})
+        # vmvc's by its labels: run id and this controller (a `vmvc` label alone is not).
+        client.volumes.create(name=docker_volume, labels=owner_labels(dead))
         done = run_vmvc(
             "clean", "--host", HOST, "--config", str(config_path), "--dry-run",
             timeout=120, env={**loopback.env, "COLUMNS": "250"},

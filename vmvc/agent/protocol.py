@@ -38,6 +38,9 @@ class LogLine:
     text: str
 
 
+MAX_LINE_BYTES = 64 * 1024
+
+
 class LineLog:
     """Thread-safe, append-only log of the lines an instance printed, with arrival times."""
 
@@ -53,6 +56,11 @@ class LineLog:
         with self._cond:
             buffer = self._partial + data
             *complete, self._partial = buffer.split(b"\n")
+            # Output without a newline (a runaway guest, binary noise) must not grow memory
+            # without bound: a line longer than the cap is cut into cap-sized lines.
+            while len(self._partial) > MAX_LINE_BYTES:
+                complete.append(self._partial[:MAX_LINE_BYTES])
+                self._partial = self._partial[MAX_LINE_BYTES:]
             for raw in complete:
                 text = raw.decode("utf-8", errors="replace").rstrip("\r")
                 if len(self._lines) < self._max_lines:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,8 +20,10 @@ import libvirt
 
 from vmvc.agent.protocol import AgentError, LineLog
 from vmvc.backends.libvirt_console import ConsoleReader
+from vmvc.backends.libvirt_deadline import CALL_TIMEOUT_S, with_deadline
 from vmvc.backends.libvirt_xml import DomainSpec, domain_xml
-from vmvc.paths import cache_dir
+from vmvc.liveness import hold_run_lock
+from vmvc.paths import atomic_write_text, cache_dir, copy_new, make_run_dir
 
 
 @dataclass(frozen=True)
@@ -58,19 +59,28 @@ def _remote(uri: str) -> bool:
     )
 
 
+def _probe_run_id() -> str:
+    return f"probe-{os.getpid()}-{int(time.time())}"
+
+
 def probe_kvm(
     conn: libvirt.virConnect, kernel: Path, initrd: Path, timeout: float
 ) -> tuple[bool, str]:
-    """Boot the guest kernel under KVM; True if it reached the initramfs within `timeout`."""
-    workdir = Path(tempfile.mkdtemp(prefix="vmvc-probe-", dir="/var/tmp"))
-    os.chmod(workdir, 0o755)
-    try:
-        # libvirt chowns the files it is given: the probe boots private copies.
-        shutil.copyfile(kernel, workdir / "vmlinuz")
-        shutil.copyfile(initrd, workdir / "initrd.img")
-        return boot_probe(conn, workdir / "vmlinuz", workdir / "initrd.img", timeout)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    """Boot the guest kernel under KVM; True if it reached the initramfs within `timeout`.
+
+    The probe is a run like any other: it holds a run lock for as long as its work dir and
+    domain exist, so a `vmvc clean` meanwhile keeps them (killing the probe would cache
+    "KVM failed" until the next reboot and silently emulate every later VM)."""
+    run_id = _probe_run_id()
+    with hold_run_lock(run_id):
+        workdir = make_run_dir(run_id)
+        try:
+            # libvirt chowns the files it is given: the probe boots private copies.
+            copy_new(kernel, workdir / "vmlinuz")
+            copy_new(initrd, workdir / "initrd.img")
+            return _boot(conn, run_id, workdir / "vmlinuz", workdir / "initrd.img", timeout)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def boot_probe(
@@ -78,7 +88,15 @@ def boot_probe(
 ) -> tuple[bool, str]:
     """Boot `kernel` + `initrd` (paths as the libvirt daemon sees them, so a remote host's
     storage volumes work too) under KVM; True if the initramfs marker came in time."""
-    name = f"vmvc-probe-{os.getpid()}-{int(time.time())}"
+    run_id = _probe_run_id()
+    with hold_run_lock(run_id):
+        return _boot(conn, run_id, kernel, initrd, timeout)
+
+
+def _boot(
+    conn: libvirt.virConnect, run_id: str, kernel: Path, initrd: Path, timeout: float
+) -> tuple[bool, str]:
+    name = f"vmvc-{run_id}"
     domain = None
     console = None
     log = LineLog()
@@ -86,7 +104,7 @@ def boot_probe(
         xml = domain_xml(
             DomainSpec(
                 name=name,
-                run_id="probe",
+                run_id=run_id,
                 owner_pid=os.getpid(),
                 domain_type="kvm",
                 vcpus=1,
@@ -99,7 +117,11 @@ def boot_probe(
         )
         started = time.monotonic()
         try:
-            domain = conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
+            domain = with_deadline(
+                lambda: conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED),
+                CALL_TIMEOUT_S,
+                "createXML",
+            )
         except libvirt.libvirtError as exc:
             detail = str(exc).splitlines()[0].split("error: ")[-1]
             return False, f"/dev/kvm exists but a probe guest did not boot under KVM ({detail})"
@@ -154,9 +176,10 @@ def decide_accel(
             if callable(progress):
                 progress(f"probing KVM: booting a tiny guest (timeout {timeout:.0f} s)")
             ok, reason = probe_kvm(conn, kernel, initrd, timeout)
-            path = _cache_file(uri)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"ok": ok, "reason": reason, "at": time.time()}))
+            # Atomic: a concurrent reader sees no half-written decision.
+            atomic_write_text(
+                _cache_file(uri), json.dumps({"ok": ok, "reason": reason, "at": time.time()})
+            )
         decision = (
             AccelDecision("kvm", reason, "ok")
             if ok

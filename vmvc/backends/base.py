@@ -61,6 +61,8 @@ class Leftover:
     run_id: str
     alive: bool
     remove: Callable[[], None] = field(repr=False, compare=False, default=lambda: None)
+    # Set when the resource is another controller's (it is then never removed from here).
+    owner: str = ""
 
 
 class Instance(abc.ABC):

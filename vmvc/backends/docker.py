@@ -8,11 +8,12 @@ and pids, memory and CPU limits equal to the VM's size.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,45 @@ from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Le
 from vmvc.backends.memory import MIB, cgroup_memory_mib
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
+from vmvc.liveness import controller_id
+from vmvc.paths import SAFE_NAME, make_dirs
 
 LABEL = "vmvc"
 LABEL_RUN = "vmvc.run-id"
 LABEL_IMAGE = "vmvc.image-id"
+LABEL_CONTROLLER = "vmvc.controller"  # which machine's vmvc made it (see liveness.controller_id)
+LABEL_PID = "vmvc.pid"
 AGENT = "/opt/vmvc/agent"
+# Every call into dockerd is bounded: a daemon that accepts and never answers must not hang
+# vmvc. API calls get API_TIMEOUT_S; the probe (also run before every command) much less.
+API_TIMEOUT_S = 120
+PROBE_TIMEOUT_S = 5
+REMOTE_PROBE_TIMEOUT_S = 30  # ssh handshake to another host first
+_unanswered: set[str] = set()
+IMPORT_TIMEOUT_S = 900
+
+
+def owner_labels(run_id: str) -> dict[str, str]:
+    """What makes a container or volume vmvc's: an image's `vmvc` label is inherited by any
+    container made from it, so identity is the run id plus the controller that made it."""
+    return {
+        LABEL: "1",
+        LABEL_RUN: run_id,
+        LABEL_CONTROLLER: controller_id(),
+        LABEL_PID: str(os.getpid()),
+    }
+
+
+def owned_leftover(
+    kind: str, name: str, labels: dict[str, str], live: set[str], remove: Callable[[], None]
+) -> Leftover | None:
+    """A Leftover for a labelled resource, or None when the labels do not make it vmvc's."""
+    run_id = labels.get(LABEL_RUN, "")
+    if not SAFE_NAME.match(run_id) or LABEL_CONTROLLER not in labels:
+        return None
+    controller = labels[LABEL_CONTROLLER]
+    owner = "" if controller == controller_id() else f"controller {controller[:16]}"
+    return Leftover(kind, name, run_id, run_id in live, remove=remove, owner=owner)
 
 
 def container_options(spec: InstanceSpec) -> dict[str, Any]:
@@ -38,7 +73,7 @@ def container_options(spec: InstanceSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
         "hostname": "vmvc-container",
-        "labels": {LABEL: "1", LABEL_RUN: spec.run_id, **spec.labels},
+        "labels": {**owner_labels(spec.run_id), **spec.labels},
         "network_mode": "none",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
@@ -77,7 +112,7 @@ class DockerInstance(Instance):
 
     def create_options(self, spec: InstanceSpec) -> dict[str, Any]:
         """/data is a host directory bind-mounted (a remote host uses a named volume)."""
-        (spec.workdir / "data").mkdir(parents=True, exist_ok=True)
+        make_dirs(spec.workdir / "data")
         return container_options(spec)
 
     def _pump(self) -> None:
@@ -182,24 +217,39 @@ class DockerBackend(Backend):
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            base_url = self.host.docker_host if self.host and self.host.docker_host else None
-            if base_url:
-                self._client = docker.DockerClient(base_url=base_url, use_ssh_client=True)
-            else:
-                self._client = docker.from_env()
+            self._client = self._make_client(API_TIMEOUT_S)
         return self._client
 
+    def _make_client(self, timeout: float) -> docker.DockerClient:
+        base_url = self.host.docker_host if self.host and self.host.docker_host else None
+        if base_url:
+            return docker.DockerClient(base_url=base_url, use_ssh_client=True, timeout=timeout)
+        return docker.from_env(timeout=timeout)
+
     def probe(self) -> Availability:
+        where = (self.host.docker_host if self.host else None) or _local_socket()
+        timeout = PROBE_TIMEOUT_S if self.host is None else REMOTE_PROBE_TIMEOUT_S
+        fix = "start it: dockerd --bridge=none --iptables=false & (or `make setup`)"
+        if where in _unanswered:  # timed out once in this process: do not wait again
+            silent = f"dockerd does not answer within {timeout} s on {where}"
+            return Availability(False, silent, fix)
+        quick: docker.DockerClient | None = None
         try:
-            self.client.ping()
+            # A short timeout of its own: a hung daemon is reported within seconds.
+            quick = self._make_client(timeout)
+            quick.ping()
+            version = quick.version().get("Version", "?")
         except Exception as exc:
-            where = (self.host.docker_host if self.host else None) or "the local socket"
-            return Availability(
-                False,
-                f"dockerd does not answer on {where} ({exc.__class__.__name__})",
-                "start it: dockerd --bridge=none --iptables=false & (or `make setup`)",
-            )
-        return Availability(True, f"dockerd {self.client.version().get('Version', '?')}")
+            if _timed_out(exc):
+                _unanswered.add(where)
+                answer = f"does not answer within {timeout} s"
+            else:
+                answer = f"does not answer ({exc.__class__.__name__})"
+            return Availability(False, f"dockerd {answer} on {where}", fix)
+        finally:
+            if quick is not None:
+                quick.close()
+        return Availability(True, f"dockerd {version}")
 
     def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
         """Import the rootfs as a local image (no registry); a second call is a cache hit."""
@@ -219,7 +269,7 @@ class DockerBackend(Backend):
 
     @contextlib.contextmanager
     def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
-        spec.workdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(spec.workdir)
         instance: DockerInstance | None = None
         try:
             instance = DockerInstance(self.client, artefacts.docker_tag, spec)
@@ -246,17 +296,16 @@ class DockerBackend(Backend):
 
     def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
         found = []
-        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
-            run_id = container.labels.get(LABEL_RUN, "?")
-            found.append(
-                Leftover(
-                    "container",
-                    container.name,
-                    run_id,
-                    run_id in live_run_ids,
-                    remove=lambda c=container: c.remove(force=True),
-                )
+        for container in self.client.containers.list(all=True, filters={"label": LABEL_RUN}):
+            item = owned_leftover(
+                "container",
+                container.name,
+                container.labels,
+                live_run_ids,
+                remove=lambda c=container: c.remove(force=True),
             )
+            if item is not None:
+                found.append(item)
         return found
 
     def close(self) -> None:
@@ -265,24 +314,73 @@ class DockerBackend(Backend):
             self._client = None
 
 
-def import_rootfs(client: docker.DockerClient, artefacts: Artefacts) -> str:
-    """`tar | docker import` through the SDK, streamed (no temporary tarball)."""
-    repository, tag = artefacts.docker_tag.split(":")
-    tar = subprocess.Popen(
+def import_rootfs(
+    client: docker.DockerClient, artefacts: Artefacts, timeout: float = IMPORT_TIMEOUT_S
+) -> str:
+    """`tar | docker import` of the rootfs through the SDK, streamed (no temporary tarball)."""
+    return stream_import(
+        client,
         ["tar", "-C", str(artefacts.rootfs), "--numeric-owner", "-c", "."],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        artefacts.docker_tag,
+        [f"LABEL {LABEL}=1", f"LABEL {LABEL_IMAGE}={artefacts.image_id}"],
+        timeout,
     )
+
+
+def stream_import(
+    client: docker.DockerClient,
+    tar_argv: list[str],
+    reference: str,
+    changes: list[str],
+    timeout: float = IMPORT_TIMEOUT_S,
+) -> str:
+    """`tar_argv | docker import` under `reference`, bounded by `timeout`; returns the image
+    id. A tar that fails makes the import fail: a truncated stream is still a valid tar."""
+    repository, tag = reference.split(":")
+    tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outcome: dict[str, BaseException] = {}
+
+    def send() -> None:
+        try:
+            assert tar.stdout is not None
+            client.api.import_image_from_stream(
+                tar.stdout, repository=repository, tag=tag, changes=changes
+            )
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=send, name="docker-import", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    stderr = b""
     try:
-        assert tar.stdout is not None
-        client.api.import_image_from_stream(
-            tar.stdout,
-            repository=repository,
-            tag=tag,
-            changes=[f"LABEL {LABEL}=1", f"LABEL {LABEL_IMAGE}={artefacts.image_id}"],
-        )
+        if worker.is_alive():
+            raise RuntimeError(f"docker import did not finish within {timeout:.0f} s")
+        if "error" in outcome:
+            raise outcome["error"]
     finally:
         if tar.poll() is None:
             tar.kill()
-        tar.wait()
-    return str(client.images.get(artefacts.docker_tag).id)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _, stderr = tar.communicate(timeout=10)
+    if tar.returncode != 0:
+        # The image was made from a partial stream: remove it, it must never be trusted.
+        with contextlib.suppress(docker.errors.DockerException):
+            client.images.remove(reference, force=True)
+        detail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise RuntimeError(f"tar of the rootfs failed (exit {tar.returncode}): {detail[0]}")
+    return str(client.images.get(reference).id)
+
+
+def _local_socket() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """requests wraps a socket timeout in its own exceptions, docker-py in its own again."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError) or "timed out" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from vmvc.agent.protocol import LineLog
-from vmvc.backends.docker import LABEL, LABEL_IMAGE, LABEL_RUN
+from vmvc.backends.docker import LABEL, LABEL_IMAGE, LABEL_RUN, stream_import
 from vmvc.image.build import Artefacts
 
 # How often the restart-aware follower looks at the container while it is not running.
@@ -48,30 +47,15 @@ def import_rootfs_as(
     `extra_dir` adds its files at the image root: a unique file gives the image a layer no
     other image shares, so removing and loading it again really recreates the layer.
     """
-    repository, tag = reference.split(":")
     argv = ["tar", "--numeric-owner", "-c", "-C", str(artefacts.rootfs), "."]
     if extra_dir is not None:
         argv += ["-C", str(extra_dir), *sorted(p.name for p in extra_dir.iterdir())]
-    tar = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert tar.stdout is not None
-        client.api.import_image_from_stream(
-            tar.stdout,
-            repository=repository,
-            tag=tag,
-            changes=[
-                f"LABEL {LABEL}=1",
-                f"LABEL {LABEL_RUN}={run_id}",
-                f"LABEL {LABEL_IMAGE}={artefacts.image_id}",
-            ],
-        )
-    finally:
-        if tar.poll() is None:
-            tar.kill()
-        tar.wait()
-    if tar.returncode != 0:
-        raise RuntimeError(f"tar of the rootfs failed (exit {tar.returncode})")
-    return str(client.images.get(reference).id)
+    changes = [
+        f"LABEL {LABEL}=1",
+        f"LABEL {LABEL_RUN}={run_id}",
+        f"LABEL {LABEL_IMAGE}={artefacts.image_id}",
+    ]
+    return stream_import(client, argv, reference, changes)
 
 
 def remove_image(client: docker.DockerClient, image: str) -> None:

@@ -23,12 +23,13 @@ import docker.errors
 
 from vmvc.backends.base import Instance, InstanceSpec, Leftover, Progress
 from vmvc.backends.docker import (
-    LABEL,
     LABEL_RUN,
     DockerBackend,
     DockerInstance,
     container_options,
     import_rootfs,
+    owned_leftover,
+    owner_labels,
 )
 from vmvc.backends.memory import MIB
 from vmvc.image.build import Artefacts
@@ -46,9 +47,7 @@ class RemoteDockerInstance(DockerInstance):
     def create_options(self, spec: InstanceSpec) -> dict[str, Any]:
         """A labelled named volume as /data, made (and later removed) through the API."""
         name = data_volume_name(spec.name)
-        self.client.volumes.create(
-            name=name, driver="local", labels={LABEL: "1", LABEL_RUN: spec.run_id}
-        )
+        self.client.volumes.create(name=name, driver="local", labels=owner_labels(spec.run_id))
         options = container_options(spec)
         options["volumes"] = {name: {"bind": "/data", "mode": "rw"}}
         return options
@@ -190,17 +189,16 @@ class RemoteDockerBackend(DockerBackend):
 
     def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
         found = super().leftovers(live_run_ids)
-        for volume in self.client.volumes.list(filters={"label": LABEL}):
-            run_id = (volume.attrs.get("Labels") or {}).get(LABEL_RUN, "?")
-            found.append(
-                Leftover(
-                    "docker volume",
-                    volume.name,
-                    run_id,
-                    run_id in live_run_ids,
-                    remove=lambda v=volume: v.remove(force=True),
-                )
+        for volume in self.client.volumes.list(filters={"label": LABEL_RUN}):
+            item = owned_leftover(
+                "docker volume",
+                volume.name,
+                volume.attrs.get("Labels") or {},
+                live_run_ids,
+                remove=lambda v=volume: v.remove(force=True),
             )
+            if item is not None:
+                found.append(item)
         return found
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,11 +30,19 @@ from vmvc.agent.protocol import (
 )
 from vmvc.backends.accel import AccelDecision, decide_accel
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
-from vmvc.backends.libvirt_console import ConsoleReader, ensure_event_loop
+from vmvc.backends.libvirt_console import ConsoleReader
+from vmvc.backends.libvirt_deadline import (
+    CALL_TIMEOUT_S,
+    LibvirtTimeout,
+    open_connection,
+    with_deadline,
+)
 from vmvc.backends.libvirt_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
+from vmvc.liveness import controller_id
+from vmvc.paths import SAFE_NAME, copy_new, make_dirs, touch_new
 from vmvc.proc import run
 
 QEMU_PID_DIR = Path("/run/libvirt/qemu")
@@ -56,16 +66,19 @@ class VmAssets:
 
     def __init__(self, artefacts: Artefacts, spec: InstanceSpec) -> None:
         self.dir = spec.workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)  # QEMU runs unprivileged and must enter it
+        # 0711: QEMU (libvirt-qemu here) must enter it to open what libvirt chowns to it.
+        make_dirs(self.dir)
         self.kernel = self.dir / "vmlinuz"
         self.initrd = self.dir / "initrd.img"
         self.overlay = self.dir / "root.qcow2"
         self.data = self.dir / "data.raw"
         self.console_log: Path | None = self.dir / "console.log"
-        shutil.copyfile(artefacts.kernel, self.kernel)
-        shutil.copyfile(artefacts.initrd, self.initrd)
+        # Created exclusively (O_EXCL | O_NOFOLLOW): a file or symlink planted at one of
+        # these names makes the instance fail instead of being written through.
+        copy_new(artefacts.kernel, self.kernel)
+        copy_new(artefacts.initrd, self.initrd)
         create_overlay(artefacts.base_disk, self.overlay)
+        touch_new(self.data)  # mke2fs -F then formats the file vmvc just made
         run(
             [
                 "mke2fs",
@@ -166,7 +179,11 @@ class LibvirtInstance(ConsoleGuest):
             )
         )
         self._t0 = time.monotonic()
-        self.domain = conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
+        self.domain = with_deadline(
+            lambda: conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED),
+            CALL_TIMEOUT_S,
+            "createXML",
+        )
         self._created = time.monotonic()
         self.console = ConsoleReader(conn, self.domain, self.log)
         self._resumed = time.monotonic()
@@ -225,13 +242,18 @@ class LibvirtBackend(Backend):
     @property
     def conn(self) -> libvirt.virConnect:
         if self._conn is None:
-            ensure_event_loop()
-            self._conn = libvirt.open(self.uri)
+            self._conn = open_connection(self.uri)
         return self._conn
 
     def probe(self) -> Availability:
         try:
             version = self.conn.getVersion()
+        except LibvirtTimeout as exc:
+            return Availability(
+                False,
+                str(exc),
+                "is libvirtd hung? check it (virsh version), restart it if so",
+            )
         except libvirt.libvirtError as exc:
             message = str(exc).splitlines()[0]
             return Availability(
@@ -286,23 +308,22 @@ class LibvirtBackend(Backend):
         return env
 
     def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
+        """Domains whose metadata (vmvc's XML namespace) names a run and a controller: the
+        name says nothing, anybody can call a domain vmvc-something."""
         found = []
         for domain in self.conn.listAllDomains():
-            name = domain.name()
-            if not name.startswith("vmvc-"):
+            owner = domain_owner(domain)
+            if owner is None:
                 continue
-            run_id = "?"
-            with contextlib.suppress(libvirt.libvirtError):
-                meta = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
-                if 'run-id="' in meta:
-                    run_id = meta.split('run-id="', 1)[1].split('"', 1)[0]
+            run_id, controller = owner
             found.append(
                 Leftover(
                     "domain",
-                    name,
+                    domain.name(),
                     run_id,
                     run_id in live_run_ids,
                     remove=lambda d=domain: _destroy_and_undefine(d),
+                    owner="" if controller == controller_id() else f"controller {controller}",
                 )
             )
         return found
@@ -312,6 +333,27 @@ class LibvirtBackend(Backend):
             with contextlib.suppress(libvirt.libvirtError):
                 self._conn.close()
             self._conn = None
+
+
+def domain_owner(domain: libvirt.virDomain) -> tuple[str, str] | None:
+    """(run id, controller id) from the domain's vmvc metadata, or None if it has none."""
+    try:
+        text = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+    except libvirt.libvirtError:
+        return None  # no vmvc metadata: not vmvc's, whatever its name
+    return owner_from_metadata(text)
+
+
+def owner_from_metadata(text: str) -> tuple[str, str] | None:
+    try:
+        element = ET.fromstring(text)
+    except ET.ParseError:
+        return None
+    run_id = element.get("run-id", "")
+    controller = element.get("controller", "")
+    if not SAFE_NAME.match(run_id) or not re.fullmatch(r"[0-9a-f]{16}", controller):
+        return None
+    return run_id, controller
 
 
 def _destroy_and_undefine(domain: libvirt.virDomain) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,27 +19,28 @@ from vmvc.agent.protocol import ReadyInfo, wait_ready
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.libvirt import GUEST_CMDLINE, ConsoleGuest, LibvirtBackend
 from vmvc.backends.libvirt_console import ConsoleReader
+from vmvc.backends.libvirt_deadline import CALL_TIMEOUT_S, with_deadline
 from vmvc.backends.libvirt_xml import DomainDisk, DomainSpec, domain_xml
 from vmvc.image.build import Artefacts, build_base_disk
+from vmvc.paths import copy_new, make_dirs, touch_new
 from vmvc.proc import run
 
 
 def instance_dir(spec: InstanceSpec) -> Path:
     """The instance's work dir, enterable by QEMU (which libvirt runs unprivileged)."""
-    spec.workdir.mkdir(parents=True, exist_ok=True)
-    os.chmod(spec.workdir, 0o755)
-    return spec.workdir
+    return make_dirs(spec.workdir)  # 0711, made exclusively or checked (vmvc.paths)
 
 
 def copy_boot_files(artefacts: Artefacts, directory: Path) -> tuple[Path, Path]:
     """Own copies of kernel and initrd: libvirt chowns the files a domain is given."""
     kernel, initrd = directory / "vmlinuz", directory / "initrd.img"
-    shutil.copyfile(artefacts.kernel, kernel)
-    shutil.copyfile(artefacts.initrd, initrd)
+    copy_new(artefacts.kernel, kernel)  # never through a file or symlink already there
+    copy_new(artefacts.initrd, initrd)
     return kernel, initrd
 
 
 def make_data_disk(path: Path, size_mib: int) -> None:
+    touch_new(path)  # mke2fs -F only ever formats a file vmvc has just created
     run(
         ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "vmvc-data", path, f"{size_mib}M"],
         timeout=120,
@@ -127,7 +127,9 @@ class DefinedGuest(ConsoleGuest):
         self.conn = conn
         self.name = name
         self.console: ConsoleReader | None = None
-        self.domain: libvirt.virDomain = conn.defineXML(xml)
+        self.domain: libvirt.virDomain = with_deadline(
+            lambda: conn.defineXML(xml), CALL_TIMEOUT_S, "defineXML"
+        )
         self._started = 0.0
 
     def start(self) -> None:

@@ -30,6 +30,7 @@ from xml.sax.saxutils import escape
 
 import libvirt
 
+from vmvc.backends.libvirt_deadline import with_deadline
 from vmvc.proc import run
 
 POOL_NAME = "vmvc"
@@ -182,7 +183,13 @@ def upload_file(
         try:
             upload.upload(stream, 0, size, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
             try:
-                stream.sparseSendAll(_send, _hole, _skip, fd)
+                # Keepalive ends a dead connection; the deadline also ends an upload that
+                # crawls (at least 1 MiB/s is expected even over a slow link).
+                with_deadline(
+                    lambda: stream.sparseSendAll(_send, _hole, _skip, fd),
+                    max(600.0, size / 2**20),
+                    f"the upload of {source.name}",
+                )
                 stream.finish()
             except BaseException:
                 with contextlib.suppress(libvirt.libvirtError):

@@ -240,6 +240,9 @@ class RemoteLibvirtBackend(LibvirtBackend):
         """Domains (as locally) and instance disks in the pool; shared image volumes are a
         cache, not leftovers."""
         found = super().leftovers(live_run_ids)
+        # A volume whose domain still exists goes with that domain (or stays with it, when
+        # the domain is another controller's): volumes carry no metadata of their own.
+        domains = {domain.name() for domain in self.conn.listAllDomains()}
         pool = self.pool
         if pool is None:
             with contextlib.suppress(libvirt.libvirtError):
@@ -250,7 +253,7 @@ class RemoteLibvirtBackend(LibvirtBackend):
             pool.refresh(0)
         for name in pool.listVolumes() if pool.isActive() else []:
             match = INSTANCE_VOLUME.match(name)
-            if match:
+            if match and match.group(1) not in domains:
                 run_id = match.group(2)
                 found.append(
                     Leftover(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
+
+from vmvc.liveness import controller_id
 
 METADATA_NS = "urn:vmvc:instance:1"
 
@@ -32,6 +34,8 @@ class DomainSpec:
     disks: list[DomainDisk]
     console_log: Path | None = None
     restart_on_crash: bool = False
+    # Which machine's vmvc made it: `vmvc clean` removes only its own (see vmvc.liveness).
+    controller: str = field(default_factory=controller_id)
 
 
 def _disk_xml(disk: DomainDisk) -> str:
@@ -57,7 +61,7 @@ def domain_xml(spec: DomainSpec) -> str:
   <name>{escape(spec.name)}</name>
   <metadata>
     <vmvc:instance xmlns:vmvc={quoteattr(METADATA_NS)} run-id={quoteattr(spec.run_id)}
-      pid={quoteattr(str(spec.owner_pid))}/>
+      pid={quoteattr(str(spec.owner_pid))} controller={quoteattr(spec.controller)}/>
   </metadata>
   <memory unit='MiB'>{spec.memory_mib}</memory>
   <vcpu>{spec.vcpus}</vcpu>

@@ -1,9 +1,16 @@
 """Native baseline: the agent in a chroot of the very same rootfs, so the binaries are identical.
 
-The chroot runs in a private mount namespace (`unshare --mount`): the rootfs is bind-mounted
-read-only onto itself, and the data directory, /proc, /sys, /dev and a tmpfs /tmp are mounted
-inside that namespace only. When the process exits the namespace and every mount in it vanish,
-so nothing can leak onto the host.
+The chroot runs in its own mount, PID, IPC and UTS namespaces (`unshare`): the rootfs is
+bind-mounted read-only onto itself; the data directory, a /proc of the new PID namespace (no
+host processes; /proc/sys and /proc/sysrq-trigger read-only), a read-only /sys, a /dev with
+only the device nodes the workloads use, and a tmpfs /tmp are mounted inside that namespace
+only. When the process exits the namespaces and every mount in them vanish, so nothing can
+leak onto the host.
+
+What stays shared, on purpose: the network namespace (native *is* the host; instances do no
+networking either way), the cgroup (the baseline runs without limits, as a host process
+does), the user namespace and uid 0 (mounting and chroot need it), and the CPU, memory and
+the host filesystem /data lives on, which are what native is the baseline for.
 """
 
 from __future__ import annotations
@@ -26,20 +33,49 @@ from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Le
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
+from vmvc.paths import PRIVATE_MODE, SAFE_NAME, make_dirs
 
 # Fixed script; paths arrive as positional parameters, never interpolated into the text.
+# It runs as PID 1 of the new PID namespace, so the proc it mounts shows that namespace only.
 NAMESPACE_SCRIPT = r"""
 set -e
 root=$1; data=$2; shift 2
 mount --bind "$root" "$root"
 mount -o remount,bind,ro "$root"
 mount --bind "$data" "$root/data"
-mount -t proc proc "$root/proc"
-mount -t sysfs sysfs "$root/sys"
-mount --rbind /dev "$root/dev"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+for path in sys sysrq-trigger; do
+    [ -e "$root/proc/$path" ] || continue
+    mount --bind "$root/proc/$path" "$root/proc/$path"
+    mount -o remount,bind,ro "$root/proc/$path"
+done
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+mount -t tmpfs -o mode=0755,size=1m,nosuid,noexec tmpfs "$root/dev"
+for node in null zero full random urandom tty; do
+    : > "$root/dev/$node"
+    mount --bind "/dev/$node" "$root/dev/$node"
+done
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
+mkdir "$root/dev/shm" && mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev tmpfs "$root/dev/shm"
 mount -t tmpfs -o mode=1777,size=64m tmpfs "$root/tmp"
 exec chroot "$root" /opt/vmvc/agent "$@"
 """
+# The device nodes above: /dev/null etc. for the shell and tools, the random devices for
+# fio/sysbench seeds, tty for tools that probe it. fio writes a file on /data: no block device.
+UNSHARE = [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "--pid",
+    "--fork",
+    "--kill-child",  # if unshare dies, the namespace's PID 1 (and with it all) goes too
+    "--ipc",
+    "--uts",
+]
 RUN_ID_ENV = "VMVC_RUN_ID"
 
 
@@ -50,16 +86,12 @@ class NativeInstance(Instance):
         super().__init__()
         self.name = spec.name
         self.spec = spec
-        data = spec.workdir / "data"
-        data.mkdir(parents=True, exist_ok=True)
+        data = make_dirs(spec.workdir / "data", PRIVATE_MODE)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", RUN_ID_ENV: spec.run_id, "LC_ALL": "C"}
         self._t0 = time.monotonic()
         self.process = subprocess.Popen(
             [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
+                *UNSHARE,
                 "--",
                 "/bin/sh",
                 "-c",
@@ -146,11 +178,13 @@ class NativeBackend(Backend):
                 return Availability(
                     False, f"'{tool}' is not installed", "apt-get install util-linux"
                 )
-        return Availability(True, "chroot of the workload rootfs in a private mount namespace")
+        return Availability(
+            True, "chroot of the workload rootfs in its own mount, PID, IPC and UTS namespaces"
+        )
 
     @contextlib.contextmanager
     def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
-        spec.workdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(spec.workdir, PRIVATE_MODE)
         instance: NativeInstance | None = None
         try:
             instance = NativeInstance(spec, artefacts.rootfs)
@@ -161,14 +195,16 @@ class NativeBackend(Backend):
             shutil.rmtree(spec.workdir, ignore_errors=True)
 
     def environment(self) -> dict[str, Any]:
-        return {"native_isolation": "chroot + private mount namespace"}
+        return {"native_isolation": "chroot + mount, PID, IPC and UTS namespaces"}
 
     def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
         found = []
-        for proc in psutil.process_iter(["pid", "name"]):
+        for proc in psutil.process_iter(["pid", "name", "uids"]):
             with contextlib.suppress(psutil.Error):
+                if proc.info["uids"].real != 0:
+                    continue  # anybody can set the variable; only vmvc (root) starts these
                 run_id = proc.environ().get(RUN_ID_ENV)
-                if run_id:
+                if run_id and SAFE_NAME.match(run_id):
                     found.append(
                         Leftover(
                             "process",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmvc.image.mirror import find_mirror
+from vmvc.image.mirror import ARCHIVE_KEYRING, find_mirror
 from vmvc.image.recipe import (
     KernelRecipe,
     Recipe,
@@ -124,20 +124,29 @@ def _staging(final: Path) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def debootstrap_argv(recipe: Recipe, mirror: str, rootfs: Path) -> list[str | Path]:
+    """Release files must carry a good signature by the Debian archive keyring (no fallback
+    to an unchecked download when the keyring or gpgv is missing)."""
+    if not ARCHIVE_KEYRING.is_file():
+        raise ImageBuildError(
+            f"{ARCHIVE_KEYRING} is missing: apt-get install debian-archive-keyring "
+            "(the image build checks the archive's signatures)"
+        )
+    return [
+        "debootstrap",
+        "--variant=minbase",
+        "--force-check-gpg",
+        f"--keyring={ARCHIVE_KEYRING}",
+        f"--include={','.join(recipe.packages)}",
+        recipe.suite,
+        rootfs,
+        mirror,
+    ]
+
+
 def _build_base_rootfs(recipe: Recipe, mirror: str, target: Path, timeout: float) -> None:
     rootfs = target / "rootfs"
-    run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={','.join(recipe.packages)}",
-            recipe.suite,
-            rootfs,
-            mirror,
-        ],
-        timeout=timeout,
-        what="debootstrap",
-    )
+    run(debootstrap_argv(recipe, mirror, rootfs), timeout=timeout, what="debootstrap")
     for relative in TRIM_PATHS:
         path = rootfs / relative
         if path.is_dir():

@@ -7,6 +7,8 @@ from pathlib import Path
 
 SOURCES_LIST = Path("/etc/apt/sources.list")
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
+# debootstrap checks the mirror's Release signatures against this (debian-archive-keyring).
+ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
 def _one_line_sources(text: str) -> list[tuple[str, str]]:
