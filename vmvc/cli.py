@@ -281,7 +281,9 @@ def image_show() -> None:
     for path in images:
         manifest = json.loads((path / "manifest.json").read_text())
         recipe = manifest["recipe"]
-        out.print(f"{manifest['image_id']}  {recipe['suite']}  {recipe['kernel_package']}  {path}")
+        # Images before format 2 carried their kernel; the VM's boot files are now shared.
+        kernel = recipe.get("kernel_package", "-")
+        out.print(f"{manifest['image_id']}  {recipe['suite']}  {kernel}  {path}")
 
 
 @app.command()
