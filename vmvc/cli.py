@@ -164,6 +164,9 @@ def bench(
         config = _config(None, None, {}).model_validate(resumed.config)
     else:
         config = _config(profile, config_file, overrides)
+        if repetitions is not None:
+            # Exactly N for every chosen workload: none is limited to fewer (vmvc.plan).
+            config.run.workload_repetitions = {}
     if output.exists() and not output.is_dir():
         fail(f"--output {output} is a file; give a directory")
     plain = plain or not err.is_terminal
