@@ -1,7 +1,8 @@
 """How much does vmvc itself add to start-up? Compares, on this host and in one run:
 
 * vmvc's libvirt create->ready with a bare `qemu-system-x86_64` direct boot of the same
-  kernel, initramfs and disk (copy-on-write overlay), timed to the same ready marker;
+  kernel, initramfs, firmware, command line and disk (copy-on-write overlay), timed to the
+  same ready marker (benchmarks/boot_phases.py splits this into boot phases);
 * vmvc's docker create->ready with a plain `docker run` of the same image, timed outside
   vmvc to the same ready marker.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.docker import DockerBackend
-from vmvc.backends.libvirt import GUEST_CMDLINE, LibvirtBackend, create_overlay
+from vmvc.backends.libvirt import LibvirtBackend, create_overlay
 from vmvc.config import load_config
 from vmvc.image.build import Artefacts, build_image
 from vmvc.paths import work_root
@@ -52,11 +53,13 @@ def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str) -> float:
     overlay.unlink(missing_ok=True)
     create_overlay(artefacts.base_disk, overlay)
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "1024M"], check=True)
+    firmware = ["-bios", str(artefacts.firmware)] if artefacts.firmware else []
     return until_ready(
         [
             "qemu-system-x86_64",
+            *firmware,
             "-machine",
-            f"pc,accel={accel}",
+            f"{artefacts.machine},accel={accel}",
             "-m",
             "512",
             "-smp",
@@ -72,7 +75,7 @@ def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str) -> float:
             "-initrd",
             str(artefacts.initrd),
             "-append",
-            GUEST_CMDLINE,
+            artefacts.cmdline,
             "-drive",
             f"file={overlay},if=virtio,format=qcow2",
             "-drive",

@@ -4,14 +4,18 @@
 #  2. create .venv with vmvc installed (so .venv/bin/vmvc exists),
 #  3. start dockerd (no bridge, no iptables), virtlogd and libvirtd if they do not answer.
 # A daemon that already answers is never restarted or reconfigured.
+# On a fresh host the Python environment is built (from PyPI) while apt installs the engines:
+# only the packages libvirt-python compiles against are installed before it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
+# What .venv needs before pip runs (libvirt-python is compiled against libvirt-dev).
+VENV_PACKAGES=(libvirt-dev pkg-config python3-venv python3-dev gcc)
 PACKAGES=(
-  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev pkg-config
+  "${VENV_PACKAGES[@]}"
+  qemu-system-x86 qemu-utils libvirt-daemon-system
   debootstrap debian-archive-keyring busybox-static cpio e2fsprogs util-linux tar
-  python3-venv python3-dev gcc
   openssh-server openssh-client tmux
 )
 # Keep an engine that is already installed (e.g. docker-ce on CI runners conflicts with docker.io).
@@ -42,33 +46,57 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-install_packages() {
-  if ! command -v dpkg-query >/dev/null 2>&1; then
-    log "not a Debian/Ubuntu host: install by hand: ${PACKAGES[*]}"
-    return
-  fi
-  local missing=()
-  for pkg in "${PACKAGES[@]}"; do
+missing_of() { # the packages among "$@" that are not installed
+  for pkg in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-      missing+=("$pkg")
+      echo "$pkg"
     fi
   done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]}"
+}
+
+APT_UPDATED=""
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then
     quietly as_root apt-get update -q
-    quietly as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l \
-      apt-get install -y -q "${missing[@]}"
+    APT_UPDATED=1
+  fi
+  quietly as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l \
+    apt-get install -y -q "$@"
+}
+
+has_dpkg() { command -v dpkg-query >/dev/null 2>&1; }
+
+install_venv_packages() {
+  has_dpkg || return 0
+  local missing
+  mapfile -t missing < <(missing_of "${VENV_PACKAGES[@]}")
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} (needed to build .venv)"
+    apt_install "${missing[@]}"
   fi
 }
 
-install_optional() {
-  command -v dpkg-query >/dev/null 2>&1 || return 0
-  for pkg in "${OPTIONAL_PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-      log "installing $pkg (for the tests)"
-      quietly as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" ||
-        log "warning: $pkg could not be installed; the tests that need it will fail"
+install_packages() {
+  if ! has_dpkg; then
+    log "not a Debian/Ubuntu host: install by hand: ${PACKAGES[*]}"
+    return
+  fi
+  local missing optional
+  mapfile -t missing < <(missing_of "${PACKAGES[@]}")
+  mapfile -t optional < <(missing_of "${OPTIONAL_PACKAGES[@]}")
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    # The optional ones ride along in the same dpkg run (one run is much faster than
+    # several); if that fails, the required ones alone decide.
+    if [ "${#optional[@]}" -eq 0 ] || ! apt_install "${missing[@]}" "${optional[@]}"; then
+      apt_install "${missing[@]}"
     fi
+  fi
+  mapfile -t optional < <(missing_of "${OPTIONAL_PACKAGES[@]}")
+  for pkg in "${optional[@]}"; do
+    log "installing $pkg (for the tests)"
+    apt_install "$pkg" ||
+      log "warning: $pkg could not be installed; the tests that need it will fail"
   done
 }
 
@@ -122,8 +150,17 @@ start_daemons() {
   fi
 }
 
-install_packages
-install_optional
-install_venv
+install_venv_packages
+# .venv (PyPI downloads, a compile) and the engines (apt) do not depend on each other.
+VENV_LOG=$(mktemp /tmp/vmvc-setup-venv.XXXXXX)
+install_venv >"$VENV_LOG" 2>&1 &
+venv_job=$!
+packages_ok=0
+install_packages || packages_ok=$?
+venv_ok=0
+wait "$venv_job" || venv_ok=$?
+cat "$VENV_LOG" >&2
+rm -f "$VENV_LOG"
+[ "$packages_ok" -eq 0 ] && [ "$venv_ok" -eq 0 ] || exit 1
 start_daemons
 log "ready: $VENV/bin/vmvc"

@@ -176,6 +176,9 @@ def bench(
         resumed, config = _resumable(output, resume)
     else:
         config = _config(profile, config_file, overrides)
+        if repetitions is not None:
+            # Exactly N for every chosen workload: none is limited to fewer (vmvc.plan).
+            config.run.workload_repetitions = {}
     try:
         check_output_dir(output)
     except OutputDirError as exc:
@@ -333,7 +336,9 @@ def image_show() -> None:
     for path in images:
         manifest = json.loads((path / "manifest.json").read_text())
         recipe = manifest["recipe"]
-        out.print(f"{manifest['image_id']}  {recipe['suite']}  {recipe['kernel_package']}  {path}")
+        # Images before format 2 carried their kernel; the VM's boot files are now shared.
+        kernel = recipe.get("kernel_package", "-")
+        out.print(f"{manifest['image_id']}  {recipe['suite']}  {kernel}  {path}")
 
 
 @app.command()

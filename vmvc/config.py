@@ -41,6 +41,19 @@ class RunSettings(Strict):
     time_budget_s: float = Field(3600, gt=0, description="stop adding repetitions after this")
     shuffle: bool = False
     seed: int | None = None
+    # workload -> measured repetitions that include it (the first N); unlisted: every one.
+    # Start-up and footprint come from every boot; see vmvc.plan.
+    workload_repetitions: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("workload_repetitions")
+    @classmethod
+    def _known_capped_workloads(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, count in value.items():
+            if name not in ALL_WORKLOADS:
+                raise ValueError(f"unknown workload '{name}' (allowed: {', '.join(ALL_WORKLOADS)})")
+            if not 1 <= count <= 1000:
+                raise ValueError(f"{name}: repetitions must be from 1 to 1000")
+        return value
 
 
 class InstanceSettings(Strict):

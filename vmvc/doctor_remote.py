@@ -157,12 +157,12 @@ def _kvm(backend: RemoteLibvirtBackend, probe: bool, say: Say) -> Check:
 
 
 def _probe_kernel(say: Say) -> tuple[Path, Path]:
-    """The newest cached image's kernel (no apt needed), else the kernel bundle."""
-    from vmvc.image.build import cached_images, kernel_bundle
+    """The newest cached guest kernel bundle (no apt needed), else a fresh kernel bundle."""
+    from vmvc.image.build import cached_kernel_bundles, kernel_bundle
 
-    images = cached_images()
-    if images:
-        return images[-1] / "vm" / "vmlinuz", images[-1] / "vm" / "initrd.img"
+    bundles = cached_kernel_bundles()
+    if bundles:
+        return bundles[-1] / "vmlinuz", bundles[-1] / "initrd.img"
     from vmvc.config import load_config
     from vmvc.image.recipe import make_recipe
 

@@ -26,6 +26,8 @@ from rich.text import Text
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, applies
 from vmvc.config import RunSettings
 from vmvc.keys import metric_key, split_key
+from vmvc.plan import instance_workloads
+from vmvc.plan import trial_kinds as planned_kinds
 from vmvc.results import ResultDocument, Sample
 from vmvc.runner import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 
@@ -45,7 +47,10 @@ HEADLINE = {
 }
 
 NOTES_SHOWN = 4
-Pair = tuple[str, str]  # (backend, trial kind): the unit a duration is learnt for
+# (backend, trial shape): the unit a duration is learnt for. The shape is the trial kind;
+# for an instance trial also what it measures, which differs between repetitions when some
+# workloads are limited to the first ones (a boot alone vs a boot and the steady workloads).
+Pair = tuple[str, str]
 
 # CSI/OSC escape sequences and other control characters: an error message can carry a
 # guest's console output, which must neither garble the dashboard nor reach a plain log.
@@ -60,9 +65,10 @@ def clean(text: str) -> str:
 
 
 def trial_kinds(workloads: list[str]) -> list[str]:
-    """The trial kinds one repetition runs per backend (as `BenchRunner.kinds` plans them)."""
-    kinds = [INSTANCE_TRIAL] if any(w in INSTANCE_WORKLOADS for w in workloads) else []
-    return kinds + [w for w in workloads if w in LIFECYCLE_WORKLOADS]
+    """The trial kinds a measured repetition runs per backend when nothing is capped."""
+    return [
+        k for k in planned_kinds(workloads, {}, 0) if k in LIFECYCLE_WORKLOADS or k == "instance"
+    ]
 
 
 def fmt_value(value: float) -> str:
@@ -164,8 +170,10 @@ class RunTracker:
     ) -> None:
         self.backends = list(backends)
         self.workloads = list(workloads)
-        # The plan comes from the trial kinds (durations are learnt per kind).
+        # The plan comes from the trial kinds (durations are learnt per kind and shape).
+        self.fixed_kinds = kinds is not None
         self.kinds = list(kinds) if kinds is not None else trial_kinds(self.workloads)
+        self.caps = dict(settings.workload_repetitions) if settings else {}
         self.repetitions = settings.repetitions if settings else repetitions
         self.warmups = settings.warmups if settings else warmups
         self.max_repetitions = max(
@@ -194,9 +202,32 @@ class RunTracker:
 
     # -- plan -----------------------------------------------------------------------------
 
+    def kinds_for(self, repetition: int) -> list[str]:
+        """The trial kinds of one repetition (negative: a warm-up), as the runner plans them."""
+        if self.fixed_kinds:
+            return list(self.kinds)
+        planned = planned_kinds(self.workloads, self.caps, repetition)
+        # a kind the runner planned that this module did not know (self.kinds grew)
+        extra = [k for k in self.kinds if k not in trial_kinds(self.workloads)]
+        return [k for k in planned if k in self.kinds] + (extra if repetition >= 0 else [])
+
+    def shape(self, kind: str, repetition: int) -> str:
+        if kind != INSTANCE_TRIAL or self.fixed_kinds:
+            return kind
+        return f"{kind}:{'+'.join(instance_workloads(self.workloads, self.caps, repetition))}"
+
+    def pairs_for(self, repetition: int) -> list[Pair]:
+        return [
+            (b, self.shape(k, repetition))
+            for k in self.kinds_for(repetition)
+            for b in self.backends
+            if applies(k, b)
+        ]
+
     @property
     def pairs(self) -> list[Pair]:
-        return [(b, k) for k in self.kinds for b in self.backends if applies(k, b)]
+        """The trials of a measured repetition beyond every cap (what extra ones run)."""
+        return self.pairs_for(max([self.max_repetitions, *self.caps.values()]))
 
     def planned_repetitions(self) -> int:
         """Measured repetitions planned so far: the minimum, or more once the runner adds some."""
@@ -205,11 +236,18 @@ class RunTracker:
 
     @property
     def total_trials(self) -> int:
-        return len(self.pairs) * (self.warmups + self.planned_repetitions())
+        return sum(len(self.pairs_for(r)) for r in self._repetitions(self.planned_repetitions()))
+
+    def _repetitions(self, measured: int) -> range:
+        return range(-self.warmups, measured)
 
     def planned_trials(self, backend: str) -> int:
-        kinds = [k for k in self.kinds if applies(k, backend)]
-        return len(kinds) * (self.warmups + self.planned_repetitions())
+        return sum(
+            1
+            for r in self._repetitions(self.planned_repetitions())
+            for b, _ in self.pairs_for(r)
+            if b == backend
+        )
 
     def resumed(self, doc: ResultDocument, host: str = "local") -> None:
         """Before a resumed run: the trials that succeeded before (the runner skips them)
@@ -218,7 +256,9 @@ class RunTracker:
             if trial.host != host or trial.status != "ok" or trial.backend not in self.state:
                 continue
             self.skipped.add((trial.backend, trial.kind, trial.repetition))
-            self.durations[(trial.backend, trial.kind)].append(trial.seconds)
+            self.durations[(trial.backend, self.shape(trial.kind, trial.repetition))].append(
+                trial.seconds
+            )
             self.done_trials += 1
             self.state[trial.backend].trials_done += 1
         for sample in doc.samples:
@@ -235,7 +275,7 @@ class RunTracker:
             self.repetition = repetition
             self.done_in_repetition = set()
         self.warmup = warmup
-        self.running = (backend, kind)
+        self.running = (backend, self.shape(kind, repetition))
         self.running_since = self.clock()
         label = "warmup" if warmup else f"repetition {repetition + 1}/{self.planned_repetitions()}"
         self.current = f"{backend} · {kind} · {label}"
@@ -257,7 +297,7 @@ class RunTracker:
 
     def trial_finished(self, backend: str, kind: str, ok: bool, message: str = "") -> float:
         """Record the trial's outcome; returns how long it took."""
-        pair = (backend, kind)
+        pair = (backend, self.shape(kind, self.repetition if self.repetition is not None else 0))
         seconds = self.clock() - self.running_since
         (self.durations if ok else self.failed_durations)[pair].append(seconds)
         self.done_in_repetition.add(pair)
@@ -267,7 +307,12 @@ class RunTracker:
         state.trials_done += 1
         if ok:
             # "done" only when no repetition can follow: the runner may add some up to the max.
-            most = len(self.kinds) * (self.warmups + self.max_repetitions)
+            most = sum(
+                1
+                for r in self._repetitions(self.max_repetitions)
+                for b, _ in self.pairs_for(r)
+                if b == backend
+            )
             state.phase = "done" if state.trials_done >= most else "waiting"
         else:
             self.failed_trials += 1
@@ -388,7 +433,11 @@ class RunTracker:
             return guess
 
         def to_run(repetition: int) -> list[Pair]:
-            return [p for p in self.pairs if (*p, repetition) not in self.skipped]
+            return [
+                p
+                for p in self.pairs_for(repetition)
+                if (p[0], p[1].split(":")[0], repetition) not in self.skipped
+            ]
 
         seconds = 0.0
         if self.running is not None:

@@ -3,7 +3,8 @@
 One repetition runs every backend once (A B C, A B C, ... or shuffled with a recorded seed),
 so slow drift of a noisy host spreads over all backends instead of biasing one. Each trial
 is an instance's whole life: provision, ready (startup phases), idle footprint, then the
-steady workloads inside it. The result file is rewritten atomically after every trial.
+steady workloads inside it. What each repetition runs is decided by vmvc.plan (warm-ups and
+capped workloads). The result file is rewritten atomically after every trial.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, applies
 from vmvc.config import STEADY_WORKLOADS, Config
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_run_dir, run_workdir
+from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS, Plan, instance_workloads, trial_kinds
 from vmvc.proc import ToolError
 from vmvc.results import (
     InstanceReport,
@@ -34,9 +35,6 @@ from vmvc.results import (
     now_iso,
     save,
 )
-
-INSTANCE_TRIAL = "instance"
-INSTANCE_WORKLOADS = ("startup", "footprint", *STEADY_WORKLOADS)
 
 
 class Observer(Protocol):
@@ -53,15 +51,6 @@ class TrialFailed(Exception):
     def __init__(self, message: str, console_tail: list[str] | None = None) -> None:
         super().__init__(message)
         self.console_tail = console_tail or []
-
-
-@dataclass
-class Plan:
-    """The trials of one repetition, in run order."""
-
-    repetition: int
-    warmup: bool
-    trials: list[tuple[str, str]] = field(default_factory=list)  # (backend, kind)
 
 
 class BenchRunner:
@@ -94,10 +83,15 @@ class BenchRunner:
 
     # -- planning -------------------------------------------------------------------------
 
-    def kinds(self) -> list[str]:
-        chosen = self.config.workloads
-        kinds = [INSTANCE_TRIAL] if any(w in INSTANCE_WORKLOADS for w in chosen) else []
-        return kinds + [w for w in chosen if w in LIFECYCLE_WORKLOADS]
+    def kinds(self, repetition: int = 0) -> list[str]:
+        """Trial kinds of a repetition (negative: a warm-up), see vmvc.plan."""
+        return [
+            kind
+            for kind in trial_kinds(
+                self.config.workloads, self.config.run.workload_repetitions, repetition
+            )
+            if kind == INSTANCE_TRIAL or kind in LIFECYCLE_WORKLOADS
+        ]
 
     def plan(self, repetition: int) -> Plan:
         warmup = repetition < 0
@@ -105,9 +99,15 @@ class BenchRunner:
         if self.config.run.shuffle:
             random.Random(self.seed + repetition).shuffle(order)
         trials = [
-            (backend, kind) for kind in self.kinds() for backend in order if applies(kind, backend)
+            (backend, kind)
+            for kind in self.kinds(repetition)
+            for backend in order
+            if applies(kind, backend)
         ]
-        return Plan(repetition, warmup, trials)
+        measured = instance_workloads(
+            self.config.workloads, self.config.run.workload_repetitions, repetition
+        )
+        return Plan(repetition, warmup, trials, measured)
 
     def done(self) -> set[tuple[str, str, str, int]]:
         return {t.key for t in self.doc.trials if t.status == "ok"}
@@ -124,7 +124,10 @@ class BenchRunner:
                 self._run_repetition(self.plan(repetition))
             repetition = 0
             while self._want_repetition(repetition, started):
-                self._run_repetition(self.plan(repetition))
+                plan = self.plan(repetition)
+                if not plan.trials:
+                    break  # every chosen workload has had all the repetitions it is given
+                self._run_repetition(plan)
                 repetition += 1
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -160,7 +163,9 @@ class BenchRunner:
             key = (self.host, backend_name, kind, plan.repetition)
             if key in finished:
                 continue  # resumed run: this trial already succeeded
-            self._run_trial(backend_name, kind, plan.repetition, plan.warmup)
+            self._run_trial(
+                backend_name, kind, plan.repetition, plan.warmup, plan.instance_workloads
+            )
 
     def _forget_partial(self, backend_name: str, kind: str, repetition: int) -> None:
         """A retried trial (resume) replaces what its failed attempt recorded."""
@@ -187,7 +192,14 @@ class BenchRunner:
             )
         ]
 
-    def _run_trial(self, backend_name: str, kind: str, repetition: int, warmup: bool) -> None:
+    def _run_trial(
+        self,
+        backend_name: str,
+        kind: str,
+        repetition: int,
+        warmup: bool,
+        measured: list[str] | None = None,
+    ) -> None:
         self._forget_partial(backend_name, kind, repetition)
         self.observer.trial_started(backend_name, kind, repetition, warmup)
         started = time.monotonic()
@@ -195,7 +207,7 @@ class BenchRunner:
         message = ""
         try:
             if kind == INSTANCE_TRIAL:
-                self._instance_trial(backend_name, repetition, warmup)
+                self._instance_trial(backend_name, repetition, warmup, measured)
             else:
                 self._lifecycle_trial(backend_name, kind, repetition, warmup)
         except (TrialFailed, AgentError, ParseError, ToolError, OSError, RuntimeError) as exc:
@@ -239,9 +251,11 @@ class BenchRunner:
             restart_on_crash=restart_on_crash,
         )
 
-    def _instance_trial(self, backend_name: str, repetition: int, warmup: bool) -> None:
+    def _instance_trial(
+        self, backend_name: str, repetition: int, warmup: bool, measured: list[str] | None
+    ) -> None:
         backend = self.backends[backend_name]
-        chosen = self.config.workloads
+        chosen = self.config.workloads if measured is None else measured
         timeouts = self.config.timeouts
         self.observer.phase(backend_name, "provisioning")
         with backend.provision(self.artefacts, self.spec(backend_name)) as instance:

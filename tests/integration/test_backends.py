@@ -60,9 +60,18 @@ def test_libvirt_guest_has_no_network_interface(
             xml = instance.domain.XMLDesc()  # type: ignore[attr-defined]
             assert "<interface" not in xml
             assert "hostdev" not in xml
-            instance.wait_ready(180)
+            # The image's boot recipe, as libvirt defined it: its firmware (an own copy),
+            # machine type and kernel command line.
+            if artefacts.firmware is not None:
+                assert f"{spec.workdir}/firmware.rom</loader>" in xml and "type='rom'" in xml
+            assert "machine='pc-i440fx" in xml
+            assert artefacts.cmdline in xml
+            info = instance.wait_ready(180)
+            assert "cloud" in info.kernel  # the VM-flavoured kernel booted
             facts = instance.run("facts", [], 60)
             assert any(line.startswith("block_devices=vda vdb") for line in facts)
+            # The initramfs set the console raw and handed over to the guest init.
+            assert "pid1_comm=guest-init" in facts
     finally:
         backend.close()
         run_workdir(run_id).rmdir()

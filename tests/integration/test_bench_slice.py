@@ -68,6 +68,16 @@ def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> No
     order = [(t["repetition"], t["backend"]) for t in doc["trials"]]
     assert order == sorted(order, key=lambda item: item[0])
 
+    # A warm-up boots each backend once and runs no lifecycle trial (vmvc.plan).
+    warmups = [t for t in doc["trials"] if t["warmup"]]
+    assert {(t["backend"], t["kind"]) for t in warmups} == {
+        (b, "instance") for b in ("native", "docker", "libvirt")
+    }
+    # How the VM booted is recorded: the VM id, kernel, firmware and machine.
+    assert doc["image"]["vm_id"] and doc["image"]["recipe"]["kernel_flavour"]
+    assert doc["environment"]["vm_firmware"] in ("qboot", "seabios")
+    assert doc["environment"]["vm_machine"] == "pc"
+
     # The same image, proven from inside every instance.
     image_id = doc["image"]["id"]
     reported = {(i["backend"], i["image_id"]) for i in doc["instances"]}

@@ -404,3 +404,27 @@ def test_scale_medians_are_per_instance_count() -> None:
     assert t.median("libvirt", "scale", 1) == (pytest.approx(6.61), 3, "u")
     screen = render_text(LiveView(t, Console(file=io.StringIO())))
     assert re.search(r"scale all_ready_s\s+10.01 @N=3 n=3", screen), screen
+
+
+def test_estimate_follows_a_plan_with_capped_workloads() -> None:
+    """Quick-profile shape: a warm-up boot, steady workloads in the first repetition only,
+    then boots alone. Each instance-trial shape is timed apart, so the estimate after the
+    first repetition is exact (the live view's promise: within 25 %)."""
+    fake = FakeClock()
+    settings = RunSettings(
+        repetitions=3, max_repetitions=3, warmups=1, workload_repetitions={"cpu": 1}
+    )
+    t = RunTracker(["libvirt"], ["startup", "cpu", "footprint"], settings=settings, clock=fake)
+    assert t.total_trials == 4
+    durations = {-1: 5.0, 0: 20.0, 1: 5.0, 2: 5.0}  # the boot alone, the boot and cpu
+    run_trial(t, fake, "libvirt", -1, durations[-1])
+    run_trial(t, fake, "libvirt", 0, durations[0])
+    estimate = t.estimate()
+    assert estimate is not None and not estimate.rough
+    assert estimate.seconds == pytest.approx(durations[1] + durations[2])
+
+
+def test_warmup_runs_only_what_every_repetition_measures() -> None:
+    t, _ = tracker(backends=("docker",), workloads=("startup", "cpu", "clone"), warmups=1)
+    assert t.kinds_for(-1) == ["instance"]  # no lifecycle trial in a warm-up
+    assert t.kinds_for(0) == ["instance", "clone"]

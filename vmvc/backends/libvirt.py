@@ -41,12 +41,15 @@ from vmvc.backends.libvirt_xml import METADATA_NS, DomainDisk, DomainSpec, domai
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
+from vmvc.image.vmboot import BOOT
 from vmvc.liveness import controller_id
 from vmvc.paths import SAFE_NAME, copy_new, make_dirs, touch_new
 from vmvc.proc import run
 
 QEMU_PID_DIR = Path("/run/libvirt/qemu")
-GUEST_CMDLINE = "console=ttyS0 root=/dev/vda ro quiet loglevel=3 panic=1"
+# The image's boot profile decides the command line (vmvc.image.vmboot); this is its default.
+GUEST_CMDLINE = BOOT.cmdline
+FIRMWARE_COPY = "firmware.rom"
 
 
 class GuestAssets(Protocol):
@@ -60,9 +63,18 @@ class GuestAssets(Protocol):
     def disks(self) -> list[DomainDisk]: ...
 
 
+def copy_firmware(artefacts: Artefacts, directory: Path) -> Path | None:
+    """The instance's own copy of the image's firmware ROM (libvirt relabels what it is
+    given); None when the image boots with libvirt's default firmware."""
+    if artefacts.firmware is None:
+        return None
+    # Created exclusively, like the kernel copies: never written through a planted link.
+    return copy_new(artefacts.firmware, directory / FIRMWARE_COPY)
+
+
 class VmAssets:
     """The per-instance files a guest needs; libvirt chowns what it is given, so each
-    instance gets its own kernel and initrd copies and its own overlay."""
+    instance gets its own kernel, initrd and firmware copies and its own overlay."""
 
     def __init__(self, artefacts: Artefacts, spec: InstanceSpec) -> None:
         self.dir = spec.workdir
@@ -77,6 +89,7 @@ class VmAssets:
         # these names makes the instance fail instead of being written through.
         copy_new(artefacts.kernel, self.kernel)
         copy_new(artefacts.initrd, self.initrd)
+        self.firmware = copy_firmware(artefacts, self.dir)
         create_overlay(artefacts.base_disk, self.overlay)
         touch_new(self.data)  # mke2fs -F then formats the file vmvc just made
         run(
@@ -172,10 +185,13 @@ class LibvirtInstance(ConsoleGuest):
                 memory_mib=spec.memory_mib,
                 kernel=self.assets.kernel,
                 initrd=self.assets.initrd,
-                cmdline=f"{GUEST_CMDLINE} vmvc.run={spec.run_id}",
+                cmdline=f"{artefacts.cmdline} vmvc.run={spec.run_id}",
                 disks=self.assets.disks(),
                 console_log=self.assets.console_log,
                 restart_on_crash=spec.restart_on_crash,
+                # Pool volumes on a remote host carry no firmware: its QEMU's default boots.
+                firmware=getattr(self.assets, "firmware", None),
+                machine=artefacts.machine,
             )
         )
         self._t0 = time.monotonic()
@@ -232,6 +248,12 @@ class LibvirtBackend(Backend):
         self.uri = host.libvirt_uri if host and host.libvirt_uri else config.libvirt_uri
         self._conn: libvirt.virConnect | None = None
         self.accel: AccelDecision | None = None
+        # How the image boots (set from the artefacts in prepare; defined guests use it).
+        self.boot_cmdline = BOOT.cmdline
+        self.boot_machine = BOOT.machine
+        # Until prepare() says otherwise (a remote host's pool holds no firmware ROM), guests
+        # boot with libvirt's default firmware.
+        self.boot_firmware = "seabios"
 
     @property
     def display_name(self) -> str:  # type: ignore[override]
@@ -266,6 +288,8 @@ class LibvirtBackend(Backend):
 
     def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
         """Decide KVM or TCG (a probe boot, cached per host boot) before any trial."""
+        self.boot_cmdline, self.boot_machine = artefacts.cmdline, artefacts.machine
+        self.boot_firmware = str(artefacts.recipe.get("firmware", BOOT.firmware))
         self.accel = decide_accel(
             self.conn,
             self.uri,
@@ -301,6 +325,9 @@ class LibvirtBackend(Backend):
             "libvirt_version": dotted(self.conn.getLibVersion()),
             "qemu_version": dotted(self.conn.getVersion()),
             "libvirt_uri": self.uri,
+            "vm_firmware": self.boot_firmware,
+            "vm_machine": self.boot_machine,
+            "vm_cmdline": self.boot_cmdline,
         }
         if self.accel is not None:
             env["accel"] = self.accel.mode

@@ -17,7 +17,7 @@ import libvirt
 
 from vmvc.agent.protocol import ReadyInfo, wait_ready
 from vmvc.backends.base import InstanceSpec
-from vmvc.backends.libvirt import GUEST_CMDLINE, ConsoleGuest, LibvirtBackend
+from vmvc.backends.libvirt import FIRMWARE_COPY, ConsoleGuest, LibvirtBackend, copy_firmware
 from vmvc.backends.libvirt_console import ConsoleReader
 from vmvc.backends.libvirt_deadline import CALL_TIMEOUT_S, with_deadline
 from vmvc.backends.libvirt_xml import DomainDisk, DomainSpec, domain_xml
@@ -32,10 +32,12 @@ def instance_dir(spec: InstanceSpec) -> Path:
 
 
 def copy_boot_files(artefacts: Artefacts, directory: Path) -> tuple[Path, Path]:
-    """Own copies of kernel and initrd: libvirt chowns the files a domain is given."""
+    """Own copies of kernel, initrd (and firmware, next to them): libvirt chowns the files a
+    domain is given."""
     kernel, initrd = directory / "vmlinuz", directory / "initrd.img"
     copy_new(artefacts.kernel, kernel)  # never through a file or symlink already there
     copy_new(artefacts.initrd, initrd)
+    copy_firmware(artefacts, directory)
     return kernel, initrd
 
 
@@ -99,6 +101,7 @@ def guest_xml(
     if backend.accel is None:
         raise RuntimeError("LibvirtBackend.prepare() must run before a guest is defined")
     disks = [root]
+    firmware = kernel.parent / FIRMWARE_COPY  # copied there by copy_boot_files
     if data is not None:
         disks.append(DomainDisk(data, "raw", "vdb", cache="none"))
     return domain_xml(
@@ -111,10 +114,12 @@ def guest_xml(
             memory_mib=spec.memory_mib,
             kernel=kernel,
             initrd=initrd,
-            cmdline=f"{GUEST_CMDLINE} vmvc.run={spec.run_id}",
+            cmdline=f"{backend.boot_cmdline} vmvc.run={spec.run_id}",
             disks=disks,
             console_log=spec.workdir / "console.log",
             restart_on_crash=spec.restart_on_crash,
+            firmware=firmware if firmware.exists() else None,
+            machine=backend.boot_machine,
         )
     )
 

@@ -1,4 +1,9 @@
-"""Domain XML for vmvc guests: direct kernel boot, virtio disks, serial console, no network."""
+"""Domain XML for vmvc guests: direct kernel boot, virtio disks, serial console, no network.
+
+The device model is trimmed to what the benchmark needs, because under emulation every
+device is probed by the guest kernel at every boot: no USB controller, no graphics or video,
+no memory balloon, no network interface; the PC's own serial port carries the console.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ class DomainSpec:
     restart_on_crash: bool = False
     # Which machine's vmvc made it: `vmvc clean` removes only its own (see vmvc.liveness).
     controller: str = field(default_factory=controller_id)
+    firmware: Path | None = None  # a ROM for QEMU's -bios (qboot); None: libvirt's SeaBIOS
+    machine: str = "pc"
 
 
 def _disk_xml(disk: DomainDisk) -> str:
@@ -53,10 +60,16 @@ def domain_xml(spec: DomainSpec) -> str:
     # host-passthrough only means something with KVM; TCG emulates its default model.
     cpu = "<cpu mode='host-passthrough'/>" if spec.domain_type == "kvm" else ""
     log = f"<log file={quoteattr(str(spec.console_log))} append='off'/>" if spec.console_log else ""
-    # A panicking guest reboots itself (panic=1 on the command line); "restart" keeps the
+    # A panicking guest reboots itself (panic=-1 on the command line); "restart" keeps the
     # domain for self-healing trials, "destroy" ends it otherwise.
     after_reboot = "restart" if spec.restart_on_crash else "destroy"
     disks = "".join(_disk_xml(d) for d in spec.disks)
+    # type='rom' is libvirt's way to pass QEMU a plain -bios image (no NVRAM, no UEFI).
+    loader = (
+        f"<loader type='rom' readonly='yes'>{escape(str(spec.firmware))}</loader>"
+        if spec.firmware
+        else ""
+    )
     return f"""<domain type={quoteattr(spec.domain_type)}>
   <name>{escape(spec.name)}</name>
   <metadata>
@@ -66,7 +79,8 @@ def domain_xml(spec: DomainSpec) -> str:
   <memory unit='MiB'>{spec.memory_mib}</memory>
   <vcpu>{spec.vcpus}</vcpu>
   <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
+    <type arch='x86_64' machine={quoteattr(spec.machine)}>hvm</type>
+    {loader}
     <kernel>{escape(str(spec.kernel))}</kernel>
     <initrd>{escape(str(spec.initrd))}</initrd>
     <cmdline>{escape(spec.cmdline)}</cmdline>

@@ -4,11 +4,11 @@ docker   the container runs with restart policy on-failure; its main process (th
          PID 1 inside) is killed from the host with SIGKILL. recovery_s: kill to the agent's
          next ready marker (engine log timestamps; the instance's log follows the restart).
          detect_s: kill to the engine recording the exit (State.FinishedAt).
-libvirt  the guest runs with on_crash/on_reboot=restart and `panic=1`; the agent panics its
+libvirt  the guest runs with on_crash/on_reboot=restart and `panic=-1`; the agent panics its
          kernel (`echo c > /proc/sysrq-trigger`). recovery_s: crash command to the next ready
          marker on the serial console (the console stream survives the guest's reset).
-         detect_s: crash command to libvirt's reboot event for the domain (includes the
-         guest kernel's one-second panic delay).
+         detect_s: crash command to libvirt's reboot event for the domain (`panic=-1`: the
+         guest kernel resets at once, without a deliberate delay).
 
 Every trial uses a fresh instance that crashes once ([workload.recovery] trials per
 repetition): Docker doubles its restart delay for each further crash of a container that
@@ -132,7 +132,7 @@ def _libvirt(context: LifecycleContext, backend: LibvirtBackend, trial: int) -> 
             "recovery_s",
             info.at - crashed,
             trial=trial,
-            how="guest kernel panic (sysrq c); panic=1, on_reboot/on_crash=restart",
+            how="guest kernel panic (sysrq c); panic=-1, on_reboot/on_crash=restart",
             ready_markers=markers,
         )
     ]

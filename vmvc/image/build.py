@@ -2,12 +2,15 @@
 
 Cache layout (outside the repo, see vmvc.paths.cache_dir):
   bases/<base_key>/rootfs       debootstrap output (reused while suite and packages are unchanged)
-  kernels/<kernel key>/         vmlinuz + initrd.img (Debian's kernel, our tiny initramfs)
+  kernels/<kernel key>/         vmlinuz + initrd.img (Debian's kernel, our tiny initramfs with
+                                the guest init): the VM's boot files, shared by every image
   images/<image_id>/rootfs      the workload tree: base + agent + /etc/vmvc/image-id
-  images/<image_id>/vm/         vmlinuz, initrd.img, base.raw (read-only ext4 of rootfs)
+  images/<image_id>/vm/         base.raw (read-only ext4 of rootfs)
   images/<image_id>/manifest.json
-Everything is built in a temporary sibling and renamed into place, so an interrupted build
-never leaves a half-made artefact that a later run would trust.
+The rootfs and the kernel bundle do not depend on each other, so a cold build fetches and
+unpacks the kernel while debootstrap runs. Everything is built in a temporary sibling and
+renamed into place, so an interrupted build never leaves a half-made artefact that a later
+run would trust.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from vmvc.image.recipe import (
     initramfs_files,
     make_recipe,
 )
+from vmvc.image.vmboot import BOOT
 from vmvc.paths import cache_dir
 from vmvc.proc import ToolError, run
 
@@ -50,7 +56,10 @@ TRIM_PATHS = (
     "var/log",
 )
 BUSYBOX = Path("/bin/busybox")
-BUSYBOX_APPLETS = ("sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo")
+BUSYBOX_APPLETS = (
+    "sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo", "stty", "cp",
+    "mkdir",
+)  # fmt: skip
 
 
 @dataclass
@@ -62,6 +71,11 @@ class Artefacts:
     recipe: dict[str, object] = field(default_factory=dict)
     build_seconds: float = 0.0
     cache_hit: bool = True
+    boot_dir: Path | None = None  # the kernel bundle; None: the image dir's vm/ (old layout)
+    vm_id: str = ""
+    firmware: Path | None = None  # None: libvirt's default firmware (SeaBIOS)
+    machine: str = "pc"
+    cmdline: str = BOOT.cmdline
 
     @property
     def rootfs(self) -> Path:
@@ -69,11 +83,11 @@ class Artefacts:
 
     @property
     def kernel(self) -> Path:
-        return self.root / "vm" / "vmlinuz"
+        return (self.boot_dir or self.root / "vm") / "vmlinuz"
 
     @property
     def initrd(self) -> Path:
-        return self.root / "vm" / "initrd.img"
+        return (self.boot_dir or self.root / "vm") / "initrd.img"
 
     @property
     def base_disk(self) -> Path:
@@ -86,6 +100,7 @@ class Artefacts:
     def describe(self) -> dict[str, object]:
         return {
             "id": self.image_id,
+            "vm_id": self.vm_id,
             "recipe": self.recipe,
             "cache_dir": str(self.root),
             "base_disk_bytes": self.base_disk.stat().st_size if self.base_disk.exists() else None,
@@ -173,6 +188,7 @@ def _build_kernel_bundle(kernel: KernelRecipe, target: Path, timeout: float) -> 
     if not debs:
         raise ImageBuildError(f"apt-get download produced no .deb for {kernel.package}")
     extracted = target / "extracted"
+    # Only the kernel and the module tree are needed, not the package's other files.
     run(["dpkg-deb", "-x", debs[0], extracted], timeout=timeout, what="dpkg-deb")
     vmlinuz = next((extracted / "boot").glob("vmlinuz-*"))
     shutil.copy2(vmlinuz, target / "vmlinuz")
@@ -182,6 +198,25 @@ def _build_kernel_bundle(kernel: KernelRecipe, target: Path, timeout: float) -> 
     shutil.rmtree(extracted)
     for name in ("vmlinuz", "initrd.img"):
         os.chmod(target / name, 0o644)
+
+
+def initramfs_modules(modules_root: Path, wanted: list[str]) -> list[Path]:
+    """The .ko files of `wanted`, in order; a module built into this kernel (listed in
+    modules.builtin) needs no file, a module that is neither is an error."""
+    by_name = {p.stem: p for p in modules_root.rglob("*.ko")}
+    builtin_file = modules_root / "modules.builtin"
+    builtin = (
+        {Path(line).stem for line in builtin_file.read_text().split()}
+        if builtin_file.exists()
+        else set()
+    )
+    found = []
+    for name in wanted:
+        if name in by_name:
+            found.append(by_name[name])
+        elif name not in builtin:
+            raise ImageBuildError(f"guest kernel has no module {name}.ko and does not build it in")
+    return found
 
 
 def _build_initramfs(modules_root: Path, output: Path, timeout: float) -> None:
@@ -195,14 +230,12 @@ def _build_initramfs(modules_root: Path, output: Path, timeout: float) -> None:
         shutil.copy2(BUSYBOX, tree / "bin" / "busybox")
         for applet in BUSYBOX_APPLETS:
             (tree / "bin" / applet).symlink_to("busybox")
-        (tree / "init").write_bytes(files["init"])
-        os.chmod(tree / "init", 0o755)
+        for name in ("init", "guest-init"):
+            (tree / name).write_bytes(files[name])
+            os.chmod(tree / name, 0o755)
         (tree / "modules.order").write_bytes(files["modules.order"])
-        by_name = {p.stem: p for p in modules_root.rglob("*.ko")}
-        for name in files["modules.order"].decode().split():
-            if name not in by_name:
-                raise ImageBuildError(f"guest kernel has no module {name}.ko")
-            shutil.copy2(by_name[name], tree / "modules" / f"{name}.ko")
+        for module in initramfs_modules(modules_root, files["modules.order"].decode().split()):
+            shutil.copy2(module, tree / "modules" / module.name)
         listing = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
         archive = run(
             ["cpio", "--quiet", "-o", "-H", "newc", "--owner", "0:0"],
@@ -262,19 +295,65 @@ def build_image(
         raise ImageBuildError(str(exc)) from None
     root = cache_dir()
     image_dir = root / "images" / recipe.image_id
+    kernel_dir = root / "kernels" / recipe.kernel.key
     with _build_lock(root):
-        if rebuild and image_dir.exists():
-            shutil.rmtree(image_dir)
-        if (image_dir / "manifest.json").exists():
-            manifest = json.loads((image_dir / "manifest.json").read_text())
-            return Artefacts(recipe.image_id, image_dir, manifest["recipe"], 0.0, True)
-        try:
-            _build_missing(recipe, root, image_dir, mirror, timeout, progress)
-        except ToolError as exc:
-            raise ImageBuildError(str(exc)) from None
-    elapsed = time.monotonic() - started
+        if rebuild:
+            for stale in (image_dir, kernel_dir):
+                if stale.exists():
+                    shutil.rmtree(stale)
+        hit = (image_dir / "manifest.json").exists() and (kernel_dir / "initrd.img").exists()
+        if not hit:
+            try:
+                _build_missing(recipe, root, image_dir, mirror, timeout, progress)
+            except ToolError as exc:
+                raise ImageBuildError(str(exc)) from None
+    elapsed = 0.0 if hit else time.monotonic() - started
     manifest = json.loads((image_dir / "manifest.json").read_text())
-    return Artefacts(recipe.image_id, image_dir, manifest["recipe"], elapsed, False)
+    boot = recipe.boot
+    return Artefacts(
+        recipe.image_id,
+        image_dir,
+        {**manifest["recipe"], **vm_recipe(recipe)},
+        elapsed,
+        hit,
+        boot_dir=kernel_dir,
+        vm_id=recipe.vm_id,
+        firmware=boot.firmware_path,
+        machine=boot.machine,
+        cmdline=boot.cmdline,
+    )
+
+
+def vm_recipe(recipe: Recipe) -> dict[str, object]:
+    """How the image boots as a VM (recorded in every result; part of the VM id)."""
+    return {
+        "vm_id": recipe.vm_id,
+        "kernel_package": recipe.kernel.package,
+        "kernel_version": recipe.kernel.version,
+        "kernel_flavour": recipe.boot.kernel_meta_package,
+        "firmware": recipe.boot.firmware,
+        "firmware_path": str(recipe.boot.firmware_path or ""),
+        "machine": recipe.boot.machine,
+        "cmdline": recipe.boot.cmdline,
+        "initramfs_sha": recipe.kernel.initramfs_sha[:16],
+    }
+
+
+class _Steps:
+    """Says what the build does and how long each step took (two steps run at once)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def step(self, text: str) -> Iterator[None]:
+        started = time.monotonic()
+        with self._lock:
+            self.progress(f"{text} ...")
+        yield
+        with self._lock:
+            self.progress(f"{text}: done in {time.monotonic() - started:.0f} s")
 
 
 def _build_missing(
@@ -285,7 +364,9 @@ def _build_missing(
     timeout: float,
     progress: Progress,
 ) -> None:
+    steps = _Steps(progress)
     base_dir = root / "bases" / recipe.base_key
+    chosen = None
     if not (base_dir / "rootfs").exists():
         chosen = mirror or find_mirror(recipe.suite)
         if not chosen:
@@ -293,12 +374,28 @@ def _build_missing(
                 f"no Debian mirror for '{recipe.suite}' in /etc/apt/sources*; "
                 "set [image] mirror in the config"
             )
-        progress(f"debootstrap {recipe.suite} with {', '.join(recipe.packages)} (about a minute)")
-        with _staging(base_dir) as staging:
-            _build_base_rootfs(recipe, chosen, staging, timeout)
-    kernel_dir = kernel_bundle(recipe.kernel, timeout=timeout, progress=progress)
+    # The guest kernel (download, unpack, initramfs) does not need the rootfs: it runs
+    # alongside debootstrap, which spends most of its time waiting on the mirror and dpkg.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vmvc-kernel") as pool:
+        kernel_job = pool.submit(
+            kernel_bundle, recipe.kernel, timeout=timeout, progress=progress, steps=steps
+        )
+        try:
+            if chosen is not None:
+                with (
+                    steps.step(f"debootstrap {recipe.suite} with {', '.join(recipe.packages)}"),
+                    _staging(base_dir) as staging,
+                ):
+                    _build_base_rootfs(recipe, chosen, staging, timeout)
+        finally:
+            kernel_job.result()  # waits; re-raises a kernel failure
+    if (image_dir / "manifest.json").exists():
+        return  # only the VM's boot files were missing
+    with steps.step(f"image {recipe.image_id}: rootfs with the agent, read-only base disk"):
+        _derive_image(recipe, base_dir, image_dir, timeout)
 
-    progress(f"deriving image {recipe.image_id}: rootfs, base disk")
+
+def _derive_image(recipe: Recipe, base_dir: Path, image_dir: Path, timeout: float) -> None:
     with _staging(image_dir) as staging:
         rootfs = staging / "rootfs"
         run(["cp", "-a", base_dir / "rootfs", rootfs], timeout=timeout, what="copy rootfs")
@@ -306,14 +403,10 @@ def _build_missing(
         _install_agent(rootfs, recipe.image_id)
         vm = staging / "vm"
         vm.mkdir(mode=0o755)
-        for name in ("vmlinuz", "initrd.img"):
-            shutil.copy2(kernel_dir / name, vm / name)
         build_base_disk(rootfs, vm / "base.raw", timeout)
         recipe_dict = {
             "suite": recipe.suite,
             "packages": list(recipe.packages),
-            "kernel_package": recipe.kernel.package,
-            "kernel_version": recipe.kernel.version,
             "agent_sha": recipe.agent_sha[:16],
             "base_key": recipe.base_key,
             "format_version": recipe.format_version,
@@ -324,13 +417,20 @@ def _build_missing(
 
 
 def kernel_bundle(
-    kernel: KernelRecipe, *, timeout: float = 900, progress: Progress = lambda _m: None
+    kernel: KernelRecipe,
+    *,
+    timeout: float = 900,
+    progress: Progress = lambda _m: None,
+    steps: _Steps | None = None,
 ) -> Path:
     """vmlinuz + initrd.img for the guest (also what the KVM probe boots)."""
     kernel_dir = cache_dir() / "kernels" / kernel.key
     if not (kernel_dir / "initrd.img").exists():
-        progress(f"guest kernel {kernel.package} {kernel.version} and initramfs")
-        with _staging(kernel_dir) as staging:
+        steps = steps or _Steps(progress)
+        with (
+            steps.step(f"guest kernel {kernel.package} {kernel.version}: download, initramfs"),
+            _staging(kernel_dir) as staging,
+        ):
             _build_kernel_bundle(kernel, staging, timeout)
     return kernel_dir
 
@@ -342,3 +442,12 @@ def cached_images() -> list[Path]:
         if images.exists()
         else []
     )
+
+
+def cached_kernel_bundles() -> list[Path]:
+    """Complete guest kernel bundles in the cache, oldest first."""
+    kernels = cache_dir() / "kernels"
+    if not kernels.exists():
+        return []
+    bundles = [p.parent for p in kernels.glob("*/initrd.img")]
+    return sorted(bundles, key=lambda p: p.stat().st_mtime)

@@ -1,4 +1,14 @@
-"""What the workload image is made of, and the content hash that names it (the image id)."""
+"""What the workload image is made of, and the content hashes that name it.
+
+Two identities, so that a change to how VMs boot never touches the other forms:
+
+* the **image id** names the root filesystem (suite, packages, agent). It is written into the
+  rootfs as /etc/vmvc/image-id, every instance prints it, and the native and container forms
+  are derived from that tree alone (the Docker tag is `vmvc-workload:<image id>`);
+* the **VM id** names how that same tree boots as a VM: the image id plus the guest kernel,
+  the initramfs (with the guest init), the firmware, the machine type and the kernel command
+  line (see vmvc.image.vmboot).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +18,14 @@ import re
 from dataclasses import asdict, dataclass
 from importlib import resources
 
+from vmvc.image.vmboot import BOOT, BootProfile, host_boot_profile
 from vmvc.proc import ToolError, run
 
 # Bump when the way artefacts are derived changes, so old caches are not reused.
-FORMAT_VERSION = 1
-KERNEL_META_PACKAGE = "linux-image-amd64"
+# 2: the guest init moved out of the rootfs into the initramfs (VM-only).
+FORMAT_VERSION = 2
+# The same for the debootstrapped tree alone (unchanged by format 2: it is reused).
+BASE_FORMAT_VERSION = 1
 
 
 def _digest(*parts: object) -> str:
@@ -26,16 +39,16 @@ def packaged_file(package: str, name: str) -> bytes:
 
 def agent_files() -> dict[str, bytes]:
     """Files installed into the rootfs under /opt/vmvc (part of the image identity)."""
-    return {
-        "agent": packaged_file("vmvc.agent", "agent.sh"),
-        "guest-init": packaged_file("vmvc.agent", "guest-init.sh"),
-    }
+    return {"agent": packaged_file("vmvc.agent", "agent.sh")}
 
 
 def initramfs_files() -> dict[str, bytes]:
+    """The VM's initramfs: its init, the modules it loads, and the guest's PID 1 (which the
+    initramfs hands to the root disk, so the rootfs shared with containers stays VM-free)."""
     return {
         "init": packaged_file("vmvc.image.initramfs", "init"),
         "modules.order": packaged_file("vmvc.image.initramfs", "modules.order"),
+        "guest-init": packaged_file("vmvc.agent", "guest-init.sh"),
     }
 
 
@@ -57,28 +70,37 @@ class Recipe:
     kernel: KernelRecipe
     agent_sha: str
     format_version: int = FORMAT_VERSION
+    boot: BootProfile = BOOT
 
     @property
     def base_key(self) -> str:
         """The debootstrapped tree alone: changing the agent does not re-run debootstrap."""
-        return _digest("base", self.suite, sorted(self.packages), self.format_version)[:16]
+        return _digest("base", self.suite, sorted(self.packages), BASE_FORMAT_VERSION)[:16]
 
     @property
     def image_id(self) -> str:
-        return _digest("image", asdict(self))[:16]
+        """The root filesystem (native and container forms, and the VM's root disk)."""
+        return _digest(
+            "image", self.suite, sorted(self.packages), self.agent_sha, self.format_version
+        )[:16]
+
+    @property
+    def vm_id(self) -> str:
+        """The VM form: the image plus kernel, initramfs, firmware, machine and command line."""
+        return _digest("vm", self.image_id, asdict(self.kernel), self.boot.identity())[:16]
 
 
-def resolve_kernel_package() -> tuple[str, str]:
-    """The guest kernel Debian's `linux-image-amd64` points at, and its version."""
+def resolve_kernel_package(meta_package: str = BOOT.kernel_meta_package) -> tuple[str, str]:
+    """The guest kernel a Debian meta package (e.g. `linux-image-cloud-amd64`) points at,
+    and its version."""
     try:
-        depends = run(["apt-cache", "depends", KERNEL_META_PACKAGE], timeout=60, what="apt-cache")
+        depends = run(["apt-cache", "depends", meta_package], timeout=60, what="apt-cache")
     except ToolError as exc:
         raise ToolError(f"{exc} (is this Debian/Ubuntu? run `apt-get update`)") from None
     match = re.search(r"Depends:\s*(linux-image-[0-9][\w.+-]*)", depends.stdout.decode())
     if not match:
         raise ToolError(
-            f"cannot find the guest kernel package behind {KERNEL_META_PACKAGE}; "
-            "run `apt-get update`"
+            f"cannot find the guest kernel package behind {meta_package}; run `apt-get update`"
         )
     package = match.group(1)
     policy = run(["apt-cache", "policy", package], timeout=60, what="apt-cache").stdout.decode()
@@ -89,7 +111,8 @@ def resolve_kernel_package() -> tuple[str, str]:
 
 
 def make_recipe(suite: str, packages: list[str]) -> Recipe:
-    kernel_package, kernel_version = resolve_kernel_package()
+    boot = host_boot_profile()
+    kernel_package, kernel_version = resolve_kernel_package(boot.kernel_meta_package)
     initramfs_sha = _digest({k: v.hex() for k, v in initramfs_files().items()})
     agent_sha = _digest({k: v.hex() for k, v in agent_files().items()})
     return Recipe(
@@ -97,4 +120,5 @@ def make_recipe(suite: str, packages: list[str]) -> Recipe:
         packages=tuple(sorted(set(packages))),
         kernel=KernelRecipe(kernel_package, kernel_version, initramfs_sha),
         agent_sha=agent_sha,
+        boot=boot,
     )

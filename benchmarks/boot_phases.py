@@ -1,0 +1,190 @@
+"""Where a vmvc VM's start-up goes, next to a bare QEMU boot of the very same artefacts.
+
+In one run, interleaved (so drift of a shared host hits both alike), N times:
+
+* vmvc's libvirt guest, create -> ready, split into vmvc's phases (create_s: libvirt
+  createXML of the paused domain; firmware_kernel_s: resume to the initramfs marker;
+  initramfs_s: modules and root mount; userspace_s: to the agent's ready line);
+* a bare `qemu-system-x86_64` with the same kernel, initramfs, firmware, machine type,
+  command line, root overlay and data disk, timed from spawn to the same markers.
+
+Optionally (--quick) it then times one `vmvc bench --profile quick` and its trials.
+Prints medians and the ratios the issue asks for (vmvc / bare <= 1.10).
+Usage: .venv/bin/python benchmarks/boot_phases.py [--runs 5] [--accel tcg|kvm] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from vmvc.backends.base import InstanceSpec
+from vmvc.backends.libvirt import LibvirtBackend, create_overlay
+from vmvc.config import load_config
+from vmvc.image.build import Artefacts, build_image
+from vmvc.paths import work_root
+
+MARKERS = ("INITRAMFS", "ROOTMOUNT", "READY")
+RUN_ID = "20000101T000000Z-bench1"
+
+
+def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str, timeout: float = 300) -> dict:
+    """Seconds from spawning QEMU to each boot marker on its serial console."""
+    overlay, data = workdir / "root.qcow2", workdir / "data.raw"
+    overlay.unlink(missing_ok=True)
+    create_overlay(artefacts.base_disk, overlay)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "1024M"], check=True)
+    argv = [
+        "qemu-system-x86_64",
+        "-machine",
+        f"{artefacts.machine},accel={accel}",
+        "-m",
+        "512",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(artefacts.kernel),
+        "-initrd",
+        str(artefacts.initrd),
+        "-append",
+        artefacts.cmdline,
+        "-drive",
+        f"file={overlay},if=virtio,format=qcow2",
+        "-drive",
+        f"file={data},if=virtio,format=raw,cache=none",
+    ]
+    if artefacts.firmware is not None:
+        argv += ["-bios", str(artefacts.firmware)]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    watchdog = threading.Timer(timeout, process.kill)  # a hung guest prints nothing more
+    watchdog.start()
+    seen: dict[str, float] = {}
+    assert process.stdout is not None
+    try:
+        for raw in iter(process.stdout.readline, b""):
+            for name in MARKERS:
+                if f"VMVC-{name}".encode() in raw and name not in seen:
+                    seen[name] = time.monotonic() - started
+            if "READY" in seen:
+                break
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.wait()
+    if "READY" not in seen:
+        raise RuntimeError("bare QEMU never printed the ready marker")
+    return {
+        "to_initramfs_s": seen["INITRAMFS"],
+        "initramfs_s": seen["ROOTMOUNT"] - seen["INITRAMFS"],
+        "userspace_s": seen["READY"] - seen["ROOTMOUNT"],
+        "total_s": seen["READY"],
+    }
+
+
+def vmvc_boot(backend: LibvirtBackend, artefacts: Artefacts, index: int) -> dict:
+    name = f"vmvc-{RUN_ID}-libvirt-{index}"
+    spec = InstanceSpec(run_id=RUN_ID, name=name, workdir=work_root() / name)
+    with backend.provision(artefacts, spec) as instance:
+        instance.wait_ready(300)
+        return dict(instance.phases)
+
+
+def time_quick_profile(output: Path) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [".venv/bin/vmvc", "bench", "--profile", "quick", "--plain", "-o", str(output)],
+        capture_output=True,
+        text=True,
+    )
+    wall = time.monotonic() - started
+    results = sorted(output.glob("*.json"))
+    print(f"\nquick profile: {wall:.0f} s wall, exit code {done.returncode}")
+    if not results:
+        return
+    doc = json.loads(results[-1].read_text())
+    per_kind: dict[str, list[float]] = {}
+    for trial in doc["trials"]:
+        per_kind.setdefault(f"{trial['backend']} {trial['kind']}", []).append(trial["seconds"])
+    failed = [t for t in doc["trials"] if t["status"] != "ok"]
+    print(f"  {len(doc['trials'])} trials, {len(failed)} failed")
+    for key, seconds in sorted(per_kind.items()):
+        print(f"  {key:<22} {len(seconds):>2} x median {statistics.median(seconds):6.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
+    parser.add_argument("--quick", action="store_true", help="also time the quick profile")
+    args = parser.parse_args()
+    config = load_config("quick", overrides={"accel": args.accel})
+    artefacts = build_image(config.image.suite, config.image.packages)
+    print(
+        f"image {artefacts.image_id}, VM form {artefacts.vm_id}: "
+        f"{artefacts.recipe.get('kernel_package')}, firmware {artefacts.recipe.get('firmware')}, "
+        f"machine {artefacts.machine}"
+    )
+    backend = LibvirtBackend(config)
+    backend.prepare(artefacts, print)
+    vmvc: list[dict] = []
+    bare: list[dict] = []
+    workdir = Path(tempfile.mkdtemp(prefix="vmvc-bench-", dir=work_root()))
+    try:
+        for index in range(1, args.runs + 1):  # interleaved, so drift hits both alike
+            vmvc.append(vmvc_boot(backend, artefacts, index))
+            bare.append(bare_qemu(artefacts, workdir, args.accel))
+            ours, theirs = vmvc[-1]["total_s"], bare[-1]["total_s"]
+            print(f"run {index}: vmvc {ours:.3f} s, bare {theirs:.3f} s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        backend.close()
+
+    def median(rows: list[dict], key: str) -> float:
+        return statistics.median(row[key] for row in rows)
+
+    print(f"\nmedians over {args.runs} runs ({args.accel}):")
+    print("  vmvc (libvirt)                bare qemu")
+    print(f"  create_s          {median(vmvc, 'create_s'):6.3f}")
+    print(
+        f"  firmware_kernel_s {median(vmvc, 'firmware_kernel_s'):6.3f}"
+        f"      spawn to initramfs {median(bare, 'to_initramfs_s'):6.3f}"
+    )
+    print(
+        f"  initramfs_s       {median(vmvc, 'initramfs_s'):6.3f}"
+        f"      initramfs_s        {median(bare, 'initramfs_s'):6.3f}"
+    )
+    print(
+        f"  userspace_s       {median(vmvc, 'userspace_s'):6.3f}"
+        f"      userspace_s        {median(bare, 'userspace_s'):6.3f}"
+    )
+    print(
+        f"  total_s           {median(vmvc, 'total_s'):6.3f}"
+        f"      total_s            {median(bare, 'total_s'):6.3f}"
+    )
+    total = median(vmvc, "total_s") / median(bare, "total_s")
+    guest = (median(vmvc, "total_s") - median(vmvc, "create_s")) / median(bare, "total_s")
+    print(f"vmvc create->ready / bare spawn->ready  = {total:.3f} (target <= 1.10)")
+    print(f"vmvc resume->ready / bare spawn->ready  = {guest:.3f} (the guest's own boot)")
+    if args.quick:
+        with tempfile.TemporaryDirectory(prefix="vmvc-quick-", dir=work_root()) as out:
+            time_quick_profile(Path(out))
+
+
+if __name__ == "__main__":
+    main()

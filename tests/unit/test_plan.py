@@ -1,0 +1,45 @@
+"""The trial plan: what each repetition runs, and how many VM boots a profile costs."""
+
+from __future__ import annotations
+
+from vmvc.config import load_config
+from vmvc.plan import instance_workloads, repetitions_of, trial_kinds, vm_boots
+
+ALL = ["startup", "cpu", "footprint", "clone", "scale", "isolation"]
+
+
+def test_capped_workloads_run_in_the_first_repetitions_only() -> None:
+    caps = {"cpu": 2, "clone": 1}
+    assert instance_workloads(ALL, caps, 0) == ["startup", "cpu", "footprint"]
+    assert instance_workloads(ALL, caps, 2) == ["startup", "footprint"]
+    assert trial_kinds(ALL, caps, 0) == ["instance", "clone", "scale", "isolation"]
+    assert trial_kinds(ALL, caps, 1) == ["instance", "scale", "isolation"]
+
+
+def test_a_warmup_boots_once_and_measures_what_every_repetition_does() -> None:
+    caps = {"cpu": 2}
+    assert trial_kinds(ALL, caps, -1) == ["instance"]
+    assert instance_workloads(ALL, caps, -1) == ["startup", "footprint"]
+    # only capped workloads chosen: the warm-up runs them rather than nothing
+    assert instance_workloads(["cpu"], caps, -1) == ["cpu"]
+    assert trial_kinds(["cpu"], caps, 5) == []  # the runner stops: nothing left to measure
+
+
+def test_quick_profile_keeps_its_promises() -> None:
+    """Start-up and footprint: >= 6 measured repetitions (95 % intervals need them) and a
+    warm-up; the whole run boots few VMs (it booted 34 before issue 14, for 3 repetitions)."""
+    quick = load_config("quick")
+    assert quick.run.warmups >= 1
+    for workload in ("startup", "footprint"):
+        assert repetitions_of(workload, quick) >= 6
+    boots = vm_boots(quick)
+    assert boots["instance"] == quick.run.warmups + quick.run.repetitions
+    assert boots["isolation"] == 1
+    assert sum(boots.values()) <= 16
+
+
+def test_default_profile_measures_every_workload_six_times() -> None:
+    default = load_config("default")
+    for workload in default.workloads:
+        if workload != "isolation":  # facts, observed once
+            assert repetitions_of(workload, default) >= 6, workload
