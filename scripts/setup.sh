@@ -11,6 +11,7 @@ VENV=${VENV:-.venv}
 PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev pkg-config
   debootstrap busybox-static cpio e2fsprogs util-linux tar python3-venv python3-dev gcc
+  libc6-dev
   openssh-server openssh-client tmux
 )
 # Keep an engine that is already installed (e.g. docker-ce on CI runners conflicts with docker.io).

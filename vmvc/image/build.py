@@ -32,6 +32,7 @@ from vmvc.image.recipe import (
     initramfs_files,
     make_recipe,
 )
+from vmvc.image.tools import install_tools
 from vmvc.paths import cache_dir
 from vmvc.proc import ToolError, run
 
@@ -295,6 +296,7 @@ def _build_missing(
         run(["cp", "-a", base_dir / "rootfs", rootfs], timeout=timeout, what="copy rootfs")
         os.chmod(rootfs, 0o755)
         _install_agent(rootfs, recipe.image_id)
+        install_tools(rootfs, timeout)
         vm = staging / "vm"
         vm.mkdir(mode=0o755)
         for name in ("vmlinuz", "initrd.img"):

@@ -26,9 +26,12 @@ def packaged_file(package: str, name: str) -> bytes:
 
 def agent_files() -> dict[str, bytes]:
     """Files installed into the rootfs under /opt/vmvc (part of the image identity)."""
+    from vmvc.image.tools import tool_sources  # tools imports this module
+
     return {
         "agent": packaged_file("vmvc.agent", "agent.sh"),
         "guest-init": packaged_file("vmvc.agent", "guest-init.sh"),
+        **tool_sources(),  # compiled tools: source, flags and compiler are in the image id
     }
 
 
