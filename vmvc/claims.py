@@ -416,7 +416,12 @@ def c03_overhead(ctx: Context) -> Outcome:
                 continue
             if is_io_anomaly(key, part, noise):
                 anomalies.append(
-                    {"resource": key, "backend": backend, "ratio": part["ratio"], **part}
+                    {
+                        "resource": key,
+                        "backend": backend,
+                        "ratio": part["ratio"],
+                        "overhead": part["overhead"],
+                    }
                 )
                 continue  # never evidence for or against the claim
             parts[backend] = part
