@@ -83,6 +83,9 @@ def test_docker_memory_from_memory_stat_not_the_fuzzy_usage() -> None:
     assert figures["total_mib"] == pytest.approx(expected / 2**20)
     # Recorded on this machine: the counter said 2.9 MiB for 1.2 MiB of charged pages.
     assert abs(figures["total_mib"] - usage / 2**20) > 1
+    # Inactive file cache is left out, as `docker stats` does (none in the recording).
+    with_inactive = {**values, "total_inactive_file": 2**20}
+    assert cgroup_v1_memory(with_inactive)["total_mib"] == pytest.approx(figures["total_mib"] - 1)
 
 
 def test_docker_cgroup_directory_is_read_through_memory_stat(tmp_path: Path) -> None:
