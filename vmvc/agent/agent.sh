@@ -4,7 +4,7 @@
 # Protocol (read by vmvc/agent/protocol.py on the host):
 #   VMVC-READY image=<id> kernel=<release>     the instance is ready for work
 #   VMVC-BEGIN <task-id> <workload>            start of one workload's raw output
-#   ...raw tool output (sysbench text, fio JSON, key=value facts)...
+#   ...raw tool output (sysbench text, vmvc-memtool key=value lines, fio JSON, facts)...
 #   VMVC-END <task-id> rc=<exit status>        end of that output
 # The host parses raw output itself, so this script stays a thin, dependency-free runner
 # (the image has no Python) and the parsing is unit-tested on recorded real output.
