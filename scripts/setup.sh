@@ -16,6 +16,7 @@ PACKAGES=(
   "${VENV_PACKAGES[@]}"
   qemu-system-x86 qemu-utils libvirt-daemon-system
   debootstrap debian-archive-keyring busybox-static cpio e2fsprogs util-linux tar
+  libc6-dev
   openssh-server openssh-client tmux
 )
 # Keep an engine that is already installed (e.g. docker-ce on CI runners conflicts with docker.io).

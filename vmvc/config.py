@@ -11,7 +11,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vmvc.uris import UriError, check_docker_host, check_libvirt_uri
 
@@ -59,7 +66,8 @@ class RunSettings(Strict):
 class InstanceSettings(Strict):
     vcpus: int = Field(1, ge=1, le=64)
     memory_mib: int = Field(512, ge=128, le=1_048_576)
-    data_disk_mib: int = Field(1024, ge=64, le=1_048_576)
+    # Holds the default 1 GiB fio file plus ext4's journal and metadata (a sparse file).
+    data_disk_mib: int = Field(2048, ge=64, le=1_048_576)
 
 
 class TimeoutSettings(Strict):
@@ -71,19 +79,39 @@ class TimeoutSettings(Strict):
 
 class CpuSettings(Strict):
     seconds: int = Field(5, ge=1, le=3600)
-    threads: int = Field(1, ge=1, le=256)
+    # None: one thread per vCPU of the instance. Any other count would compare a loaded
+    # instance with an idle one (or an oversubscribed one), so it must equal instance.vcpus.
+    threads: int | None = Field(None, ge=1, le=256)
     max_prime: int = Field(10000, ge=100, le=10_000_000)
 
 
+# What the guest kernel, its init and the agent need besides a memory working set, measured
+# in the default 512 MiB VM (MemTotal 457 MiB, about 60 MiB of it used before the workload).
+MEMORY_HEADROOM_MIB = 160
+
+
 class MemorySettings(Strict):
-    block_size_kib: int = Field(1024, ge=1, le=1_048_576)
-    total_size_mib: int = Field(1_048_576, ge=1, le=1_048_576)
-    seconds: int = Field(10, ge=1, le=3600)
+    # STREAM's three arrays together (copy touches two thirds of it, triad all of it): at
+    # least 4x the host's last-level cache (32 MiB here -> 128 MiB; 256 leaves copy 170 MiB)
+    # and, with MEMORY_HEADROOM_MIB, within the instance's memory.
+    working_set_mib: int = Field(256, ge=3, le=1_048_576)
+    seconds: int = Field(10, ge=1, le=3600, description="bandwidth run, half copy, half triad")
+    # Far past the LLC and the TLB's reach with 4 KiB pages (a few MiB).
+    latency_working_set_mib: int = Field(256, ge=1, le=1_048_576)
+    latency_seconds: int = Field(5, ge=1, le=3600)
+
+
+# A file this big for this long (after ramp-up) is past every cache on the way to the disk
+# (guest page cache is bypassed by O_DIRECT, the host's by cache=none, a virtual disk's own
+# cache is smaller); smaller runs are recorded and reported as not past the caches.
+IO_PAST_CACHES_FILE_MIB = 1024
+IO_PAST_CACHES_RUNTIME_S = 20
 
 
 class IoSettings(Strict):
-    file_size_mib: int = Field(128, ge=8, le=1_048_576)
-    runtime_s: int = Field(4, ge=1, le=3600)
+    file_size_mib: int = Field(IO_PAST_CACHES_FILE_MIB, ge=8, le=1_048_576)
+    runtime_s: int = Field(IO_PAST_CACHES_RUNTIME_S, ge=1, le=3600)
+    ramp_s: int = Field(5, ge=0, le=600, description="fio ramp_time before each measured job")
 
 
 class ScaleSettings(Strict):
@@ -194,6 +222,38 @@ class Config(Strict):
     def _local_libvirt_uri(cls, value: str) -> str:
         return check_libvirt_uri(value, remote=False)
 
+    @model_validator(mode="after")
+    def _workloads_fit_the_instance(self) -> Config:
+        """Equal footing and sizes that fit: checked before anything is created."""
+        vcpus, cpu = self.instance.vcpus, self.workload.cpu
+        # threads stays None when left out (vmvc.bench.cpu uses the vCPU count then), so a
+        # later override of instance.vcpus still derives it
+        if cpu.threads is not None and cpu.threads != vcpus:
+            raise ValueError(
+                f"workload.cpu.threads ({cpu.threads}) must equal instance.vcpus ({vcpus}) "
+                "(or be left out: one thread per vCPU)"
+            )
+        room = self.instance.memory_mib - MEMORY_HEADROOM_MIB
+        memory = self.workload.memory
+        for key, size in (
+            ("working_set_mib", memory.working_set_mib),
+            ("latency_working_set_mib", memory.latency_working_set_mib),
+        ):
+            if size > room:
+                raise ValueError(
+                    f"workload.memory.{key} ({size} MiB) does not fit instance.memory_mib "
+                    f"({self.instance.memory_mib} MiB) with {MEMORY_HEADROOM_MIB} MiB for the "
+                    f"guest kernel and agent: at most {max(room, 0)} MiB"
+                )
+        disk = self.instance.data_disk_mib
+        fits = disk - disk // 16 - 64  # ext4 journal, inode tables, reserved blocks
+        if self.workload.io.file_size_mib > fits:
+            raise ValueError(
+                f"workload.io.file_size_mib ({self.workload.io.file_size_mib} MiB) does not fit "
+                f"instance.data_disk_mib ({disk} MiB): at most {max(fits, 0)} MiB"
+            )
+        return self
+
     @field_validator("backends")
     @classmethod
     def _known_backends(cls, value: list[str]) -> list[str]:
@@ -251,10 +311,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def validation_message(source: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+    if not key:  # a rule across keys (model validator): its message names them
+        return f"{source}: {message}"
     return f"{source}: key '{key}': {message}"
 
 

@@ -425,6 +425,26 @@ def _error_at(path: Path, exc: ValidationError, prefix: str = "") -> ResultFileE
     return ResultFileError(f"{path}: invalid result file at '{where}': {message}")
 
 
+# Config keys older vmvc versions wrote and this one no longer has (sysbench memory's block
+# and total size, replaced by STREAM/pointer-chase working sets). Dropping them keeps older
+# results readable; every other unknown key is still refused.
+RETIRED_CONFIG_KEYS: tuple[tuple[str, ...], ...] = (
+    ("workload", "memory", "block_size_kib"),
+    ("workload", "memory", "total_size_mib"),
+)
+
+
+def _without_retired_keys(config: dict[str, Any]) -> dict[str, Any]:
+    cleaned = json.loads(json.dumps(config))  # a deep copy of plain JSON values
+    for *parents, key in RETIRED_CONFIG_KEYS:
+        section: Any = cleaned
+        for name in parents:
+            section = section.get(name) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            section.pop(key, None)
+    return cleaned
+
+
 def load(path: Path) -> ResultDocument:
     """Load and validate a result file, turning every failure into one clear line."""
     from vmvc.config import Config  # config imports nothing of ours; keep results light
@@ -441,6 +461,7 @@ def load(path: Path) -> ResultDocument:
         doc = ResultDocument.model_validate(raw, context=UNTRUSTED)
     except ValidationError as exc:
         raise _error_at(path, exc) from None
+    doc.config = _without_retired_keys(doc.config)
     try:
         # The config a resume would run with, and the thresholds a report judges with.
         Config.model_validate(doc.config)

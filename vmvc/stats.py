@@ -267,6 +267,7 @@ DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
         for workload, metric in (
             ("cpu", "events_per_s"),
             ("memory", "bandwidth_mib_s"),
+            ("memory", "latency_ns"),
             ("io", "randread_4k_iops"),
             ("io", "randwrite_4k_iops"),
             ("io", "seqread_1m_mib_s"),

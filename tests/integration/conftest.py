@@ -30,8 +30,13 @@ SMALL = {
     "run": {"repetitions": 1, "max_repetitions": 1, "warmups": 0},
     "workload": {
         "cpu": {"seconds": 1},
-        "memory": {"seconds": 1},
-        "io": {"file_size_mib": 16, "runtime_s": 1},
+        "memory": {
+            "seconds": 1,
+            "working_set_mib": 24,
+            "latency_working_set_mib": 16,
+            "latency_seconds": 1,
+        },
+        "io": {"file_size_mib": 16, "runtime_s": 1, "ramp_s": 0},
     },
 }
 

@@ -291,6 +291,71 @@ def test_c03_container_half_missing_is_said(build_doc):
     assert "container overhead not measured" in verdict["text"]
 
 
+def io_doc(build_doc, seqread: dict[str, float], *, n=7, seed=3):
+    """VM clearly slow on CPU and memory; the 1M sequential read per backend as given."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for backend, factor in {"native": 1.0, "docker": 1.0, "libvirt": 0.3}.items():
+        data[backend] = {
+            key: noisy(NATIVE[key] * factor, n, rng, 0.02)
+            for key in ("cpu/events_per_s", "memory/bandwidth_mib_s")
+        }
+        data[backend]["io/seqread_1m_mib_s"] = noisy(1000 * seqread[backend], n, rng, 0.02)
+    return build_doc(data, accel="kvm")
+
+
+def test_c03_io_faster_than_native_is_an_anomaly_and_not_counted(build_doc):
+    # The recorded quick run: the container read 1M blocks 22 % faster than native.
+    doc = io_doc(build_doc, {"native": 1.0, "docker": 1.22, "libvirt": 1.25})
+    verdict = verdict_of(doc, "C03")
+    numbers = verdict["numbers"]
+    flagged = {(a["backend"], a["resource"]) for a in numbers["anomalies"]}
+    assert flagged == {("docker", "io/seqread_1m_mib_s"), ("libvirt", "io/seqread_1m_mib_s")}
+    # Neither counts: the VM half rests on CPU and memory alone, the container half too.
+    assert "io/seqread_1m_mib_s" not in numbers["resources"]
+    assert numbers["vm_resources"] == 2 and numbers["container_resources"] == 2
+    assert verdict["verdict"] == "confirmed"
+    assert "ANOMALY (not counted)" in verdict["text"]
+    assert "container 1M sequential read +22%" in verdict["text"]
+
+
+def test_c03_io_within_the_noise_threshold_counts_as_usual(build_doc):
+    doc = io_doc(build_doc, {"native": 1.0, "docker": 1.03, "libvirt": 0.3})
+    numbers = verdict_of(doc, "C03")["numbers"]
+    assert numbers["anomalies"] == []
+    assert set(numbers["resources"]["io/seqread_1m_mib_s"]) == {"docker", "libvirt"}
+
+
+def test_c03_anomaly_uses_the_configured_noise_threshold(build_doc):
+    doc = io_doc(build_doc, {"native": 1.0, "docker": 1.08, "libvirt": 0.3})
+    assert verdict_of(doc, "C03")["numbers"]["anomalies"]  # 8 % > the default 5 %
+    loose = Thresholds(noise_threshold=0.10)
+    assert verdict_of(doc, "C03", loose)["numbers"]["anomalies"] == []
+
+
+def test_c03_faster_cpu_or_memory_is_not_an_io_anomaly(build_doc):
+    # Only disk I/O has a physical floor (the same disk under more layers); a container's
+    # CPU a few % above native is noise and stays counted.
+    verdict = verdict_of(steady_doc(build_doc, vm_factor=0.3, ct_factor=1.08), "C03")
+    assert not any(
+        a["resource"].startswith(("cpu", "memory")) for a in verdict["numbers"]["anomalies"]
+    )
+    assert "cpu/events_per_s" in verdict["numbers"]["resources"]
+
+
+def test_c03_counts_memory_latency_lower_is_better(build_doc):
+    rng = np.random.default_rng(5)
+    data = {
+        backend: {"memory/latency_ns": noisy(250 * factor, 7, rng, 0.02)}
+        for backend, factor in {"native": 1.0, "docker": 1.0, "libvirt": 3.0}.items()
+    }
+    verdict = verdict_of(build_doc(data, accel="kvm"), "C03")
+    latency = verdict["numbers"]["resources"]["memory/latency_ns"]
+    assert latency["libvirt"]["overhead"] == pytest.approx(2.0, abs=0.1)  # 3x slower
+    assert latency["libvirt"]["verdict"] == "confirmed"
+    assert "memory latency" in verdict["text"]
+
+
 # ---------------------------------------------------------------- C05 scale-out slope
 
 

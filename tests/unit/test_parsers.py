@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from vmvc.backends.memory import cgroup_memory, cgroup_v1_memory
 from vmvc.bench import footprint, startup
 from vmvc.bench.base import ParseError
 from vmvc.bench.cpu import CpuWorkload
 from vmvc.bench.io import IoWorkload
 from vmvc.bench.memory import MemoryWorkload
 from vmvc.config import load_config
+from vmvc.environment import last_level_cache
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BACKENDS = ("native", "docker", "libvirt")
@@ -35,12 +37,63 @@ def test_cpu_value_is_exactly_what_sysbench_printed() -> None:
     assert m.value == float(printed)
 
 
+LLC_32_MIB = 32 * 2**20  # this machine's L3 (tests/data/sysfs-cpu0-cache)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_memory_parses_bandwidth(backend: str) -> None:
-    [m] = MemoryWorkload().parse(lines(f"{backend}-memory.txt"))
-    assert m.metric == "bandwidth_mib_s" and m.unit == "MiB/s"
-    assert m.value > 100
-    assert m.metadata["transferred_mib"] > 0
+def test_memory_parses_bandwidth_and_latency(backend: str) -> None:
+    measured = {
+        m.metric: m for m in MemoryWorkload(LLC_32_MIB).parse(lines(f"{backend}-memory.txt"))
+    }
+    assert set(measured) == {"bandwidth_mib_s", "copy_mib_s", "latency_ns"}
+    triad, latency = measured["bandwidth_mib_s"], measured["latency_ns"]
+    assert triad.unit == "MiB/s" and triad.higher_is_better and triad.value > 100
+    assert latency.unit == "ns" and not latency.higher_is_better and 10 < latency.value < 10_000
+    # The working sets and the LLC they were judged against are in every sample.
+    assert triad.metadata["working_set_mib"] == 256 and triad.metadata["llc_bytes"] == LLC_32_MIB
+    assert triad.metadata["past_llc"] and triad.metadata["working_set_llc_multiple"] == 8
+    assert latency.metadata["page_kib"] == 4 and latency.metadata["stride_bytes"] == 64
+    assert latency.metadata["accesses"] > 1_000_000
+
+
+def test_memory_values_are_exactly_what_memtool_printed() -> None:
+    text = lines("libvirt-memory.txt")
+    measured = {m.metric: m.value for m in MemoryWorkload(LLC_32_MIB).parse(text)}
+    assert measured == {"bandwidth_mib_s": 585.0, "copy_mib_s": 1854.0, "latency_ns": 393.08}
+
+
+def test_memory_working_set_below_4x_llc_is_not_past_the_cache() -> None:
+    # The same 256 MiB on a host with a 96 MiB L3 (3D V-Cache parts) is cache-sized.
+    [triad, *_] = MemoryWorkload(96 * 2**20).parse(lines("native-memory.txt"))
+    assert triad.metadata["past_llc"] is False
+
+
+def test_last_level_cache_from_recorded_sysfs() -> None:
+    llc = last_level_cache(DATA / "sysfs-cpu0-cache")
+    assert llc == {"level": 3, "size_bytes": LLC_32_MIB, "shared_cpu_list": "0-1"}
+    assert last_level_cache(DATA / "no-such-dir") is None
+
+
+def test_docker_memory_from_memory_stat_not_the_fuzzy_usage() -> None:
+    stat = (DATA / "docker-cgroup-memory.stat").read_text()
+    usage = int((DATA / "docker-cgroup-memory.usage_in_bytes").read_text())
+    values = {k: int(v) for k, v in (line.split() for line in stat.splitlines())}
+    figures = cgroup_v1_memory(values)
+    expected = values["total_rss"] + values["total_cache"] - values["total_inactive_file"]
+    assert figures["total_mib"] == pytest.approx(expected / 2**20)
+    # Recorded on this machine: the counter said 2.9 MiB for 1.2 MiB of charged pages.
+    assert abs(figures["total_mib"] - usage / 2**20) > 1
+    # Inactive file cache is left out, as `docker stats` does (none in the recording).
+    with_inactive = {**values, "total_inactive_file": 2**20}
+    assert cgroup_v1_memory(with_inactive)["total_mib"] == pytest.approx(figures["total_mib"] - 1)
+
+
+def test_docker_cgroup_directory_is_read_through_memory_stat(tmp_path: Path) -> None:
+    (tmp_path / "memory.stat").write_text((DATA / "docker-cgroup-memory.stat").read_text())
+    (tmp_path / "memory.usage_in_bytes").write_text("999999999\n")
+    measured = cgroup_memory([tmp_path / "missing", tmp_path])
+    assert measured is not None and measured[1] == str(tmp_path)
+    assert measured[0]["total_mib"] < 2  # not the 954 MiB the usage counter claims
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -59,6 +112,33 @@ def test_io_parses_all_fio_jobs(backend: str) -> None:
     assert all(m.value > 0 for m in measured.values())
     # The prefill job is not a measurement (it only lays the file out).
     assert not any("prefill" in name for name in measured)
+    # The semantics fio ran with, from its own report, identical on every backend.
+    meta = measured["randread_4k_iops"].metadata
+    assert {k: meta[k] for k in ("ioengine", "direct", "iodepth", "fsync", "end_fsync")} == {
+        "ioengine": "psync",
+        "direct": 1,
+        "iodepth": 1,
+        "fsync": 0,
+        "end_fsync": 1,
+    }
+    # Recorded at the quick profile's size: said to be not past the caches.
+    assert (meta["file_size_mib"], meta["ramp_s"]) == (64, 1)
+    assert meta["runtime_s"] == pytest.approx(3.0, abs=0.1)  # as fio measured it
+    assert meta["past_caches"] is False
+
+
+def test_io_sized_past_the_caches_is_said_so() -> None:
+    import json
+
+    text = "\n".join(lines("native-io.txt"))
+    report = json.loads(text[text.index("{") :])
+    report["global options"]["size"] = "1G"
+    for job in report["jobs"]:
+        job["job_runtime"] = 20000
+        job.setdefault("job options", {})["ramp_time"] = "5"
+    measured = IoWorkload().parse(json.dumps(report).splitlines())
+    assert all(m.metadata["past_caches"] for m in measured)
+    assert measured[0].metadata["file_size_mib"] == 1024
 
 
 def test_io_bandwidth_is_converted_from_kib() -> None:
@@ -75,7 +155,13 @@ def test_io_bandwidth_is_converted_from_kib() -> None:
     ("workload", "text", "message"),
     [
         (CpuWorkload(), ["sysbench: command not found"], "events per second"),
-        (MemoryWorkload(), ["FATAL: out of memory"], "MiB transferred"),
+        (MemoryWorkload(1), ["vmvc-memtool: mmap: Cannot allocate memory"], "no 'bandwidth'"),
+        (MemoryWorkload(1), [lines("native-memory.txt")[0]], "no 'latency'"),
+        (
+            MemoryWorkload(1),
+            ["vmvc-memtool latency working_set_mib=1", "vmvc-memtool bandwidth"],
+            "number",
+        ),
         (IoWorkload(), ["fio: no such file"], "no JSON"),
         (IoWorkload(), ['{"jobs": [{"jobname": "prefill"}]}'], "no job"),
         (IoWorkload(), ['{"jobs": [ broken'], "malformed"),
@@ -89,7 +175,15 @@ def test_parsers_reject_unexpected_output(workload: object, text: list[str], mes
 def test_commands_are_built_from_config() -> None:
     config = load_config("quick")
     assert CpuWorkload().command(config) == ["1", str(config.workload.cpu.seconds), "10000"]
-    assert IoWorkload().command(config)[-1] == "/data"
+    assert IoWorkload().command(config) == ["64", "3", "1", "/data"]
+    memory = config.workload.memory
+    assert MemoryWorkload(1).command(config) == [
+        str(memory.working_set_mib),
+        str(memory.seconds),
+        "1",  # one thread per vCPU
+        str(memory.latency_working_set_mib),
+        str(memory.latency_seconds),
+    ]
 
 
 def test_startup_and_footprint_measurements_keep_phase_order() -> None:

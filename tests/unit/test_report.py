@@ -163,12 +163,17 @@ def test_markdown_shows_the_statistics_medians_and_ratios(doc: ResultDocument) -
         assert cell == _expected_cell(s)
         assert cell.split(" ")[0] == format_number(s["median"])
         checked += 1
+    from vmvc.export.view import _io_anomalies, analyse
+
+    # I/O faster than native beyond the noise threshold is flagged in its ratio cell (C03).
+    anomalies = _io_anomalies(analyse(doc).verdicts)
     for r in doc.statistics["ratios"]:
         rows = {row["metric"]: row for row in tables[md_text(WORKLOAD_TITLES[r["workload"]])]}
         column = f"{short_label(r['numerator'])}/{short_label(r['denominator'])}"
+        flag = (r.get("host", "local"), r["numerator"], r["metric"]) in anomalies
         assert rows[md_text(display(r["metric"]))][column] == format_estimate(
             r["ratio"], r["ci_low"], r["ci_high"]
-        )
+        ) + (" ANOMALY" if flag and r["denominator"] == "native" else "")
         checked += 1
     assert checked > 80
 
@@ -461,3 +466,34 @@ def test_tcg_verdicts_are_marked_not_measured_under_kvm() -> None:
         assert rows[claim]["verdict"].startswith("**not measured under KVM** (VM ran under TCG)")
     html = render(doc, "html")
     assert 'class="badge verdict-not-measured-under-KVM"' in html
+
+
+def test_report_flags_io_anomaly_and_says_io_was_not_past_the_caches(build_doc) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    data = {
+        backend: {
+            "cpu/events_per_s": list(2300 * factor * rng.uniform(0.98, 1.02, 7)),
+            "io/seqread_1m_mib_s": list(1000 * seq * rng.uniform(0.98, 1.02, 7)),
+            "io/randread_4k_iops": list(30000 * factor * rng.uniform(0.98, 1.02, 7)),
+        }
+        for backend, factor, seq in (
+            ("native", 1.0, 1.0),
+            ("docker", 1.0, 1.22),  # faster than native: only a cache does that
+            ("libvirt", 0.3, 0.5),
+        )
+    }
+    quick = {"file_size_mib": 64, "runtime_s": 3.0, "ramp_s": 1, "past_caches": False}
+    meta = {
+        f"{b}:io/{m}": quick
+        for b in ("native", "docker", "libvirt")
+        for m in ("seqread_1m_mib_s", "randread_4k_iops")
+    }
+    markdown = render(build_doc(data, accel="kvm", metadata=meta), "md")
+    io_rows = {r["metric"]: r for r in _md_tables(markdown)[md_text(WORKLOAD_TITLES["io"])]}
+    assert io_rows[md_text("seqread_1m_mib_s")]["container/native"].endswith("ANOMALY")
+    assert not io_rows[md_text("seqread_1m_mib_s")]["VM/native"].endswith("ANOMALY")
+    assert "ANOMALY in seqread" in markdown
+    assert "not counted in C03" in markdown
+    assert "Not past the caches: a 64 MiB file, 3 s per job after 1 s ramp-up" in markdown

@@ -4,7 +4,7 @@
 # Protocol (read by vmvc/agent/protocol.py on the host):
 #   VMVC-READY image=<id> kernel=<release>     the instance is ready for work
 #   VMVC-BEGIN <task-id> <workload>            start of one workload's raw output
-#   ...raw tool output (sysbench text, fio JSON, key=value facts)...
+#   ...raw tool output (sysbench text, vmvc-memtool key=value lines, fio JSON, facts)...
 #   VMVC-END <task-id> rc=<exit status>        end of that output
 # The host parses raw output itself, so this script stays a thin, dependency-free runner
 # (the image has no Python) and the parsing is unit-tested on recorded real output.
@@ -29,20 +29,29 @@ run_cpu() { # threads seconds max_prime
     sysbench cpu --threads="$1" --time="$2" --cpu-max-prime="$3" run
 }
 
-run_memory() { # block_kib total_mib seconds threads
-    sysbench memory --threads="$4" --memory-block-size="$1K" \
-        --memory-total-size="$2M" --time="$3" run
+run_memory() { # bandwidth_mib bandwidth_seconds threads latency_mib latency_seconds
+    # vmvc-memtool (vmvc/agent/memtool.c, compiled statically at image build): STREAM copy
+    # and triad over working sets past the last-level cache, then a random pointer chase.
+    /opt/vmvc/vmvc-memtool bandwidth "$1" "$2" "$3" || return $?
+    /opt/vmvc/vmvc-memtool latency "$4" "$5"
 }
 
-run_io() { # size_mib runtime_s directory
+run_io() { # size_mib runtime_s ramp_s directory
     jobfile="$WORKDIR/vmvc-fio.job"
+    # Every backend runs exactly these semantics (fio echoes them back under "global
+    # options", and the host records them with each sample): O_DIRECT, synchronous psync at
+    # queue depth 1, no fsync per write, one fsync at the end of each writing job.
     # The prefill job writes the whole file first: reads of a file laid out by fallocate
-    # return zeros without any I/O and would report impossible IOPS.
+    # return zeros without any I/O and would report impossible IOPS. ramp_time runs each
+    # measured job that long before fio starts counting (caches and queues settle).
     cat > "$jobfile" <<EOF
 [global]
 ioengine=psync
 direct=1
-filename=$3/vmvc-fio.dat
+iodepth=1
+fsync=0
+end_fsync=1
+filename=$4/vmvc-fio.dat
 size=$1M
 [prefill]
 rw=write
@@ -53,28 +62,32 @@ rw=write
 bs=1M
 time_based
 runtime=$2
+ramp_time=$3
 [seqread_1m]
 stonewall
 rw=read
 bs=1M
 time_based
 runtime=$2
+ramp_time=$3
 [randwrite_4k]
 stonewall
 rw=randwrite
 bs=4k
 time_based
 runtime=$2
+ramp_time=$3
 [randread_4k]
 stonewall
 rw=randread
 bs=4k
 time_based
 runtime=$2
+ramp_time=$3
 EOF
     fio --output-format=json "$jobfile"
     status=$?
-    rm -f "$3/vmvc-fio.dat" "$jobfile"
+    rm -f "$4/vmvc-fio.dat" "$jobfile"
     return $status
 }
 

@@ -24,7 +24,7 @@ from docker.models.containers import Container
 
 from vmvc.agent.protocol import AgentError, ReadyInfo, split_framed, wait_ready
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
-from vmvc.backends.memory import MIB, cgroup_memory_mib
+from vmvc.backends.memory import MIB, cgroup_memory
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
 from vmvc.liveness import controller_id
@@ -179,10 +179,14 @@ class DockerInstance(Instance):
             Path("/sys/fs/cgroup/system.slice") / f"docker-{cid}.scope",
             Path("/sys/fs/cgroup/docker") / cid,
         ]
-        measured = cgroup_memory_mib(cgroups)
-        cgroup_mib = measured[0] if measured else 0.0
+        # cgroup v1: RSS + cache (+ swap) - inactive file from memory.stat, not the fuzzy
+        # memory.usage_in_bytes (vmvc.backends.memory.cgroup_v1_memory says why)
+        measured = cgroup_memory(cgroups)
+        figures = measured[0] if measured else {}
+        cgroup_mib = figures.get("total_mib", 0.0)
         shim = shim_pss_mib(cid)
         return {
+            **{f"cgroup_{k}": v for k, v in figures.items() if k in ("rss_mib", "cache_mib")},
             "cgroup_mib": cgroup_mib,
             "shim_pss_mib": shim,
             # The containerd shim lives outside the container's cgroup but exists only for it.

@@ -54,20 +54,40 @@ def _stat_file(path: Path) -> dict[str, int]:
     return values
 
 
-def cgroup_memory_mib(candidates: list[Path]) -> tuple[float, str] | None:
-    """Memory charged to a cgroup minus inactive file cache (as `docker stats` counts it).
+def cgroup_v1_memory(stat: dict[str, int]) -> dict[str, float]:
+    """A cgroup v1 memory.stat as the footprint counts it, in MiB.
 
-    Handles cgroup v1 (memory.usage_in_bytes) and v2 (memory.current); returns the value and
-    the path it came from, or None when no candidate exists.
+    memory.usage_in_bytes is a fuzzy counter (charges are batched per CPU, so on a ~1 MiB
+    container it is mostly batching); the kernel's documentation (cgroup-v1/memory.rst, 5.5)
+    says to use RSS + CACHE (+ SWAP) from memory.stat for an exact figure. The hierarchical
+    totals (total_*) include child cgroups. Inactive file cache is left out, as `docker stats`
+    does: it is the first thing reclaimed and mostly the shared image files' pages.
+    """
+    rss = stat.get("total_rss", stat.get("rss", 0))
+    cache = stat.get("total_cache", stat.get("cache", 0))
+    swap = stat.get("total_swap", stat.get("swap", 0))
+    inactive_file = stat.get("total_inactive_file", stat.get("inactive_file", 0))
+    return {
+        "rss_mib": rss / MIB,
+        "cache_mib": cache / MIB,
+        "swap_mib": swap / MIB,
+        "inactive_file_mib": inactive_file / MIB,
+        "total_mib": (rss + cache + swap - inactive_file) / MIB,
+    }
+
+
+def cgroup_memory(candidates: list[Path]) -> tuple[dict[str, float], str] | None:
+    """Memory charged to a container's cgroup, from the first candidate directory that exists.
+
+    cgroup v1: memory.stat (see cgroup_v1_memory); cgroup v2: memory.current (exact there)
+    minus inactive file cache. Returns the figures and the directory they came from.
     """
     for directory in candidates:
-        usage = _read_int(directory / "memory.usage_in_bytes")
-        if usage is not None:
-            stat = _stat_file(directory / "memory.stat")
-            inactive = stat.get("total_inactive_file", stat.get("inactive_file", 0))
-            return (usage - inactive) / MIB, str(directory)
+        stat_path = directory / "memory.stat"
+        if (directory / "memory.usage_in_bytes").exists() and stat_path.exists():
+            return cgroup_v1_memory(_stat_file(stat_path)), str(directory)
         usage = _read_int(directory / "memory.current")
         if usage is not None:
-            inactive = _stat_file(directory / "memory.stat").get("inactive_file", 0)
-            return (usage - inactive) / MIB, str(directory)
+            inactive = _stat_file(stat_path).get("inactive_file", 0)
+            return {"total_mib": (usage - inactive) / MIB}, str(directory)
     return None

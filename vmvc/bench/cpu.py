@@ -15,7 +15,9 @@ class CpuWorkload:
 
     def command(self, config: Config) -> list[str]:
         cpu = config.workload.cpu
-        return [str(cpu.threads), str(cpu.seconds), str(cpu.max_prime)]
+        # one thread per vCPU (config refuses any other count): every backend fully loaded
+        threads = cpu.threads or config.instance.vcpus
+        return [str(threads), str(cpu.seconds), str(cpu.max_prime)]
 
     def parse(self, lines: list[str]) -> list[Measurement]:
         for line in lines:

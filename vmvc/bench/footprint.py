@@ -1,8 +1,9 @@
 """Footprint: host memory held by one idle instance (after it is ready, before any work).
 
-libvirt: PSS/USS of the QEMU process; docker: the container's memory cgroup (without
-inactive file cache, as `docker stats` counts) plus the containerd shim's PSS; native: PSS
-of the agent's process tree. total_mib is the figure compared across backends.
+libvirt: PSS/USS of the QEMU process; docker: the container's memory cgroup from memory.stat
+(RSS + cache + swap without inactive file cache, as `docker stats` counts; not the fuzzy
+memory.usage_in_bytes) plus the containerd shim's PSS; native: PSS of the agent's process
+tree. total_mib is the figure compared across backends.
 """
 
 from __future__ import annotations

@@ -1,12 +1,20 @@
 """Disk I/O: fio direct I/O on the instance's data storage (VM virtio disk, container bind
-mount, native directory): 4k random read/write IOPS and latency, 1M sequential bandwidth."""
+mount, native directory): 4k random read/write IOPS and latency, 1M sequential bandwidth.
+
+Every sample carries the semantics fio actually ran, read back from its own report (direct,
+ioengine, iodepth, fsync, end_fsync, file size, runtime, ramp-up), and whether the run was
+sized past the caches (``past_caches``: a file of >= 1 GiB, >= 20 s per job after a ramp-up);
+a smaller run (the quick profile) says so instead of passing for a disk measurement.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 from vmvc.bench.base import DATA_DIR, Measurement, ParseError
-from vmvc.config import Config
+from vmvc.config import IO_PAST_CACHES_FILE_MIB, IO_PAST_CACHES_RUNTIME_S, Config
 
 # fio job name -> (direction, metric prefix)
 JOBS = {
@@ -15,6 +23,43 @@ JOBS = {
     "seqread_1m": ("read", "seqread_1m"),
     "seqwrite_1m": ("write", "seqwrite_1m"),
 }
+SEMANTICS = ("ioengine", "direct", "iodepth", "fsync", "end_fsync")
+SIZE = re.compile(r"^(\d+)([KMG]?)i?B?$", re.IGNORECASE)
+
+
+def _size_mib(text: str | None) -> float | None:
+    """fio's size option ("1024M", "1G") in MiB."""
+    match = SIZE.match(text or "")
+    if not match:
+        return None
+    scale = {"": 2**-20, "K": 2**-10, "M": 1, "G": 2**10}[match.group(2).upper()]
+    return int(match.group(1)) * scale
+
+
+def _int_option(options: dict[str, Any], key: str) -> int | None:
+    try:
+        return int(str(options[key]))
+    except (KeyError, ValueError):
+        return None
+
+
+def semantics(report: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """What this fio job ran with, from fio's own echo of its options."""
+    options = {**report.get("global options", {}), **job.get("job options", {})}
+    meta: dict[str, Any] = {"fio_version": report.get("fio version")}
+    for key in SEMANTICS:
+        value = options.get(key)
+        meta[key] = int(value) if isinstance(value, str) and value.isdigit() else value
+    meta["file_size_mib"] = _size_mib(options.get("size"))
+    meta["runtime_s"] = job.get("job_runtime", 0) / 1000.0  # fio counts after the ramp
+    meta["ramp_s"] = _int_option(options, "ramp_time") or 0
+    meta["past_caches"] = bool(
+        meta["file_size_mib"] is not None
+        and meta["file_size_mib"] >= IO_PAST_CACHES_FILE_MIB
+        and meta["runtime_s"] >= IO_PAST_CACHES_RUNTIME_S
+        and meta["ramp_s"] > 0
+    )
+    return meta
 
 
 class IoWorkload:
@@ -22,7 +67,7 @@ class IoWorkload:
 
     def command(self, config: Config) -> list[str]:
         io = config.workload.io
-        return [str(io.file_size_mib), str(io.runtime_s), DATA_DIR]
+        return [str(io.file_size_mib), str(io.runtime_s), str(io.ramp_s), DATA_DIR]
 
     def parse(self, lines: list[str]) -> list[Measurement]:
         text = "\n".join(lines)
@@ -42,7 +87,7 @@ class IoWorkload:
             if job.get("error"):
                 raise ParseError(f"fio job '{job_name}' failed with error {job['error']}")
             stats = job[direction]
-            meta = {"fio_version": report.get("fio version"), "direct": True, "engine": "psync"}
+            meta = semantics(report, job)
             if prefix.endswith("4k"):
                 measurements.append(
                     Measurement(f"{prefix}_iops", stats["iops"], "IOPS", True, meta)

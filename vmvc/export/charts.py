@@ -44,7 +44,8 @@ GRID = "#e5e7eb"
 # Resources whose ratio to native shows virtualization overhead (claim C03).
 OVERHEAD_METRICS = (
     ("cpu", "events_per_s", "CPU events/s"),
-    ("memory", "bandwidth_mib_s", "memory bandwidth"),
+    ("memory", "bandwidth_mib_s", "memory bandwidth (triad)"),
+    ("memory", "latency_ns", "memory latency"),
     ("io", "randread_4k_iops", "4k random read IOPS"),
     ("io", "randwrite_4k_iops", "4k random write IOPS"),
     ("io", "randread_4k_lat_us", "4k random read latency"),
@@ -154,7 +155,10 @@ class ChartBuilder:
             self._overhead()
             self._startup()
             self._bars("throughput", "cpu", ["events_per_s"], "CPU")
-            self._bars("throughput", "memory", ["bandwidth_mib_s"], "Memory")
+            self._bars(
+                "throughput", "memory", ["bandwidth_mib_s", "copy_mib_s"], "Memory bandwidth"
+            )
+            self._bars("throughput", "memory", ["latency_ns"], "Memory latency", "latency")
             self._bars("footprint", "footprint", None, "Host memory of one idle instance")
             self._scale()
             for group, metrics, title in IO_GROUPS:

@@ -34,7 +34,7 @@ SHORT_LABELS = {"native": "native", "docker": "container", "libvirt": "VM"}
 WORKLOAD_TITLES = {
     "startup": "Startup (start to ready)",
     "cpu": "CPU (sysbench cpu)",
-    "memory": "Memory bandwidth (sysbench memory)",
+    "memory": "Memory (STREAM triad/copy bandwidth, random pointer-chase latency)",
     "io": "Disk I/O (fio, 4k random and 1M sequential)",
     "footprint": "Idle footprint (host memory of one instance)",
     "scale": "Scale-out and density",
@@ -56,6 +56,7 @@ METRIC_ORDER = {
         "spawn_s",
         "ready_s",
     ],
+    "memory": ["bandwidth_mib_s", "copy_mib_s", "latency_ns"],
     "io": [
         "randread_4k_iops",
         "randwrite_4k_iops",
@@ -324,7 +325,7 @@ def build_view(doc: ResultDocument, analysis: Analysis | None = None) -> ReportV
         emulated=emulated,
         backends=backends,
         verdicts=[_verdict(v) for v in analysis.verdicts],
-        tables=_tables(doc, analysis.statistics),
+        tables=_tables(doc, analysis.statistics, analysis.verdicts),
         environment=_environment(doc),
         facts=facts,
         fact_backends=fact_backends,
@@ -500,8 +501,65 @@ def _cell(summary: dict[str, Any]) -> str:
     return format_number(summary["median"])
 
 
-def _tables(doc: ResultDocument, statistics: dict[str, Any]) -> list[Table]:
+def _memory_note(samples: list[Sample]) -> str:
+    """Where the working set stands against the host's last-level cache (STREAM: >= 4x)."""
+    meta = samples[-1].metadata
+    size, llc = meta.get("working_set_mib"), meta.get("llc_bytes")
+    times = "\N{MULTIPLICATION SIGN}"
+    if not isinstance(size, int | float) or not isinstance(llc, int) or llc <= 0:
+        return ""
+    text = (
+        f"{format_number(size)} MiB working set = {size * 2**20 / llc:.1f}{times} "
+        f"the host's {format_number(llc / 2**20)} MiB last-level cache"
+    )
+    if meta.get("past_llc") is False:
+        return f"{text}: NOT past the cache (STREAM asks for 4{times}): partly cache."
+    return f"{text} (STREAM asks for at least 4{times})."
+
+
+def _io_note(samples: list[Sample]) -> str:
+    """Said when a run was too small or short to be past the caches (the quick profile)."""
+    short = [s for s in samples if s.metadata.get("past_caches") is False]
+    if not short:
+        return ""
+    meta = short[-1].metadata
+    return (
+        f"Not past the caches: a {meta.get('file_size_mib') or 0:g} MiB file, "
+        f"{meta.get('runtime_s') or 0:.0f} s per job after "
+        f"{meta.get('ramp_s') or 0:g} s ramp-up: a first look, not a disk "
+        "measurement (default and nightly profiles: \N{GREATER-THAN OR EQUAL TO} 1 GiB, "
+        "\N{GREATER-THAN OR EQUAL TO} 20 s)."
+    )
+
+
+def _io_anomalies(verdicts: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
+    """(host, backend, metric) -> how much faster than native, from C03's anomaly list."""
+    found: dict[tuple[str, str, str], float] = {}
+    for verdict in verdicts:
+        if verdict.get("claim") != "C03":
+            continue
+        for item in (verdict.get("numbers") or {}).get("anomalies") or []:
+            metric = str(item.get("resource", "")).split("/", 1)[-1]
+            key = (verdict.get("host") or "local", str(item.get("backend")), metric)
+            found[key] = -float(item.get("overhead", 0.0))
+    return found
+
+
+def _row_note(workload: str, samples: list[Sample]) -> str:
+    if workload == "memory":
+        return _memory_note(samples)
+    if workload == "io":
+        return _io_note(samples)
+    return ""
+
+
+def _tables(
+    doc: ResultDocument,
+    statistics: dict[str, Any],
+    verdicts: list[dict[str, Any]] | None = None,
+) -> list[Table]:
     summaries = summary_index(statistics)
+    anomalies = _io_anomalies(verdicts or [])
     measured = doc.measured()
     tables = []
     for host in sorted({s.host for s in measured}):
@@ -524,11 +582,22 @@ def _tables(doc: ResultDocument, statistics: dict[str, Any]) -> list[Table]:
                     est = ratio_estimate(statistics, summaries, (host, workload, key), pair)
                     if est is not None:
                         ratios[pair] = format_estimate(*est)
+                        if pair[1] == "native" and (host, pair[0], key) in anomalies:
+                            ratios[pair] += " ANOMALY"
                 note = (
                     "Rows with (N=…): measured with N instances at once, one row per N."
                     if split_key(key)[1] is not None
-                    else ""
+                    else _row_note(workload, of_metric)
                 )
+                flagged = [b for b in backends if (host, b, key) in anomalies]
+                if flagged:
+                    faster = ", ".join(
+                        f"{short_label(b)} {anomalies[(host, b, key)]:+.0%}" for b in flagged
+                    )
+                    note = (
+                        f"ANOMALY in {display(key)}: faster than native ({faster}) by more than "
+                        "the noise threshold, which only a cache can do; not counted in C03."
+                    )
                 rows.append(
                     Row(
                         display(key),

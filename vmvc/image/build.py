@@ -37,6 +37,7 @@ from vmvc.image.recipe import (
     initramfs_files,
     make_recipe,
 )
+from vmvc.image.tools import install_tools
 from vmvc.image.vmboot import BOOT
 from vmvc.paths import cache_dir
 from vmvc.proc import ToolError, run
@@ -401,6 +402,7 @@ def _derive_image(recipe: Recipe, base_dir: Path, image_dir: Path, timeout: floa
         run(["cp", "-a", base_dir / "rootfs", rootfs], timeout=timeout, what="copy rootfs")
         os.chmod(rootfs, 0o755)
         _install_agent(rootfs, recipe.image_id)
+        install_tools(rootfs, timeout)
         vm = staging / "vm"
         vm.mkdir(mode=0o755)
         build_base_disk(rootfs, vm / "base.raw", timeout)

@@ -39,7 +39,12 @@ def packaged_file(package: str, name: str) -> bytes:
 
 def agent_files() -> dict[str, bytes]:
     """Files installed into the rootfs under /opt/vmvc (part of the image identity)."""
-    return {"agent": packaged_file("vmvc.agent", "agent.sh")}
+    from vmvc.image.tools import tool_sources  # tools imports this module
+
+    return {
+        "agent": packaged_file("vmvc.agent", "agent.sh"),
+        **tool_sources(),  # compiled tools: source, flags and compiler are in the image id
+    }
 
 
 def initramfs_files() -> dict[str, bytes]:
