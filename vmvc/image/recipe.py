@@ -18,6 +18,7 @@ import re
 from dataclasses import asdict, dataclass
 from importlib import resources
 
+from vmvc.image.tools import tool_sources
 from vmvc.image.vmboot import BOOT, BootProfile, host_boot_profile
 from vmvc.proc import ToolError, run
 
@@ -39,8 +40,6 @@ def packaged_file(package: str, name: str) -> bytes:
 
 def agent_files() -> dict[str, bytes]:
     """Files installed into the rootfs under /opt/vmvc (part of the image identity)."""
-    from vmvc.image.tools import tool_sources  # tools imports this module
-
     return {
         "agent": packaged_file("vmvc.agent", "agent.sh"),
         **tool_sources(),  # compiled tools: source, flags and compiler are in the image id

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from importlib import resources
 from pathlib import Path
 
-from vmvc.image.recipe import packaged_file
 from vmvc.paths import cache_dir
 from vmvc.proc import ToolError, run
 
@@ -38,7 +38,7 @@ def tool_sources() -> dict[str, bytes]:
     """What the compiled tools are made of: files installed next to the agent in /opt/vmvc."""
     build = f"{compiler_version()}\n{COMPILER} {' '.join(MEMTOOL_FLAGS)}\n"
     return {
-        MEMTOOL_SOURCE: packaged_file("vmvc.agent", MEMTOOL_SOURCE),
+        MEMTOOL_SOURCE: resources.files("vmvc.agent").joinpath(MEMTOOL_SOURCE).read_bytes(),
         "memtool.build": build.encode(),
     }
 
