@@ -345,9 +345,10 @@ def _doctor_choices(
     from vmvc.doctor import _backends
 
     profiles = {name: describe_profile(load_config(name).run) for name in PROFILES}
-    cached = cached_probe(load_config(DEFAULT_PROFILE).libvirt_uri)
+    default = load_config(DEFAULT_PROFILE)
+    cached = cached_probe(default.libvirt_uri)
     return build_choices(
-        backend_options(_backends()),
+        backend_options(_backends(default)),
         vms_summary(accel, Path("/dev/kvm").exists(), cached),
         profiles,
         backends_given=backends_given,

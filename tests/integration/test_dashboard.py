@@ -27,7 +27,8 @@ from vmvc.paths import run_workdir
 
 from .conftest import REPO, load_json, run_vmvc, write_config
 
-SMALL_TOML = "[workload.cpu]\nseconds = 1\n"
+# No warm-up (the quick profile has one): the trial counts below are the measured ones.
+SMALL_TOML = "[run]\nwarmups = 0\n[workload.cpu]\nseconds = 1\n"
 ROWS, COLUMNS = 40, 120
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 STAMP = re.compile(r"^\[\d+:\d\d\] ")
@@ -198,7 +199,9 @@ def test_dashboard_in_a_terminal(tmp_path: Path, small_toml: Path, tmux: Tmux) -
 
 def test_a_failed_trial_stays_visible(tmp_path: Path, artefacts: Artefacts, tmux: Tmux) -> None:
     # A ready timeout no instance can meet: every trial fails, the run goes on to its end.
-    config = write_config(tmp_path / "fail.toml", "[timeouts]\nboot_s = 0.001\n")
+    config = write_config(
+        tmp_path / "fail.toml", "[run]\nwarmups = 0\n[timeouts]\nboot_s = 0.001\n"
+    )
     output = tmp_path / "results"
     argv = [sys.executable, "-m", "vmvc", "bench", "--backend", "native", "--workload"]
     argv += ["startup", "-n", "1", "--config", str(config), "--output", str(output)]
