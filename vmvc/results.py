@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from vmvc.paths import atomic_write_text
 from vmvc.safe_text import one_line
 
 SCHEMA_VERSION = 1
@@ -325,19 +325,7 @@ def now_iso() -> str:
 
 def save(doc: ResultDocument, path: Path) -> None:
     """Write atomically: a reader (or a crash) never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = doc.model_dump_json(indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, RESULT_FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, doc.model_dump_json(indent=1), RESULT_FILE_MODE)
 
 
 def read_limited(path: Path, limit: int = MAX_RESULT_BYTES) -> bytes:
