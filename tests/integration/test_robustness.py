@@ -23,6 +23,7 @@ accel = "tcg"
 [run]
 repetitions = 2
 max_repetitions = 2
+warmups = 0
 [workload.cpu]
 seconds = {cpu_seconds}
 """
@@ -174,7 +175,7 @@ def test_guest_that_never_becomes_ready_times_out_and_run_continues(tmp_path: Pa
     config = write_config(
         tmp_path / "c.toml",
         'profile = "quick"\naccel = "tcg"\n[timeouts]\nboot_s = 2\n'
-        "[run]\nrepetitions = 1\nmax_repetitions = 1\n",
+        "[run]\nrepetitions = 1\nmax_repetitions = 1\nwarmups = 0\n",
     )
     out = tmp_path / "out"
     done = run_vmvc(
@@ -229,7 +230,9 @@ def test_dockerd_dying_mid_run_is_reported_and_recorded(
 ) -> None:
     config = write_config(
         tmp_path / "c.toml",
-        'profile = "quick"\naccel = "tcg"\n[run]\nrepetitions = 3\nmax_repetitions = 3\n'
+        'profile = "quick"\naccel = "tcg"\n'
+        "[run]\nrepetitions = 3\nmax_repetitions = 3\nwarmups = 0\n"
+        "[run.workload_repetitions]\ncpu = 3\n"  # quick runs cpu once; here every repetition
         "[workload.cpu]\nseconds = 2\n",
     )
     out = tmp_path / "out"

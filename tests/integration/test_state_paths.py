@@ -165,19 +165,24 @@ def _silent_listener(path: Path) -> threading.Thread:
 
 
 def test_doctor_names_a_hung_daemon_within_seconds(tmp_path: Path) -> None:
-    _silent_listener(tmp_path / "libvirt.sock")
+    # The URI allow-list takes a libvirt socket only under /run/libvirt (vmvc.uris).
+    libvirt_sock = Path(f"/run/libvirt/vmvc-test-hung-{secrets.token_hex(4)}.sock")
+    _silent_listener(libvirt_sock)
     _silent_listener(tmp_path / "docker.sock")
     config = tmp_path / "hung.toml"
-    config.write_text(f'libvirt_uri = "qemu:///system?socket={tmp_path}/libvirt.sock"\n')
+    config.write_text(f'libvirt_uri = "qemu+unix:///system?socket={libvirt_sock}"\n')
     started = time.monotonic()
-    result = run_vmvc(
-        "doctor",
-        "--no-probe",
-        "--config",
-        str(config),
-        env={"DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "COLUMNS": "400"},
-        timeout=120,
-    )
+    try:
+        result = run_vmvc(
+            "doctor",
+            "--no-probe",
+            "--config",
+            str(config),
+            env={"DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "COLUMNS": "400"},
+            timeout=120,
+        )
+    finally:
+        libvirt_sock.unlink(missing_ok=True)
     took = time.monotonic() - started
     assert result.returncode == 1, result.stdout + result.stderr
     assert took < 30, f"doctor took {took:.1f} s against a hung daemon"

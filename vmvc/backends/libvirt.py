@@ -22,6 +22,7 @@ import libvirt
 
 from vmvc.agent.protocol import (
     AgentError,
+    InstanceGone,
     ReadyInfo,
     collect_task,
     command_line,
@@ -211,15 +212,22 @@ class LibvirtInstance(ConsoleGuest):
         def remaining() -> float:
             return max(0.1, deadline - time.monotonic())
 
-        i_init, initramfs = self.log.wait_for(
-            marker("INITRAMFS"), timeout=remaining(), what="initramfs marker (kernel boot)"
-        )
-        i_root, rootmount = self.log.wait_for(
-            marker("ROOTMOUNT"), start=i_init, timeout=remaining(), what="root disk mount"
-        )
-        _, ready = self.log.wait_for(
-            marker("READY"), start=i_root, timeout=remaining(), what="ready marker"
-        )
+        try:
+            i_init, initramfs = self.log.wait_for(
+                marker("INITRAMFS"), timeout=remaining(), what="initramfs marker (kernel boot)"
+            )
+            i_root, rootmount = self.log.wait_for(
+                marker("ROOTMOUNT"), start=i_init, timeout=remaining(), what="root disk mount"
+            )
+            _, ready = self.log.wait_for(
+                marker("READY"), start=i_root, timeout=remaining(), what="ready marker"
+            )
+        except InstanceGone:
+            raise
+        except AgentError as exc:
+            # The phase's own wait only had what was left of the budget ("within 0 s");
+            # the user set the whole boot budget, so say that one.
+            raise AgentError(f"{exc} (boot timeout: not ready within {timeout:g} s)") from None
         info = parse_ready(ready.text, ready.at)
         self.phases = {
             "create_s": self._created - self._t0,

@@ -58,8 +58,10 @@ def with_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
 
 
 def _remote(uri: str) -> bool:
+    """Another host (ssh and the like): qemu+unix is a local socket, answered in milliseconds."""
     scheme, _, rest = uri.partition("://")
-    return "+" in scheme or not rest.startswith("/")
+    transport = scheme.partition("+")[2]
+    return transport not in ("", "unix") or not rest.startswith("/")
 
 
 def open_connection(uri: str, timeout: float | None = None) -> libvirt.virConnect:
