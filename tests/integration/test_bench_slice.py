@@ -16,6 +16,10 @@ workloads = ["startup", "cpu", "memory", "io", "footprint"]
 [run]
 repetitions = 2
 max_repetitions = 2
+[run.workload_repetitions]  # quick runs these once; this test wants both repetitions
+cpu = 2
+memory = 2
+io = 2
 [workload.cpu]
 seconds = 1
 [workload.memory]
