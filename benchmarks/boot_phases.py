@@ -35,12 +35,9 @@ MARKERS = ("INITRAMFS", "ROOTMOUNT", "READY")
 RUN_ID = "20000101T000000Z-bench1"
 
 
-def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str, timeout: float = 300) -> dict:
-    """Seconds from spawning QEMU to each boot marker on its serial console."""
-    overlay, data = workdir / "root.qcow2", workdir / "data.raw"
-    overlay.unlink(missing_ok=True)
-    create_overlay(artefacts.base_disk, overlay)
-    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "1024M"], check=True)
+def bare_qemu_argv(artefacts: Artefacts, accel: str, overlay: Path, data: Path) -> list[str]:
+    """QEMU started by hand with what vmvc's domain uses: kernel, initramfs, firmware,
+    machine, command line, root overlay and data disk (the baseline both scripts time)."""
     argv = [
         "qemu-system-x86_64",
         "-machine",
@@ -68,6 +65,16 @@ def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str, timeout: float = 
     ]
     if artefacts.firmware is not None:
         argv += ["-bios", str(artefacts.firmware)]
+    return argv
+
+
+def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str, timeout: float = 300) -> dict:
+    """Seconds from spawning QEMU to each boot marker on its serial console."""
+    overlay, data = workdir / "root.qcow2", workdir / "data.raw"
+    overlay.unlink(missing_ok=True)
+    create_overlay(artefacts.base_disk, overlay)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "1024M"], check=True)
+    argv = bare_qemu_argv(artefacts, accel, overlay, data)
     started = time.monotonic()
     process = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL

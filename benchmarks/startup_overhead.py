@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from boot_phases import bare_qemu_argv  # this folder is on sys.path when run as a script
+
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.docker import DockerBackend
 from vmvc.backends.libvirt import LibvirtBackend, create_overlay
@@ -53,35 +55,7 @@ def bare_qemu(artefacts: Artefacts, workdir: Path, accel: str) -> float:
     overlay.unlink(missing_ok=True)
     create_overlay(artefacts.base_disk, overlay)
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "1024M"], check=True)
-    firmware = ["-bios", str(artefacts.firmware)] if artefacts.firmware else []
-    return until_ready(
-        [
-            "qemu-system-x86_64",
-            *firmware,
-            "-machine",
-            f"{artefacts.machine},accel={accel}",
-            "-m",
-            "512",
-            "-smp",
-            "1",
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-kernel",
-            str(artefacts.kernel),
-            "-initrd",
-            str(artefacts.initrd),
-            "-append",
-            artefacts.cmdline,
-            "-drive",
-            f"file={overlay},if=virtio,format=qcow2",
-            "-drive",
-            f"file={data},if=virtio,format=raw,cache=none",
-        ]
-    )
+    return until_ready(bare_qemu_argv(artefacts, accel, overlay, data))
 
 
 def plain_docker_run(artefacts: Artefacts) -> float:
