@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import signal
@@ -32,6 +33,7 @@ from vmvc.remote import (
     select_remotes,
 )
 from vmvc.results import (
+    BackendRecord,
     ResultDocument,
     SkippedBackend,
     is_run_id,
@@ -177,6 +179,10 @@ def new_document(
         environment=environment,
         image={**artefacts.describe(), "prepared": prepared},
         skipped=selection.skipped,
+        backend_info={
+            name: BackendRecord(**dataclasses.asdict(backend.info()))
+            for name, backend in selection.backends.items()
+        },
     )
     return doc
 

@@ -215,6 +215,16 @@ class TrialRecord(_Tagged):
         return (self.host, self.backend, self.kind, self.repetition)
 
 
+class BackendRecord(BaseModel):
+    """A backend's own description of itself (Backend.info()), recorded at run start so
+    reports never need the backend installed or its name hard-coded."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(max_length=64)
+    kind: Literal["native", "container", "vm", "sandbox"]
+    display_name: str = Field(max_length=128)
+
+
 class ResultDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -233,6 +243,8 @@ class ResultDocument(BaseModel):
     trials: list[TrialRecord] = Field(default_factory=list)
     errors: list[TrialError] = Field(default_factory=list)
     skipped: list[SkippedBackend] = Field(default_factory=list)
+    # name -> how the backend describes itself (label, kind, display name).
+    backend_info: dict[str, BackendRecord] = Field(default_factory=dict)
     # Derived data, kept as stored but never rendered as stored: reports recompute both
     # from the samples (orchestrate.reanalyse), so a file cannot forge a verdict.
     statistics: dict[str, Any] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vmvc.agent.protocol import LineLog, ReadyInfo
 from vmvc.image.build import Artefacts
@@ -96,9 +96,29 @@ class Instance(abc.ABC):
         return self.log.tail(count)
 
 
+# What a backend is, for the claims and the report: claims compare the first selected
+# backend of kind "vm" with the first of kind "container", and both with kind "native".
+# A backend of any other kind is measured and reported but judged by no claim.
+BackendKind = Literal["native", "container", "vm", "sandbox"]
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """How a backend names itself in results and reports (recorded in the result)."""
+
+    label: str  # short column label: "container", "VM"
+    kind: BackendKind
+    display_name: str  # long name, may change after prepare(): "VM (libvirt, emulated TCG)"
+
+
 class Backend(abc.ABC):
     name: str = ""
     display_name: str = ""
+    label: str = ""
+    kind: BackendKind = "sandbox"
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.label or self.name, self.kind, self.display_name or self.name)
 
     @abc.abstractmethod
     def probe(self) -> Availability: ...

@@ -211,6 +211,8 @@ def shim_pss_mib(container_id: str) -> float:
 
 class DockerBackend(Backend):
     name = "docker"
+    label = "container"
+    kind = "container"
     display_name = "container (Docker)"
 
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:

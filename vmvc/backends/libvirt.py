@@ -249,6 +249,8 @@ class LibvirtInstance(ConsoleGuest):
 
 class LibvirtBackend(Backend):
     name = "libvirt"
+    label = "VM"
+    kind = "vm"
 
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         self.config = config

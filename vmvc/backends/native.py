@@ -158,6 +158,8 @@ class NativeInstance(Instance):
 
 class NativeBackend(Backend):
     name = "native"
+    label = "native"
+    kind = "native"
     display_name = "native"
 
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
