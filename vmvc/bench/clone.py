@@ -21,10 +21,11 @@ import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from vmvc.backends.docker import DockerBackend, DockerInstance
-from vmvc.backends.docker_lifecycle import writable_layer_bytes
-from vmvc.backends.libvirt import LibvirtBackend
-from vmvc.backends.libvirt_lifecycle import (
+from vmvc.backends.docker_engine.backend import DockerBackend, DockerInstance
+from vmvc.backends.docker_engine.lifecycle import writable_layer_bytes
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
+from vmvc.backends.libvirt_engine.lifecycle import (
     DefinedGuest,
     allocated_bytes,
     convert,
@@ -35,7 +36,6 @@ from vmvc.backends.libvirt_lifecycle import (
     make_data_disk,
     undefine_by_name,
 )
-from vmvc.backends.libvirt_xml import DomainDisk
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle_tools import (
     INSTANCE_BACKENDS,

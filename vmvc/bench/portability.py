@@ -18,16 +18,16 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from vmvc.backends.docker import DockerBackend
-from vmvc.backends.docker_lifecycle import (
+from vmvc.backends.docker_engine.backend import DockerBackend
+from vmvc.backends.docker_engine.lifecycle import (
     import_rootfs_as,
     load_image,
     remove_image,
     save_image,
     temp_tag,
 )
-from vmvc.backends.libvirt import LibvirtBackend
-from vmvc.backends.libvirt_lifecycle import allocated_bytes, convert, instance_dir
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+from vmvc.backends.libvirt_engine.lifecycle import allocated_bytes, convert, instance_dir
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle_tools import (
     INSTANCE_BACKENDS,

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 import docker.errors
 
-from vmvc.backends.docker import AGENT, DockerBackend, container_options
-from vmvc.backends.docker_lifecycle import import_rootfs_as, remove_image, temp_tag
-from vmvc.backends.libvirt import LibvirtBackend
-from vmvc.backends.libvirt_lifecycle import (
+from vmvc.backends.docker_engine.backend import AGENT, DockerBackend, container_options
+from vmvc.backends.docker_engine.lifecycle import import_rootfs_as, remove_image, temp_tag
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
+from vmvc.backends.libvirt_engine.lifecycle import (
     DefinedGuest,
     allocated_bytes,
     build_deletable_base_disk,
@@ -35,7 +36,6 @@ from vmvc.backends.libvirt_lifecycle import (
     make_data_disk,
     undefine_by_name,
 )
-from vmvc.backends.libvirt_xml import DomainDisk
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle_tools import (
     INSTANCE_BACKENDS,

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from vmvc.agent.protocol import command_line, marker, wait_ready
-from vmvc.backends.docker import DockerBackend, DockerInstance
-from vmvc.backends.docker_lifecycle import container_state, engine_time
-from vmvc.backends.libvirt import LibvirtBackend, LibvirtInstance
-from vmvc.backends.libvirt_lifecycle import RebootWatch
+from vmvc.backends.docker_engine.backend import DockerBackend, DockerInstance
+from vmvc.backends.docker_engine.lifecycle import container_state, engine_time
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend, LibvirtInstance
+from vmvc.backends.libvirt_engine.lifecycle import RebootWatch
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle_tools import (
     INSTANCE_BACKENDS,

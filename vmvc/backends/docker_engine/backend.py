@@ -120,7 +120,7 @@ class DockerInstance(Instance):
             # The plain follow stream ends at the first exit; under a restart policy the
             # log must keep collecting across restarts (imported here: that module needs
             # this one's labels).
-            from vmvc.backends.docker_lifecycle import follow_across_restarts
+            from vmvc.backends.docker_engine.lifecycle import follow_across_restarts
 
             follow_across_restarts(self.container, self.log)
             return

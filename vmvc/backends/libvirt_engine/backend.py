@@ -29,16 +29,16 @@ from vmvc.agent.protocol import (
     marker,
     parse_ready,
 )
-from vmvc.backends.accel import AccelDecision, decide_accel
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
-from vmvc.backends.libvirt_console import ConsoleReader
-from vmvc.backends.libvirt_deadline import (
+from vmvc.backends.libvirt_engine.accel import AccelDecision, decide_accel
+from vmvc.backends.libvirt_engine.console import ConsoleReader
+from vmvc.backends.libvirt_engine.deadline import (
     CALL_TIMEOUT_S,
     LibvirtTimeout,
     open_connection,
     with_deadline,
 )
-from vmvc.backends.libvirt_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
+from vmvc.backends.libvirt_engine.domain_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
@@ -55,7 +55,7 @@ FIRMWARE_COPY = "firmware.rom"
 
 class GuestAssets(Protocol):
     """What a guest boots from, as paths the libvirt daemon sees (local files or, on a remote
-    host, storage volumes: see libvirt_remote)."""
+    host, storage volumes: see remote.py)."""
 
     kernel: Path
     initrd: Path
