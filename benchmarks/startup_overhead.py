@@ -23,7 +23,7 @@ from pathlib import Path
 from boot_phases import bare_qemu_argv  # this folder is on sys.path when run as a script
 
 from vmvc.backends.base import InstanceSpec
-from vmvc.backends.docker_engine.backend import DockerBackend
+from vmvc.backends.docker import DockerBackend
 from vmvc.backends.libvirt_engine.backend import LibvirtBackend, create_overlay
 from vmvc.config import load_config
 from vmvc.image.build import Artefacts, build_image

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vmvc.backends.base import InstanceSpec
-from vmvc.backends.docker_engine.backend import DockerBackend
-from vmvc.backends.libvirt_engine.backend import LibvirtBackend
-from vmvc.backends.native_engine.backend import NativeBackend
+from vmvc.backends.docker import DockerBackend
+from vmvc.backends.libvirt import LibvirtBackend
+from vmvc.backends.native import NativeBackend
 from vmvc.bench import AGENT_WORKLOADS
 from vmvc.config import Config
 from vmvc.image.build import Artefacts

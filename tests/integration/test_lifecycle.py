@@ -17,9 +17,9 @@ import docker
 import pytest
 
 from vmvc.backends.base import Backend, InstanceSpec
-from vmvc.backends.docker_engine.backend import DockerBackend
-from vmvc.backends.libvirt_engine.backend import LibvirtBackend
-from vmvc.backends.native_engine.backend import NativeBackend
+from vmvc.backends.docker import DockerBackend
+from vmvc.backends.libvirt import LibvirtBackend
+from vmvc.backends.native import NativeBackend
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext
 from vmvc.bench.scale import ScaleRefused

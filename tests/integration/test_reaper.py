@@ -106,7 +106,7 @@ def test_foreign_vmvc_named_container_and_domain_survive_clean(
     made: dict[str, list[str]],
     small_config: Config,
 ) -> None:
-    from vmvc.backends.docker_engine.backend import DockerBackend
+    from vmvc.backends.docker import DockerBackend
 
     DockerBackend(small_config).prepare(artefacts, lambda _m: None)
     foreign_container = _container(client, artefacts, made, labels=None)

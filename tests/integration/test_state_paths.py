@@ -22,7 +22,7 @@ import pytest
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.docker_engine.backend import stream_import
 from vmvc.backends.libvirt_engine.backend import VmAssets
-from vmvc.backends.native_engine.backend import NativeBackend
+from vmvc.backends.native import NativeBackend
 from vmvc.config import Config
 from vmvc.image.build import Artefacts
 from vmvc.paths import UnsafePathError, make_run_dir, remove_tree

@@ -150,9 +150,9 @@ def available_backend_classes() -> dict[str, type[Backend]]:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         found[entry.name] = entry.load()
     if not found:  # running from a source tree that was never installed
-        from vmvc.backends.docker_engine.backend import DockerBackend
-        from vmvc.backends.libvirt_engine.backend import LibvirtBackend
-        from vmvc.backends.native_engine.backend import NativeBackend
+        from vmvc.backends.docker import DockerBackend
+        from vmvc.backends.libvirt import LibvirtBackend
+        from vmvc.backends.native import NativeBackend
 
         found = {"native": NativeBackend, "docker": DockerBackend, "libvirt": LibvirtBackend}
     return found

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from vmvc.backends.docker_engine.backend import DockerBackend, DockerInstance
 from vmvc.backends.docker_engine.lifecycle import writable_layer_bytes
-from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
 from vmvc.backends.libvirt_engine.lifecycle import (
     DefinedGuest,

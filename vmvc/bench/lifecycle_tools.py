@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from vmvc.bench.base import Measurement
 
 if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
-    from vmvc.backends.docker_engine.backend import DockerBackend
-    from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+    from vmvc.backends.docker import DockerBackend
+    from vmvc.backends.libvirt import LibvirtBackend
     from vmvc.bench.lifecycle import LifecycleContext
 
 # Backends where an instance is something the engine creates from the image. For native
@@ -62,8 +62,8 @@ def per_engine(
 ) -> list[Measurement]:
     """Run a lifecycle workload's Docker or libvirt variant on the local host; anywhere else
     (a remote host, the native backend) record why it does not apply."""
-    from vmvc.backends.docker_engine.backend import DockerBackend
-    from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+    from vmvc.backends.docker import DockerBackend
+    from vmvc.backends.libvirt import LibvirtBackend
 
     if remote(context):
         return not_applicable(context, workload, "measured on the local host only")

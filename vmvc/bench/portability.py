@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from vmvc.backends.docker_engine.backend import DockerBackend
+from vmvc.backends.docker import DockerBackend
 from vmvc.backends.docker_engine.lifecycle import (
     import_rootfs_as,
     load_image,
@@ -26,7 +26,7 @@ from vmvc.backends.docker_engine.lifecycle import (
     save_image,
     temp_tag,
 )
-from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.libvirt_engine.lifecycle import allocated_bytes, convert, instance_dir
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle_tools import (

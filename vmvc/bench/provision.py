@@ -23,7 +23,7 @@ import docker.errors
 
 from vmvc.backends.docker_engine.backend import AGENT, DockerBackend, container_options
 from vmvc.backends.docker_engine.lifecycle import import_rootfs_as, remove_image, temp_tag
-from vmvc.backends.libvirt_engine.backend import LibvirtBackend
+from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
 from vmvc.backends.libvirt_engine.lifecycle import (
     DefinedGuest,
