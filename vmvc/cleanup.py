@@ -5,19 +5,24 @@ run id and this controller's id, libvirt domain metadata in vmvc's XML namespace
 process carrying the run id, a directory in the root-owned work root. Whether the run is
 alive is asked again right before each removal (a run may have started since the listing),
 so `vmvc clean` is safe to run at any time, also during a bench.
+
+One path for every host: the local machine is the host named "local", a `[[hosts]]` entry
+is cleaned through the same engine connections a bench uses. Each backend lists its own
+leftovers and, with `--cache`, removes what it keeps between runs (`Backend.clean_cache`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.markup import escape
 
-from vmvc.backends.base import Leftover, available_backend_classes
-from vmvc.config import load_config
+from vmvc.backends.base import Backend, Leftover, available_backend_classes
+from vmvc.config import Config, HostSettings, load_config
+from vmvc.hosts import is_local, local_host
 from vmvc.liveness import is_alive, live_run_ids
 from vmvc.paths import (
     RESOURCE_PREFIX,
@@ -57,30 +62,89 @@ def _workdirs(live: set[str]) -> list[Leftover]:
     return found
 
 
-def find_leftovers(live: set[str] | None = None) -> list[Leftover]:
-    live = live_run_ids() if live is None else live
-    config = load_config("quick")
+@contextlib.contextmanager
+def reachable_backends(
+    config: Config, host: HostSettings
+) -> Iterator[tuple[list[Backend], list[str]]]:
+    """Every backend on `host` that answers, and one line per engine the host offers that
+    does not; all closed at exit."""
+    made: list[Backend] = []
+    reachable: list[Backend] = []
+    unreachable: list[str] = []
+    try:
+        for cls in available_backend_classes().values():
+            backend = cls(config, host)  # type: ignore[call-arg]
+            made.append(backend)
+            try:
+                availability = backend.probe()
+            except Exception as exc:  # an ssh failure surfaces as anything from either SDK
+                unreachable.append(f"{backend.name} on {host.name}: {exc.__class__.__name__}")
+                continue
+            if availability.available:
+                reachable.append(backend)
+            elif availability.offered:
+                unreachable.append(f"{backend.name} on {host.name}: {availability.reason}")
+        yield reachable, unreachable
+    finally:
+        for backend in made:
+            with contextlib.suppress(Exception):
+                backend.close()
+
+
+def _listed(backends: list[Backend], live: set[str], host: HostSettings) -> list[Leftover]:
     found: list[Leftover] = []
-    for cls in available_backend_classes().values():
-        backend = cls(config)
-        with contextlib.suppress(Exception):  # an engine that is down has nothing to list
-            if backend.probe().available:
-                found.extend(backend.leftovers(live))
-        with contextlib.suppress(Exception):
-            backend.close()
-    return found + _workdirs(live)
+    for backend in backends:
+        with contextlib.suppress(Exception):  # an engine that fails to list has nothing
+            found.extend(backend.leftovers(live))
+    # The work root is this machine's: another host's instances keep nothing here.
+    return found + (_workdirs(live) if is_local(host) else [])
 
 
-def clean_leftovers(console: Console, *, dry_run: bool, cache: bool) -> int:
+def find_leftovers(
+    live: set[str] | None = None,
+    *,
+    config: Config | None = None,
+    host: HostSettings | None = None,
+) -> list[Leftover]:
+    """What vmvc runs left on `host` (default: this machine)."""
+    live = live_run_ids() if live is None else live
+    host = host or local_host()
+    with reachable_backends(config or load_config("quick"), host) as (backends, _down):
+        return _listed(backends, live, host)
+
+
+def clean_leftovers(
+    console: Console,
+    *,
+    dry_run: bool,
+    cache: bool,
+    config: Config | None = None,
+    host: HostSettings | None = None,
+) -> int:
+    """`vmvc clean [--host NAME]`: the leftovers of dead runs on the host, then (--cache)
+    what its backends keep between runs. 1 if something resisted or an engine of another
+    host did not answer."""
+    host = host or local_host()
     live = live_run_ids()
     if cache and live:
         raise CleanRefused(
             f"--cache refused: run {sorted(live)[0]} is running "
             f"({len(live)} live run(s) use the cache); clean without --cache, or wait"
         )
-    code = remove_dead(console, find_leftovers(live), dry_run=dry_run)
-    if code == 0 and cache:
-        _clean_cache(console, dry_run)
+    code = 0
+    with reachable_backends(config or load_config("quick"), host) as (backends, down):
+        if not is_local(host):  # here an engine that is down simply has nothing running
+            for line in down:
+                console.print(f"[yellow]{escape(line)}[/]")
+                code = 1
+        items = _listed(backends, live, host)
+        busy = [item for item in items if item.owner]
+        if cache and busy:
+            # The cache is shared with the other controller that still has things there.
+            raise CleanRefused(f"--cache refused: {busy[0].name} is in use; clean without --cache")
+        code = max(code, remove_dead(console, items, dry_run=dry_run))
+        if code == 0 and cache:
+            _clean_cache(console, backends, host, dry_run)
     return code
 
 
@@ -121,21 +185,24 @@ def remove_dead(
     return code
 
 
-def _clean_cache(console: Console, dry_run: bool) -> None:
-    import docker
-
-    root = cache_dir()
+def _clean_cache(
+    console: Console, backends: list[Backend], host: HostSettings, dry_run: bool
+) -> None:
     verb = "would remove" if dry_run else "removed"
-    if root.exists():
+    root = cache_dir()
+    if is_local(host) and root.exists():
         if not dry_run:
             shutil.rmtree(root)
         console.print(f"{verb} image cache {root}")
-    with contextlib.suppress(Exception):
-        client = docker.from_env(timeout=60)
-        for image in client.images.list(filters={"label": "vmvc"}):
-            if not dry_run:
-                client.images.remove(image.id, force=True)
-            console.print(f"{verb} docker image {', '.join(image.tags) or image.id}")
+    where = "" if is_local(host) else f" on {host.name}"
+    for backend in backends:
+        try:
+            lines = backend.clean_cache(dry_run)
+        except Exception as exc:
+            console.print(f"[red]could not clean {backend.name}'s cache{where}: {exc}[/red]")
+            continue
+        for line in lines:
+            console.print(f"{escape(line)}{where}", highlight=False)
 
 
 def warn_about_leftovers(console: Console) -> None:

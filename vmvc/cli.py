@@ -271,25 +271,19 @@ def doctor(
         bool, typer.Option(help="Boot a probe guest to tell whether KVM works (cached).")
     ] = True,
     host: Annotated[
-        str | None,
-        typer.Option("--host", help="Check this [[hosts]] entry of --config instead."),
-    ] = None,
+        str,
+        typer.Option("--host", help="'local' or a [[hosts]] entry of --config to check."),
+    ] = "local",
     config_file: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="TOML config (libvirt_uri, [[hosts]])."),
     ] = None,
 ) -> None:
     """Check every prerequisite and say the command that fixes what is missing."""
-    if host is not None:
-        from vmvc.doctor_remote import run_remote_doctor
-
-        config = _config(None, config_file, {})
-        raise typer.Exit(run_remote_doctor(out, config, host, probe=probe, say=say))
     from vmvc.doctor import run_doctor
 
-    local = _config(None, config_file, {}) if config_file is not None else None
-    code = run_doctor(out, probe=probe, say=say, config=local)
-    raise typer.Exit(code)
+    config = _config(None, config_file, {}) if config_file is not None else None
+    raise typer.Exit(run_doctor(out, probe=probe, say=say, config=config, host=host))
 
 
 @image_app.command("build")
@@ -348,25 +342,23 @@ def clean(
         bool, typer.Option(help="Also remove the image cache and vmvc Docker images.")
     ] = False,
     host: Annotated[
-        str | None,
-        typer.Option("--host", help="Clean this [[hosts]] entry of --config instead."),
-    ] = None,
+        str,
+        typer.Option("--host", help="'local' or a [[hosts]] entry of --config to clean."),
+    ] = "local",
     config_file: Annotated[
         Path | None, typer.Option("--config", "-c", help="TOML config with [[hosts]].")
     ] = None,
 ) -> None:
     """Remove what vmvc runs left behind (never anything of a run still alive)."""
-    if host is not None:
-        from vmvc.remote_clean import clean_remote
-
-        config = _config(None, config_file, {})
-        raise typer.Exit(clean_remote(out, config, host, dry_run=dry_run, cache=cache))
     from vmvc.cleanup import CleanRefused, clean_leftovers
+    from vmvc.hosts import HostError, choose_host
     from vmvc.liveness import RunLockError
 
+    config = _config(None, config_file, {})
     try:
-        code = clean_leftovers(out, dry_run=dry_run, cache=cache)
-    except (CleanRefused, RunLockError) as exc:
+        chosen = choose_host(config, host)
+        code = clean_leftovers(out, dry_run=dry_run, cache=cache, config=config, host=chosen)
+    except (CleanRefused, RunLockError, HostError) as exc:
         fail(str(exc))
     raise typer.Exit(code)
 

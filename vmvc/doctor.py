@@ -1,18 +1,28 @@
-"""`vmvc doctor`: each prerequisite, whether it holds, and the command that fixes it."""
+"""`vmvc doctor [--host NAME]`: each prerequisite, whether it holds, and the command that
+fixes it.
+
+One path for every host: this machine is the host named "local" (it also gets the checks of
+the tools and privileges vmvc itself needs here); a `[[hosts]]` entry is checked through the
+same engine connections a bench uses, so a check that passes is one the bench passes too.
+What an engine needs (a daemon, virtlogd, a storage pool, working KVM) its backend says in
+`Backend.checks`.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vmvc.config import Config, load_config
+from vmvc.backends.base import Check, available_backend_classes
+from vmvc.config import Config, HostSettings, load_config
+from vmvc.hosts import LOCAL_HOST, HostError, choose_host, is_local
+
+__all__ = ["Check", "backend_checks", "print_checks", "run_doctor"]
 
 HOST_TOOLS = {
     "debootstrap": "debootstrap",
@@ -24,14 +34,6 @@ HOST_TOOLS = {
     "unshare": "util-linux",
     "apt-get": "apt",
 }
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # "ok" | "warn" | "fail"
-    detail: str
-    fix: str = ""
 
 
 def _tools() -> list[Check]:
@@ -59,94 +61,6 @@ def _root() -> Check:
     )
 
 
-def _kvm(config: Config, probe: bool, say: Callable[[str], None]) -> Check:
-    from vmvc.backends.libvirt import LibvirtBackend
-    from vmvc.backends.libvirt_engine.accel import cached_probe, decide_accel
-
-    if not Path("/dev/kvm").exists():
-        return Check(
-            "KVM",
-            "warn",
-            "no /dev/kvm: VMs will be emulated (TCG), tens of times slower",
-            "enable virtualization in firmware, or `modprobe kvm_intel`/`kvm_amd`",
-        )
-    cached = cached_probe(config.libvirt_uri)
-    if cached is None and not probe:
-        return Check("KVM", "warn", "/dev/kvm exists; not probed (--no-probe)", "vmvc doctor")
-    if cached is None:
-        backend = LibvirtBackend(config)
-        if not backend.probe().available:
-            return Check(
-                "KVM",
-                "warn",
-                "/dev/kvm exists; cannot probe without libvirtd",
-                "start libvirtd, then vmvc doctor",
-            )
-        from vmvc.image.build import kernel_bundle
-        from vmvc.image.recipe import make_recipe
-        from vmvc.proc import ToolError
-
-        try:
-            kernel_dir = kernel_bundle(make_recipe(config.image.suite, []).kernel, progress=say)
-        except (ToolError, OSError) as exc:
-            return Check(
-                "KVM",
-                "warn",
-                f"/dev/kvm exists; probe kernel unavailable ({exc})",
-                "apt-get update, then vmvc doctor",
-            )
-        decision = decide_accel(
-            backend.conn,
-            config.libvirt_uri,
-            kernel_dir / "vmlinuz",
-            kernel_dir / "initrd.img",
-            requested="auto",
-            timeout=config.timeouts.probe_s,
-            progress=say,
-        )
-        backend.close()
-        ok, reason = decision.mode == "kvm", decision.reason
-    else:
-        ok, reason = bool(cached["ok"]), str(cached["reason"])
-    if ok:
-        return Check("KVM", "ok", reason)
-    return Check(
-        "KVM",
-        "warn",
-        f"{reason.removesuffix(': VMs are emulated (TCG)')}: VMs will be emulated (TCG) and "
-        "results are labelled so",
-        "use a host with working KVM for overhead numbers (nested hosts often lack it)",
-    )
-
-
-def _backends(config: Config) -> list[Check]:
-    from vmvc.backends.base import available_backend_classes
-
-    checks = []
-    for name, cls in available_backend_classes().items():
-        backend = cls(config)
-        availability = backend.probe()
-        backend.close()
-        checks.append(
-            Check(
-                f"backend {name}",
-                "ok" if availability.available else "fail",
-                availability.reason,
-                availability.fix,
-            )
-        )
-    virtlogd = Path("/run/libvirt/virtlogd-sock").exists()
-    checks.append(
-        Check(
-            "virtlogd",
-            "ok" if virtlogd else "fail",
-            "socket present" if virtlogd else "not running: VMs cannot start",
-            "" if virtlogd else "virtlogd -d",
-        )
-    )
-    return checks
-
-
 def _image() -> Check:
     from vmvc.image.build import cached_images
 
@@ -161,34 +75,63 @@ def _image() -> Check:
     )
 
 
-def _leftovers() -> Check:
+def backend_checks(
+    config: Config, host: HostSettings, *, probe: bool, say: Callable[[str], None]
+) -> list[Check]:
+    """Every backend's own checks on `host` (an engine that raises is one failed line)."""
+    checks: list[Check] = []
+    for name, cls in available_backend_classes().items():
+        backend = cls(config, host)  # type: ignore[call-arg]
+        try:
+            checks += backend.checks(probe, say)
+        except Exception as exc:  # an ssh failure surfaces as anything from either SDK
+            text = (str(exc).strip().splitlines() or [""])[0]
+            checks.append(Check(f"backend {name}", "fail", f"{exc.__class__.__name__}: {text}"))
+        finally:
+            backend.close()
+    return checks
+
+
+def _leftovers(config: Config, host: HostSettings) -> Check:
     from vmvc.cleanup import find_leftovers
     from vmvc.liveness import RunLockError
 
     try:
-        dead = [item for item in find_leftovers() if not (item.alive or item.owner)]
+        found = find_leftovers(config=config, host=host)
     except RunLockError as exc:
         return Check("leftovers", "warn", str(exc), "sudo vmvc doctor")
+    # Another controller's resources are not this machine's to clean: not counted.
+    dead = [item for item in found if not (item.alive or item.owner)]
     if dead:
-        names = ", ".join(item.name for item in dead[:4])
-        return Check("leftovers", "warn", f"{len(dead)} from dead runs: {names}", "vmvc clean")
+        names = ", ".join(f"{item.kind} {item.name}" for item in dead[:4])
+        fix = "vmvc clean" if is_local(host) else f"vmvc clean --host {host.name} --config FILE"
+        return Check("leftovers", "warn", f"{len(dead)} from dead runs: {names}", fix)
     return Check("leftovers", "ok", "none")
 
 
 def run_doctor(
-    console: Console, *, probe: bool, say: Callable[[str], None], config: Config | None = None
+    console: Console,
+    *,
+    probe: bool,
+    say: Callable[[str], None],
+    config: Config | None = None,
+    host: str = LOCAL_HOST,
 ) -> int:
     """Every check is bounded: a daemon that does not answer is named within seconds."""
     config = config or load_config("quick")
-    checks = [
-        _root(),
-        *_tools(),
-        *_backends(config),
-        _kvm(config, probe, say),
-        _image(),
-        _leftovers(),
-    ]
-    return print_checks(console, checks, "vmvc doctor")
+    title = "vmvc doctor" if host == LOCAL_HOST else f"vmvc doctor --host {host}"
+    try:
+        chosen = choose_host(config, host)
+    except HostError as exc:
+        fix = "vmvc doctor --host NAME --config FILE"
+        return print_checks(console, [Check("host", "fail", str(exc), fix)], title)
+    local = is_local(chosen)
+    checks = [_root(), *_tools()] if local else []
+    checks += backend_checks(config, chosen, probe=probe, say=say)
+    if local:
+        checks.append(_image())
+    checks.append(_leftovers(config, chosen))
+    return print_checks(console, checks, title)
 
 
 def print_checks(console: Console, checks: list[Check], title: str) -> int:

@@ -14,24 +14,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from vmvc.backends.base import Backend, available_backend_classes
-from vmvc.backends.libvirt_engine.accel import AccelError
+from vmvc.backends.base import Backend, BackendError
 from vmvc.cleanup import find_leftovers
 from vmvc.config import Config
 from vmvc.environment import host_environment
+from vmvc.hosts import LOCAL_HOST, HostError, choose_hosts, local_host
 from vmvc.image.build import Artefacts, ImageBuildError, build_image
 from vmvc.liveness import hold_run_lock, is_alive
 from vmvc.paths import check_run_dir_possible
 from vmvc.progress import LiveView, PlainLog, RunTracker
-from vmvc.remote import (
-    LOCAL_HOST,
-    HostRun,
-    RemoteHostError,
-    choose_hosts,
-    prepare_remotes,
-    record_hosts,
-    select_remotes,
-)
 from vmvc.results import (
     BackendRecord,
     ResultDocument,
@@ -42,6 +33,7 @@ from vmvc.results import (
     save,
 )
 from vmvc.runner import BenchRunner, finish
+from vmvc.selection import HostRun, prepare_host, prepare_hosts, record_hosts, select_hosts
 
 Say = Callable[[str], None]
 
@@ -99,31 +91,12 @@ class Selection:
 
 
 def select_backends(config: Config, requested_all: bool) -> Selection:
-    """Probe the backends; with --backend all skip (and say) what is unavailable,
-    but a backend named explicitly must be available."""
-    classes = available_backend_classes()
-    unknown = [b for b in config.backends if b not in classes]
-    if unknown:
-        raise BenchError(
-            f"unknown backend '{unknown[0]}' (available: {', '.join(classes)}, or 'all')"
-        )
-    chosen: dict[str, Backend] = {}
-    skipped: list[SkippedBackend] = []
-    for name in config.backends:
-        backend = classes[name](config)
-        availability = backend.probe()
-        if availability.available:
-            chosen[name] = backend
-        elif requested_all:
-            skipped.append(SkippedBackend(backend=name, reason=availability.reason))
-            backend.close()
-        else:
-            fix = f"; fix: {availability.fix}" if availability.fix else ""
-            raise BenchError(f"backend '{name}' is not available: {availability.reason}{fix}")
-    if not chosen:
-        reasons = "; ".join(f"{s.backend}: {s.reason}" for s in skipped)
-        raise BenchError(f"no backend is available ({reasons}); run `vmvc doctor`")
-    return Selection(chosen, skipped)
+    """The local host's backends (selection.select_host, the path every host takes)."""
+    try:
+        run = select_hosts(config, [local_host()], requested_all, lambda _message: None)[0]
+    except HostError as exc:
+        raise BenchError(str(exc)) from None
+    return Selection(run.backends, run.skipped)
 
 
 def prepare_image(config: Config, say: Say) -> Artefacts:
@@ -140,13 +113,13 @@ def prepare_image(config: Config, say: Say) -> Artefacts:
 
 
 def prepare_backends(selection: Selection, artefacts: Artefacts, say: Say) -> dict[str, Any]:
-    facts: dict[str, Any] = {}
-    for name, backend in selection.backends.items():
-        try:
-            facts[name] = backend.prepare(artefacts, say)
-        except AccelError as exc:
-            raise BenchError(str(exc)) from None
-    return facts
+    """The local backends' forms of the image (selection.prepare_host)."""
+    run = HostRun(local_host(), selection.backends)
+    try:
+        prepare_host(run, artefacts, say)
+    except (HostError, BackendError) as exc:
+        raise BenchError(str(exc)) from None
+    return run.prepared
 
 
 @contextlib.contextmanager
@@ -229,23 +202,18 @@ def run_bench(
 ) -> tuple[ResultDocument, Path, list[Path]]:
     if hosts is None and resume is not None:
         hosts = resume.environment.get("benchmarked_hosts")
-    try:
-        local, remote_hosts = choose_hosts(config, hosts)
-    except RemoteHostError as exc:
-        raise BenchError(str(exc)) from None
-    selection = select_backends(config, requested_all) if local else Selection({})
-    for skipped in selection.skipped:
-        say(f"skipping backend {skipped.backend}: {skipped.reason}")
-    remotes: list[HostRun] = []
+    runs: list[HostRun] = []
     try:
         try:
-            # Every remote engine is probed before anything is built: a dead link fails fast.
-            remotes = select_remotes(config, remote_hosts, requested_all, say)
+            # Every host's engines are probed before anything is built: a dead link fails fast.
+            runs = select_hosts(config, choose_hosts(config, hosts), requested_all, say)
             artefacts = prepare_image(config, say)
-            prepared = prepare_backends(selection, artefacts, say)
-            prepare_remotes(remotes, artefacts, say)
-        except (RemoteHostError, AccelError) as exc:
+            prepare_hosts(runs, artefacts, say)
+        except (HostError, BackendError) as exc:
             raise BenchError(str(exc)) from None
+        local = next((run for run in runs if run.local), None)
+        selection = Selection(local.backends, local.skipped) if local else Selection({})
+        prepared = local.prepared if local else {}
         if resume is not None:
             doc = resume
             if not is_run_id(doc.run_id):  # load() refuses these; a caller may not use it
@@ -267,19 +235,13 @@ def run_bench(
             doc.pid = os.getpid()
         else:
             doc = new_document(config, selection, artefacts, prepared)
-            record_hosts(doc, local, remotes)
+            record_hosts(doc, runs)
         path = output / f"{doc.run_id}.json"
         check_run_dir_possible(doc.run_id)  # refuse before the result file exists
-        libvirt = selection.backends.get("libvirt")
-        if libvirt is not None:
-            accel = getattr(libvirt, "accel", None)
-            if accel is not None and accel.mode == "tcg":
-                say(f"VMs will be emulated (TCG): {accel.reason}")
         with hold_run_lock(doc.run_id), terminate_as_interrupt():
             save(doc, path)
             say(f"run {doc.run_id}: writing {path}")
-            plans = [(LOCAL_HOST, selection.backends)] if local else []
-            plans += [(r.name, r.backends) for r in remotes if r.backends]
+            plans = [(run.name, run.backends) for run in runs if run.backends]
             try:
                 for host, backends in plans:
                     if host != LOCAL_HOST or len(plans) > 1:
@@ -295,9 +257,7 @@ def run_bench(
         reports = write_reports(doc, output)
         return doc, path, reports
     finally:
-        for backend in selection.backends.values():
-            backend.close()
-        for run in remotes:
+        for run in runs:
             run.close()
 
 

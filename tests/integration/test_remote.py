@@ -34,8 +34,10 @@ import libvirt
 import pytest
 from rich.console import Console
 
-from vmvc.backends.docker_engine.backend import owner_labels
-from vmvc.backends.docker_engine.remote import RemoteDockerBackend, ship_image
+from vmvc.backends.docker import DockerBackend
+from vmvc.backends.docker_engine.images import ship_image
+from vmvc.backends.docker_engine.labels import owner_labels
+from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.libvirt_engine.pool import (
     POOL_NAME,
     delete_volume,
@@ -45,7 +47,6 @@ from vmvc.backends.libvirt_engine.pool import (
     remove_pool,
     volume_xml,
 )
-from vmvc.backends.libvirt_engine.remote import RemoteLibvirtBackend
 from vmvc.cleanup import remove_dead
 from vmvc.config import load_config
 
@@ -344,8 +345,9 @@ def test_doctor_checks_the_remote_host(loopback: Loopback, tmp_path: Path) -> No
         env={**loopback.env, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for check in ("docker", "libvirt", "storage pool", "KVM"):
+    for check in ("backend docker", "docker image", "backend libvirt", "storage pool", "KVM"):
         assert check in done.stdout
+    assert "host tools" not in done.stdout  # this machine's own checks are not that host's
     assert "dockerd" in done.stdout and "QEMU" in done.stdout
 
 
@@ -365,7 +367,7 @@ docker_host = "ssh://root@127.0.0.1:{closed}"
         "--output", str(tmp_path / "out"), timeout=120,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert "host dead" in done.stderr and "no engine answers" in done.stderr
+    assert "host dead" in done.stderr and "no backend is available" in done.stderr
     assert time.monotonic() - started < 60
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))
 
@@ -382,7 +384,7 @@ def test_clean_finds_and_removes_what_a_dead_run_left_there(
     conn = libvirt.open(loopback.libvirt_uri)
     pool = ensure_pool(conn)
     client = docker.DockerClient(base_url=loopback.docker_host, use_ssh_client=True)
-    backends = [RemoteDockerBackend(config, host), RemoteLibvirtBackend(config, host)]
+    backends = [DockerBackend(config, host), LibvirtBackend(config, host)]
     try:
         pool.createXML(volume_xml(volume, 1 << 20, "raw"), 0)
         # vmvc's by its labels: run id and this controller (a `vmvc` label alone is not).

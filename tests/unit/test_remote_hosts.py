@@ -1,21 +1,31 @@
-"""Remote hosts without engines: host choice, backend selection rules, volume XML, sparse
-upload sections (the real SSH path is tests/integration/test_remote.py)."""
+"""Hosts without engines: the local machine is a host, host choice, the one backend selection
+path every host takes, volume XML, sparse upload sections (the real SSH path is
+tests/integration/test_remote.py)."""
 
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from contextlib import AbstractContextManager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from vmvc import selection
+from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec
+from vmvc.backends.docker import DockerBackend
+from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.libvirt_engine.pool import _hole, pool_xml, volume_xml
 from vmvc.backends.libvirt_engine.remote import INSTANCE_VOLUME
-from vmvc.config import load_config
-from vmvc.remote import LOCAL_HOST, RemoteHostError, choose_hosts, select_remote
+from vmvc.backends.native import NativeBackend
+from vmvc.config import Config, HostSettings, load_config
+from vmvc.hosts import LOCAL_HOST, HostError, choose_hosts, is_local, local_host
+from vmvc.image.build import Artefacts
+from vmvc.selection import record_hosts, select_host, select_hosts
 
 
-def _config(hosts: list[dict[str, str]], **overrides: object) -> object:
+def _config(hosts: list[dict[str, str]], **overrides: object) -> Config:
     return load_config("quick", overrides={"hosts": hosts, **overrides})
 
 
@@ -23,23 +33,26 @@ LAB = {"name": "lab1", "docker_host": "ssh://root@lab1", "libvirt_uri": "qemu+ss
 LAB2 = {"name": "lab2", "docker_host": "ssh://root@lab2"}
 
 
-def test_default_is_this_machine_and_every_listed_host() -> None:
-    local, hosts = choose_hosts(_config([LAB, LAB2]), None)  # type: ignore[arg-type]
-    assert local is True
-    assert [h.name for h in hosts] == ["lab1", "lab2"]
+def test_the_local_machine_is_a_host_and_the_default_is_every_host() -> None:
+    hosts = choose_hosts(_config([LAB, LAB2]), None)
+    assert [h.name for h in hosts] == [LOCAL_HOST, "lab1", "lab2"]
+    assert is_local(hosts[0]) and not any(is_local(h) for h in hosts[1:])
+    # The local host names no URI: each engine uses its local default.
+    assert hosts[0].libvirt_uri is None and hosts[0].docker_host is None
 
 
-def test_named_hosts_only() -> None:
-    local, hosts = choose_hosts(_config([LAB, LAB2]), ["lab2", "lab2"])  # type: ignore[arg-type]
-    assert local is False and [h.name for h in hosts] == ["lab2"]
-    local, hosts = choose_hosts(_config([LAB]), [LOCAL_HOST])  # type: ignore[arg-type]
-    assert local is True and hosts == []
+def test_named_hosts_only_in_the_configs_order() -> None:
+    assert [h.name for h in choose_hosts(_config([LAB, LAB2]), ["lab2", "lab2"])] == ["lab2"]
+    assert [h.name for h in choose_hosts(_config([LAB]), [LOCAL_HOST])] == [LOCAL_HOST]
+    named = choose_hosts(_config([LAB, LAB2]), ["lab2", LOCAL_HOST])
+    assert [h.name for h in named] == [LOCAL_HOST, "lab2"]
 
 
 @pytest.mark.parametrize(
     ("hosts", "names", "message"),
     [
         ([LAB], ["lab9"], "unknown host 'lab9' (known: local, lab1"),
+        ([], ["lab9"], "unknown host 'lab9' (known: local; add [[hosts]]"),
         ([{**LAB, "name": "local"}], None, "reserved"),
         ([LAB, LAB], None, "listed twice"),
         ([{"name": "bare"}], None, "neither libvirt_uri nor docker_host"),
@@ -48,13 +61,13 @@ def test_named_hosts_only() -> None:
 def test_bad_host_lists_are_refused(
     hosts: list[dict[str, str]], names: list[str] | None, message: str
 ) -> None:
-    with pytest.raises(RemoteHostError, match=message.replace("(", r"\(")):
-        choose_hosts(_config(hosts), names)  # type: ignore[arg-type]
+    with pytest.raises(HostError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        choose_hosts(_config(hosts), names)
 
 
-def test_native_and_unconfigured_engines_are_skipped_with_reasons() -> None:
+def test_engines_a_host_does_not_offer_are_skipped_even_when_named() -> None:
     config = _config([LAB2], backends=["native", "libvirt"])
-    run = select_remote(config, config.hosts[0], requested_all=True)  # type: ignore[attr-defined]
+    run = select_host(config, config.hosts[0], requested_all=False)  # no connection made
     assert run.backends == {}
     reasons = {s.backend: s.reason for s in run.skipped}
     assert reasons == {
@@ -62,6 +75,104 @@ def test_native_and_unconfigured_engines_are_skipped_with_reasons() -> None:
         "libvirt": "no libvirt_uri configured for this host",
     }
     assert {s.host for s in run.skipped} == {"lab2"}
+
+
+def test_each_engine_picks_its_remote_path_from_the_connection() -> None:
+    """One class per engine: the host's URIs decide, constructing connects nowhere."""
+    config = _config([LAB])
+    lab = config.hosts[0]
+    here = LibvirtBackend(config, local_host())
+    assert here.uri == config.libvirt_uri and here.shipping is None
+    there = LibvirtBackend(config, lab)
+    assert there.uri == LAB["libvirt_uri"] and there.shipping is not None
+    assert not DockerBackend(config, local_host()).remote
+    assert DockerBackend(config, lab).remote
+    assert DockerBackend(config).remote is False  # no host at all is this machine too
+    assert NativeBackend(config, lab).probe().offered is False
+
+
+HEALTH: dict[tuple[str, str], Availability] = {}
+
+
+class FakeBackend(Backend):
+    """A backend whose answer per host the test sets (pure selection logic, no engine)."""
+
+    name = "fake"
+
+    def __init__(self, config: Config, host: HostSettings | None = None) -> None:
+        self.host = host or local_host()
+        self.closed = False
+
+    def probe(self) -> Availability:
+        return HEALTH[(self.name, self.host.name)]
+
+    def provision(
+        self, artefacts: Artefacts, spec: InstanceSpec
+    ) -> AbstractContextManager[Instance]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class OtherBackend(FakeBackend):
+    name = "other"
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Config:
+    classes: dict[str, type[Backend]] = {"fake": FakeBackend, "other": OtherBackend}
+    monkeypatch.setattr(selection, "available_backend_classes", lambda: classes)
+    HEALTH.clear()
+    return _config([LAB], backends=["fake", "other"])
+
+
+def test_one_selection_path_for_the_local_host_and_another(fakes: Config) -> None:
+    ok = Availability(True, "answers")
+    HEALTH.update({(n, h): ok for n in ("fake", "other") for h in (LOCAL_HOST, "lab1")})
+    said: list[str] = []
+    runs = select_hosts(fakes, choose_hosts(fakes, None), False, said.append)
+    assert [(r.name, r.local, list(r.backends)) for r in runs] == [
+        (LOCAL_HOST, True, ["fake", "other"]),
+        ("lab1", False, ["fake", "other"]),
+    ]
+    # Each backend was constructed for its own host.
+    assert [b.host.name for r in runs for b in r.backends.values()] == [  # type: ignore[attr-defined]
+        LOCAL_HOST, LOCAL_HOST, "lab1", "lab1",
+    ]  # fmt: skip
+    doc = SimpleNamespace(environment={}, skipped=[])
+    record_hosts(doc, runs)  # type: ignore[arg-type]
+    assert doc.environment["benchmarked_hosts"] == [LOCAL_HOST, "lab1"]
+    assert list(doc.environment["hosts"]) == [
+        "lab1"
+    ]  # this machine's environment is the document's
+
+
+def test_a_named_backend_that_does_not_answer_stops_the_run_naming_the_host(
+    fakes: Config,
+) -> None:
+    ok, down = Availability(True, "answers"), Availability(False, "down", "start it")
+    HEALTH.update({("fake", LOCAL_HOST): ok, ("other", LOCAL_HOST): down})
+    HEALTH.update({("fake", "lab1"): ok, ("other", "lab1"): down})
+    with pytest.raises(HostError, match=r"^backend 'other' is not available: down; fix: start"):
+        select_host(fakes, local_host(), requested_all=False)
+    with pytest.raises(HostError, match=r"^host lab1: backend 'other' is not available"):
+        select_host(fakes, fakes.hosts[0], requested_all=False)
+    said: list[str] = []
+    runs = select_hosts(fakes, choose_hosts(fakes, None), True, said.append)
+    assert [list(r.backends) for r in runs] == [["fake"], ["fake"]]
+    assert said == ["skipping backend other: down", "host lab1: skipping backend other: down"]
+
+
+def test_a_host_where_nothing_answers_is_an_error_and_closes_what_it_opened(
+    fakes: Config,
+) -> None:
+    down = Availability(False, "down")
+    HEALTH.update({("fake", "lab1"): down, ("other", "lab1"): down})
+    HEALTH.update({("fake", LOCAL_HOST): Availability(True, "answers")})
+    HEALTH.update({("other", LOCAL_HOST): Availability(True, "answers")})
+    with pytest.raises(HostError, match=r"host lab1: no backend is available \(fake: down"):
+        select_hosts(fakes, choose_hosts(fakes, None), True, lambda _m: None)
 
 
 def test_overlay_volume_xml_has_a_raw_backing_store_and_modern_qcow2() -> None:
@@ -114,8 +225,8 @@ def test_instance_volumes_name_their_run() -> None:
 def test_the_remote_hosts_example_config_loads() -> None:
     example = Path(__file__).resolve().parents[2] / "configs" / "remote-hosts.toml"
     config = load_config(None, example)
-    local, hosts = choose_hosts(config, None)
-    assert local is True
+    hosts = choose_hosts(config, None)
     assert [(h.name, bool(h.libvirt_uri), bool(h.docker_host)) for h in hosts] == [
-        ("lab1", True, True)
+        (LOCAL_HOST, False, False),
+        ("lab1", True, True),
     ]

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from vmvc.agent.protocol import MAX_LINE_BYTES, LineLog
 from vmvc.backends.base import Leftover
-from vmvc.backends.docker_engine.backend import (
+from vmvc.backends.docker_engine.labels import (
     LABEL,
     LABEL_CONTROLLER,
     LABEL_RUN,

@@ -4,13 +4,21 @@ A backend derives its form of the image (`prepare`), then `provision` yields an 
 a context manager whose exit always tears the instance down: normal exit, error, Ctrl-C.
 Built-in backends register through the `vmvc.backends` entry-point group, so a podman or
 firecracker backend can be added by another package without touching vmvc.
+
+A backend is constructed for one host, `cls(config, host)`: the local machine is the host
+named "local" (its engines at their local defaults), a `[[hosts]]` entry is another host
+reached through the URIs it gives. How an engine reaches a host (an ssh connection, image
+shipping, a storage pool) is the engine's own business, chosen by that connection; what
+doctor and clean need from an engine comes through `checks()` and `clean_cache()`.
 """
 
 from __future__ import annotations
 
 import abc
+import importlib
 import itertools
 import re
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -31,6 +39,9 @@ class Availability:
     available: bool
     reason: str
     fix: str = ""
+    # False: the host does not offer this engine at all (no URI for it in [[hosts]], native
+    # on another host): skipped and said, never an error, even when named explicitly.
+    offered: bool = True
 
 
 @dataclass
@@ -63,6 +74,21 @@ class Leftover:
     remove: Callable[[], None] = field(repr=False, compare=False, default=lambda: None)
     # Set when the resource is another controller's (it is then never removed from here).
     owner: str = ""
+
+
+class BackendError(Exception):
+    """A backend cannot do what the run asked for (e.g. --accel kvm where KVM does not
+    work); one line for the user, the run stops before any trial."""
+
+
+@dataclass
+class Check:
+    """One line of `vmvc doctor`: a prerequisite, whether it holds, the command that fixes it."""
+
+    name: str
+    status: str  # "ok" | "warn" | "fail"
+    detail: str
+    fix: str = ""
 
 
 class Instance(abc.ABC):
@@ -143,6 +169,20 @@ class Backend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold no connection
         """Release connections; instances are already gone."""
 
+    def checks(self, probe: bool, progress: Progress) -> list[Check]:
+        """What `vmvc doctor` says about this backend on its host. The first check is named
+        `backend <name>` (the interactive prompt reads it); engines add their own (a storage
+        pool, whether KVM works: booting a probe guest only when `probe`)."""
+        availability = self.probe()
+        status = "ok" if availability.available else "fail" if availability.offered else "warn"
+        return [Check(f"backend {self.name}", status, availability.reason, availability.fix)]
+
+    def clean_cache(self, dry_run: bool) -> list[str]:
+        """Remove what this backend keeps on its host between runs on purpose (images, a
+        storage pool); `vmvc clean --cache` calls it only when no run is alive. Returns one
+        line per thing removed (or that would be, with `dry_run`)."""
+        return []
+
 
 def available_backend_classes() -> dict[str, type[Backend]]:
     """Built-in and third-party backends, by name, from the entry-point group."""
@@ -150,12 +190,25 @@ def available_backend_classes() -> dict[str, type[Backend]]:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         found[entry.name] = entry.load()
     if not found:  # running from a source tree that was never installed
-        from vmvc.backends.docker import DockerBackend
-        from vmvc.backends.libvirt import LibvirtBackend
-        from vmvc.backends.native import NativeBackend
-
-        found = {"native": NativeBackend, "docker": DockerBackend, "libvirt": LibvirtBackend}
+        found = {name: _load(target) for name, target in source_tree_entry_points().items()}
     return found
+
+
+def source_tree_entry_points() -> dict[str, str]:
+    """The entry points pyproject.toml declares (name -> "module:Class"): read by name, so
+    this module imports no concrete backend."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text())["project"]
+        return dict(project["entry-points"][ENTRY_POINT_GROUP])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _load(target: str) -> type[Backend]:
+    module_name, _, class_name = target.partition(":")
+    backend: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return backend
 
 
 def iter_names(run_id: str, backend: str) -> Iterator[str]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,24 @@ import psutil
 from docker.models.containers import Container
 
 from vmvc.agent.protocol import AgentError, ReadyInfo, split_framed, wait_ready
-from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.base import (
+    Availability,
+    Backend,
+    Check,
+    Instance,
+    InstanceSpec,
+    Leftover,
+    Progress,
+)
+from vmvc.backends.docker_engine import remote
+from vmvc.backends.docker_engine.images import import_rootfs, ship_from_here
+from vmvc.backends.docker_engine.labels import LABEL, LABEL_RUN, owned_leftover, owner_labels
 from vmvc.backends.memory import MIB, cgroup_memory
 from vmvc.config import Config, HostSettings
+from vmvc.hosts import is_local
 from vmvc.image.build import Artefacts
-from vmvc.liveness import controller_id
-from vmvc.paths import SAFE_NAME, make_dirs
+from vmvc.paths import make_dirs
 
-LABEL = "vmvc"
-LABEL_RUN = "vmvc.run-id"
-LABEL_IMAGE = "vmvc.image-id"
-LABEL_CONTROLLER = "vmvc.controller"  # which machine's vmvc made it (see liveness.controller_id)
-LABEL_PID = "vmvc.pid"
 AGENT = "/opt/vmvc/agent"
 # Every call into dockerd is bounded: a daemon that accepts and never answers must not hang
 # vmvc. API calls get API_TIMEOUT_S; the probe (also run before every command) much less.
@@ -42,30 +47,6 @@ API_TIMEOUT_S = 120
 PROBE_TIMEOUT_S = 5
 REMOTE_PROBE_TIMEOUT_S = 30  # ssh handshake to another host first
 _unanswered: set[str] = set()
-IMPORT_TIMEOUT_S = 900
-
-
-def owner_labels(run_id: str) -> dict[str, str]:
-    """What makes a container or volume vmvc's: an image's `vmvc` label is inherited by any
-    container made from it, so identity is the run id plus the controller that made it."""
-    return {
-        LABEL: "1",
-        LABEL_RUN: run_id,
-        LABEL_CONTROLLER: controller_id(),
-        LABEL_PID: str(os.getpid()),
-    }
-
-
-def owned_leftover(
-    kind: str, name: str, labels: dict[str, str], live: set[str], remove: Callable[[], None]
-) -> Leftover | None:
-    """A Leftover for a labelled resource, or None when the labels do not make it vmvc's."""
-    run_id = labels.get(LABEL_RUN, "")
-    if not SAFE_NAME.match(run_id) or LABEL_CONTROLLER not in labels:
-        return None
-    controller = labels[LABEL_CONTROLLER]
-    owner = "" if controller == controller_id() else f"controller {controller[:16]}"
-    return Leftover(kind, name, run_id, run_id in live, remove=remove, owner=owner)
 
 
 def container_options(spec: InstanceSpec) -> dict[str, Any]:
@@ -94,9 +75,19 @@ def container_options(spec: InstanceSpec) -> dict[str, Any]:
 class DockerInstance(Instance):
     backend = "docker"
 
-    def __init__(self, client: docker.DockerClient, image: str, spec: InstanceSpec) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image: str,
+        spec: InstanceSpec,
+        *,
+        on_this_host: bool = True,
+    ) -> None:
         super().__init__()
         self.client = client
+        # False: the engine is on another host (named /data volume, footprint from its
+        # stats API, no pid here).
+        self.on_this_host = on_this_host
         self.name = spec.name
         self.spec = spec
         options = self.create_options(spec)  # before t0: not part of the measured start
@@ -112,8 +103,12 @@ class DockerInstance(Instance):
 
     def create_options(self, spec: InstanceSpec) -> dict[str, Any]:
         """/data is a host directory bind-mounted (a remote host uses a named volume)."""
-        make_dirs(spec.workdir / "data")
-        return container_options(spec)
+        options = container_options(spec)
+        if self.on_this_host:
+            make_dirs(spec.workdir / "data")
+        else:
+            options["volumes"] = remote.data_volume(self.client, spec)
+        return options
 
     def _pump(self) -> None:
         if self.spec.restart_on_crash:
@@ -165,13 +160,19 @@ class DockerInstance(Instance):
 
     def exec_output(self, argv: list[str]) -> bytes:
         """Everything the command printed (a remote engine reads it differently)."""
+        if not self.on_this_host:
+            return remote.read_exec(self.container, argv)
         return bytes(self.container.exec_run(argv).output)
 
     def host_pid(self) -> int:
+        if not self.on_this_host:
+            raise RuntimeError("the container's pid is on another host")
         self.container.reload()
         return int(self.container.attrs["State"]["Pid"])
 
     def footprint(self) -> dict[str, float]:
+        if not self.on_this_host:
+            return remote.stats_footprint(self.container)
         self.container.reload()
         cid = self.container.id
         cgroups = [
@@ -218,23 +219,33 @@ class DockerBackend(Backend):
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         self.config = config
         self.host = host
+        # Another host's engine is the docker_host its [[hosts]] entry gives (None: that
+        # host runs no containers); this machine's is the environment's (DOCKER_HOST).
+        self.docker_host = host.docker_host if host is not None else None
+        self.offered = is_local(host) or self.docker_host is not None
+        # Reached through a URI of its own: the image is shipped, /data is a volume.
+        self.remote = self.docker_host is not None
         self._client: docker.DockerClient | None = None
 
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            self._client = self._make_client(API_TIMEOUT_S)
+            timeout = remote.REMOTE_TIMEOUT_S if self.remote else API_TIMEOUT_S
+            self._client = self._make_client(timeout)
         return self._client
 
     def _make_client(self, timeout: float) -> docker.DockerClient:
-        base_url = self.host.docker_host if self.host and self.host.docker_host else None
-        if base_url:
-            return docker.DockerClient(base_url=base_url, use_ssh_client=True, timeout=timeout)
+        if self.docker_host:
+            return docker.DockerClient(
+                base_url=self.docker_host, use_ssh_client=True, timeout=timeout
+            )
         return docker.from_env(timeout=timeout)
 
     def probe(self) -> Availability:
-        where = (self.host.docker_host if self.host else None) or _local_socket()
-        timeout = PROBE_TIMEOUT_S if self.host is None else REMOTE_PROBE_TIMEOUT_S
+        if not self.offered:
+            return Availability(False, "no docker_host configured for this host", offered=False)
+        where = self.docker_host or _local_socket()
+        timeout = REMOTE_PROBE_TIMEOUT_S if self.remote else PROBE_TIMEOUT_S
         fix = "start it: dockerd --bridge=none --iptables=false & (or `make setup`)"
         if where in _unanswered:  # timed out once in this process: do not wait again
             silent = f"dockerd does not answer within {timeout} s on {where}"
@@ -258,7 +269,10 @@ class DockerBackend(Backend):
         return Availability(True, f"dockerd {version}")
 
     def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
-        """Import the rootfs as a local image (no registry); a second call is a cache hit."""
+        """Import the rootfs as a local image (no registry); a second call is a cache hit.
+        Another host's engine gets the image shipped from this machine's."""
+        if self.remote:
+            return ship_from_here(self.client, artefacts, progress)
         started = time.monotonic()
         try:
             image = self.client.images.get(artefacts.docker_tag)
@@ -275,10 +289,13 @@ class DockerBackend(Backend):
 
     @contextlib.contextmanager
     def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
-        make_dirs(spec.workdir)
+        if not self.remote:
+            make_dirs(spec.workdir)
         instance: DockerInstance | None = None
         try:
-            instance = DockerInstance(self.client, artefacts.docker_tag, spec)
+            instance = DockerInstance(
+                self.client, artefacts.docker_tag, spec, on_this_host=not self.remote
+            )
             yield instance
         finally:
             if instance is not None:
@@ -286,12 +303,15 @@ class DockerBackend(Backend):
             else:  # created but start failed: remove by name
                 with contextlib.suppress(docker.errors.DockerException):
                     self.client.containers.get(spec.name).remove(force=True)
-            shutil.rmtree(spec.workdir, ignore_errors=True)
+            if self.remote:
+                remote.remove_data_volume(self.client, spec.name)
+            shutil.rmtree(spec.workdir, ignore_errors=True)  # the runner made it here
 
     def environment(self) -> dict[str, Any]:
         info = self.client.info()
         version = self.client.version()
-        return {
+        facts = remote.host_facts(self.client, self.docker_host) if self.docker_host else {}
+        return facts | {
             "docker_version": version.get("Version"),
             "docker_api_version": version.get("ApiVersion"),
             "docker_storage_driver": info.get("Driver"),
@@ -312,70 +332,49 @@ class DockerBackend(Backend):
             )
             if item is not None:
                 found.append(item)
+        if self.remote:
+            found += remote.volume_leftovers(self.client, live_run_ids)
         return found
+
+    def checks(self, probe: bool, progress: Progress) -> list[Check]:
+        """The engine; on another host also what it says about itself and the image there."""
+        found = super().checks(probe, progress)
+        if not self.remote or found[0].status != "ok":
+            if self.remote:
+                found[0].fix = found[0].fix or remote.SSH_FIX
+            return found
+        env = self.environment()
+        found[0].detail = (
+            f"dockerd {env.get('docker_version')} (API {env.get('docker_api_version')}) "
+            f"on {env.get('docker_host_name')}: {env.get('docker_host_os')}, kernel "
+            f"{env.get('docker_host_kernel')}, {env.get('docker_host_cores')} cores"
+        )
+        images = self.client.images.list(filters={"label": LABEL})
+        found.append(
+            Check(
+                "docker image",
+                "ok" if images else "warn",
+                ", ".join(t for i in images for t in i.tags) or "none yet",
+                "" if images else "the first bench ships it (docker save | load over ssh)",
+            )
+        )
+        return found
+
+    def clean_cache(self, dry_run: bool) -> list[str]:
+        """The images vmvc imported or shipped into this engine (labelled `vmvc`)."""
+        verb = "would remove" if dry_run else "removed"
+        said = []
+        for image in self.client.images.list(filters={"label": LABEL}):
+            if not dry_run:
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.images.remove(image.id, force=True)
+            said.append(f"{verb} docker image {', '.join(image.tags) or image.id}")
+        return said
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-def import_rootfs(
-    client: docker.DockerClient, artefacts: Artefacts, timeout: float = IMPORT_TIMEOUT_S
-) -> str:
-    """`tar | docker import` of the rootfs through the SDK, streamed (no temporary tarball)."""
-    return stream_import(
-        client,
-        ["tar", "-C", str(artefacts.rootfs), "--numeric-owner", "-c", "."],
-        artefacts.docker_tag,
-        [f"LABEL {LABEL}=1", f"LABEL {LABEL_IMAGE}={artefacts.image_id}"],
-        timeout,
-    )
-
-
-def stream_import(
-    client: docker.DockerClient,
-    tar_argv: list[str],
-    reference: str,
-    changes: list[str],
-    timeout: float = IMPORT_TIMEOUT_S,
-) -> str:
-    """`tar_argv | docker import` under `reference`, bounded by `timeout`; returns the image
-    id. A tar that fails makes the import fail: a truncated stream is still a valid tar."""
-    repository, tag = reference.split(":")
-    tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    outcome: dict[str, BaseException] = {}
-
-    def send() -> None:
-        try:
-            assert tar.stdout is not None
-            client.api.import_image_from_stream(
-                tar.stdout, repository=repository, tag=tag, changes=changes
-            )
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=send, name="docker-import", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    stderr = b""
-    try:
-        if worker.is_alive():
-            raise RuntimeError(f"docker import did not finish within {timeout:.0f} s")
-        if "error" in outcome:
-            raise outcome["error"]
-    finally:
-        if tar.poll() is None:
-            tar.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            _, stderr = tar.communicate(timeout=10)
-    if tar.returncode != 0:
-        # The image was made from a partial stream: remove it, it must never be trusted.
-        with contextlib.suppress(docker.errors.DockerException):
-            client.images.remove(reference, force=True)
-        detail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        raise RuntimeError(f"tar of the rootfs failed (exit {tar.returncode}): {detail[0]}")
-    return str(client.images.get(reference).id)
 
 
 def _local_socket() -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import libvirt
 
 from vmvc.agent.protocol import AgentError, LineLog
+from vmvc.backends.base import BackendError
 from vmvc.backends.libvirt_engine.console import ConsoleReader
 from vmvc.backends.libvirt_engine.deadline import CALL_TIMEOUT_S, with_deadline
 from vmvc.backends.libvirt_engine.domain_xml import DomainSpec, domain_xml
@@ -37,7 +38,7 @@ class AccelDecision:
         return "kvm" if self.mode == "kvm" else "qemu"
 
 
-class AccelError(Exception):
+class AccelError(BackendError):
     """KVM was asked for explicitly and does not work here."""
 
 

@@ -29,7 +29,16 @@ from vmvc.agent.protocol import (
     marker,
     parse_ready,
 )
-from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.base import (
+    Availability,
+    Backend,
+    Check,
+    Instance,
+    InstanceSpec,
+    Leftover,
+    Progress,
+)
+from vmvc.backends.libvirt_engine import checks
 from vmvc.backends.libvirt_engine.accel import AccelDecision, decide_accel
 from vmvc.backends.libvirt_engine.console import ConsoleReader
 from vmvc.backends.libvirt_engine.deadline import (
@@ -39,8 +48,16 @@ from vmvc.backends.libvirt_engine.deadline import (
     with_deadline,
 )
 from vmvc.backends.libvirt_engine.domain_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
+from vmvc.backends.libvirt_engine.pool import POOL_NAME, find_pool, remove_pool
+from vmvc.backends.libvirt_engine.remote import (
+    FOOTPRINT_METHOD,
+    PoolShipping,
+    is_remote_uri,
+    rss_footprint,
+)
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
+from vmvc.hosts import is_local
 from vmvc.image.build import Artefacts
 from vmvc.image.vmboot import BOOT
 from vmvc.liveness import controller_id
@@ -60,6 +77,7 @@ class GuestAssets(Protocol):
     kernel: Path
     initrd: Path
     console_log: Path | None
+    on_this_host: bool  # False: QEMU runs on another host (no pid file to read here)
 
     def disks(self) -> list[DomainDisk]: ...
 
@@ -76,6 +94,8 @@ def copy_firmware(artefacts: Artefacts, directory: Path) -> Path | None:
 class VmAssets:
     """The per-instance files a guest needs; libvirt chowns what it is given, so each
     instance gets its own kernel, initrd and firmware copies and its own overlay."""
+
+    on_this_host = True
 
     def __init__(self, artefacts: Artefacts, spec: InstanceSpec) -> None:
         self.dir = spec.workdir
@@ -206,6 +226,14 @@ class LibvirtInstance(ConsoleGuest):
         self._resumed = time.monotonic()
         self.domain.resume()
 
+    def qemu_pid(self) -> int | None:
+        return super().qemu_pid() if self.assets.on_this_host else None
+
+    def footprint(self) -> dict[str, float]:
+        if self.assets.on_this_host:
+            return super().footprint()
+        return rss_footprint(self.domain)
+
     def wait_ready(self, timeout: float) -> ReadyInfo:
         deadline = time.monotonic() + timeout
 
@@ -255,7 +283,14 @@ class LibvirtBackend(Backend):
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         self.config = config
         self.host = host
-        self.uri = host.libvirt_uri if host and host.libvirt_uri else config.libvirt_uri
+        self.host_name = host.name if host is not None else "local"
+        # The local host's daemon is the config's libvirt_uri; another host's is the URI its
+        # [[hosts]] entry gives (None: that host runs no VMs).
+        self.uri: str | None = config.libvirt_uri if is_local(host) else host.libvirt_uri  # type: ignore[union-attr]
+        # A connection to another machine boots guests from volumes shipped into its pool.
+        self.shipping = (
+            PoolShipping(self.host_name) if self.uri and is_remote_uri(self.uri) else None
+        )
         self._conn: libvirt.virConnect | None = None
         self.accel: AccelDecision | None = None
         # How the image boots (set from the artefacts in prepare; defined guests use it).
@@ -274,10 +309,14 @@ class LibvirtBackend(Backend):
     @property
     def conn(self) -> libvirt.virConnect:
         if self._conn is None:
+            if self.uri is None:
+                raise RuntimeError(f"host {self.host_name} has no libvirt_uri")
             self._conn = open_connection(self.uri)
         return self._conn
 
     def probe(self) -> Availability:
+        if self.uri is None:
+            return Availability(False, "no libvirt_uri configured for this host", offered=False)
         try:
             version = self.conn.getVersion()
         except LibvirtTimeout as exc:
@@ -297,9 +336,15 @@ class LibvirtBackend(Backend):
         return Availability(True, f"libvirt at {self.uri}, QEMU {major}.{minor}")
 
     def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
-        """Decide KVM or TCG (a probe boot, cached per host boot) before any trial."""
+        """Decide KVM or TCG (a probe boot, cached per host boot) before any trial; on
+        another host, ship the image into its pool first."""
+        if self.shipping is not None:
+            # The pool holds no firmware ROM: guests there boot with libvirt's default.
+            self.accel, facts = self.shipping.prepare(self.conn, artefacts, self.config, progress)
+            return facts
         self.boot_cmdline, self.boot_machine = artefacts.cmdline, artefacts.machine
         self.boot_firmware = str(artefacts.recipe.get("firmware", BOOT.firmware))
+        assert self.uri is not None  # probe() said so before any prepare()
         self.accel = decide_accel(
             self.conn,
             self.uri,
@@ -317,7 +362,10 @@ class LibvirtBackend(Backend):
             raise RuntimeError("LibvirtBackend.prepare() must run before provision()")
         instance: LibvirtInstance | None = None
         try:
-            instance = LibvirtInstance(self.conn, artefacts, spec, self.accel.domain_type)
+            assets = None if self.shipping is None else self.shipping.assets(self.conn, spec)
+            instance = LibvirtInstance(
+                self.conn, artefacts, spec, self.accel.domain_type, assets=assets
+            )
             yield instance
         finally:
             if instance is not None:
@@ -325,7 +373,9 @@ class LibvirtBackend(Backend):
             else:  # creation failed half-way: make sure no domain of that name survives
                 with contextlib.suppress(libvirt.libvirtError):
                     self.conn.lookupByName(spec.name).destroy()
-            shutil.rmtree(spec.workdir, ignore_errors=True)
+            if self.shipping is not None:
+                self.shipping.remove_disks(spec.name)
+            shutil.rmtree(spec.workdir, ignore_errors=True)  # the runner made it here
 
     def environment(self) -> dict[str, Any]:
         def dotted(version: int) -> str:
@@ -342,6 +392,9 @@ class LibvirtBackend(Backend):
         if self.accel is not None:
             env["accel"] = self.accel.mode
             env["accel_reason"] = self.accel.reason
+        if self.shipping is not None:
+            env.update(self.shipping.environment(self.conn))
+            env["footprint_method"] = FOOTPRINT_METHOD
         return env
 
     def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
@@ -363,7 +416,48 @@ class LibvirtBackend(Backend):
                     owner="" if controller == controller_id() else f"controller {controller}",
                 )
             )
+        if self.shipping is not None:
+            found += self.shipping.leftovers(self.conn, live_run_ids)
         return found
+
+    def checks(self, probe: bool, progress: Progress) -> list[Check]:
+        """The daemon; here also virtlogd and KVM, on another host its pool and KVM."""
+        found = super().checks(probe, progress)
+        available = found[0].status == "ok"
+        if self.shipping is None:
+            virtlogd = checks.virtlogd_check()
+            if available and virtlogd is not None:  # libvirtd answers, yet no VM can start
+                found[0] = Check(found[0].name, "fail", f"virtlogd {virtlogd.detail}", virtlogd.fix)
+            if self.uri is not None:
+                connect = lambda: self.conn if available else None  # noqa: E731
+                found.append(
+                    checks.local_kvm_check(connect, self.uri, self.config, probe, progress)
+                )
+            return found
+        if not available:
+            found[0].fix = found[0].fix or checks.SSH_FIX
+            return found
+        env = self.environment()
+        found[0].detail = (
+            f"libvirt {env.get('libvirt_version')}, QEMU {env.get('qemu_version')} on "
+            f"{env.get('libvirt_host_hostname')}: {env.get('libvirt_host_cores')} cores, "
+            f"{env.get('libvirt_host_memory_mib')} MiB"
+        )
+        found.append(checks.pool_check(self.conn))
+        found.append(
+            checks.remote_kvm_check(self.conn, self.host_name, self.config, probe, progress)
+        )
+        return found
+
+    def clean_cache(self, dry_run: bool) -> list[str]:
+        """Another host's `vmvc` pool and its image volumes (here the images live in the
+        image cache, which `vmvc clean --cache` removes itself)."""
+        if self.shipping is None or find_pool(self.conn) is None:
+            return []
+        if not dry_run:
+            remove_pool(self.conn)
+        verb = "would remove" if dry_run else "removed"
+        return [f"{verb} storage pool '{POOL_NAME}' and its volumes"]
 
     def close(self) -> None:
         if self._conn is not None:

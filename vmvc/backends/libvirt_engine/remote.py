@@ -1,4 +1,7 @@
-"""libvirt on another host: the same guests as LibvirtBackend, booted from storage volumes.
+"""libvirt on another host: the same guests as locally, booted from storage volumes.
+
+LibvirtBackend takes this path when its connection URI reaches another machine
+(`qemu+ssh://`, see `is_remote_uri`): the backend is the same class, what differs is here.
 
 Nothing is copied with scp or run over a shell: the image is shipped into the host's `vmvc`
 storage pool with virStorageVol.upload, each instance's overlay and data disk are volumes
@@ -15,15 +18,13 @@ import contextlib
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import libvirt
 
-from vmvc.backends.base import Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.base import InstanceSpec, Leftover, Progress
 from vmvc.backends.libvirt_engine.accel import AccelDecision, AccelError, boot_probe
-from vmvc.backends.libvirt_engine.backend import LibvirtBackend, LibvirtInstance
 from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
 from vmvc.backends.libvirt_engine.pool import (
     POOL_NAME,
@@ -36,16 +37,25 @@ from vmvc.backends.libvirt_engine.pool import (
     remove_orphaned_uploads,
     ship_image_volumes,
 )
-from vmvc.config import Config, HostSettings
+from vmvc.config import Config
 from vmvc.image.build import Artefacts
+from vmvc.uris import LIBVIRT_REMOTE_SCHEMES
 
 KIB = 1024
 INSTANCE_VOLUME = re.compile(r"^(vmvc-(\d{8}T\d{6}Z-[0-9a-f]{6})-.+)-(root\.qcow2|data\.raw)$")
+FOOTPRINT_METHOD = "QEMU resident set size (RSS) from virDomainMemoryStats"
+
+
+def is_remote_uri(uri: str) -> bool:
+    """Whether the URI reaches another machine (the only remote transport vmvc accepts)."""
+    return uri.split(":", 1)[0] in LIBVIRT_REMOTE_SCHEMES
 
 
 class PoolAssets:
     """GuestAssets for a guest booting from pool volumes (no console log file: it would be
     written on the other host, where nobody reads it; the console stream is the record)."""
+
+    on_this_host = False  # QEMU runs on the other host: no pid file, memory from libvirt
 
     def __init__(self, boot: BootVolumes, disks: PoolDisks) -> None:
         self.kernel = boot.kernel
@@ -61,26 +71,22 @@ class PoolAssets:
         ]
 
 
-class RemoteLibvirtInstance(LibvirtInstance):
-    def qemu_pid(self) -> int | None:
-        return None  # the pid file is on the other host
+def rss_footprint(domain: libvirt.virDomain | None) -> dict[str, float]:
+    """QEMU's resident memory as libvirtd measures it on its own host (KiB → MiB).
 
-    def footprint(self) -> dict[str, float]:
-        """QEMU's resident memory as libvirtd measures it on its own host (KiB → MiB).
-
-        RSS counts shared pages fully, so it is a little higher than the PSS figure a local
-        run records; environment.hosts.<name>.footprint_method says which one a host used.
-        """
-        if self.domain is None:
-            return {}
-        try:
-            stats = self.domain.memoryStats()
-        except libvirt.libvirtError:
-            return {}
-        rss = stats.get("rss")
-        if rss is None:
-            return {}
-        return {"rss_mib": rss / KIB, "total_mib": rss / KIB}
+    RSS counts shared pages fully, so it is a little higher than the PSS figure a local
+    run records; environment.hosts.<name>.footprint_method says which one a host used.
+    """
+    if domain is None:
+        return {}
+    try:
+        stats = domain.memoryStats()
+    except libvirt.libvirtError:
+        return {}
+    rss = stats.get("rss")
+    if rss is None:
+        return {}
+    return {"rss_mib": rss / KIB, "total_mib": rss / KIB}
 
 
 def kvm_offered(conn: libvirt.virConnect) -> bool:
@@ -148,22 +154,24 @@ def host_facts(conn: libvirt.virConnect) -> dict[str, Any]:
     return facts
 
 
-class RemoteLibvirtBackend(LibvirtBackend):
-    """LibvirtBackend for `[[hosts]]`: ships the image into the host's pool in prepare()."""
+class PoolShipping:
+    """What a connection to another host adds: the image shipped into the host's pool in
+    prepare(), each instance's disks made there as volumes, KVM probed there (uncached)."""
 
-    def __init__(self, config: Config, host: HostSettings | None = None) -> None:
-        super().__init__(config, host)
-        self.host_name = host.name if host else "remote"
+    def __init__(self, host_name: str) -> None:
+        self.host_name = host_name
         self.pool: libvirt.virStoragePool | None = None
         self.boot: BootVolumes | None = None
         self._templates: dict[int, libvirt.virStorageVol] = {}
 
-    def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
+    def prepare(
+        self, conn: libvirt.virConnect, artefacts: Artefacts, config: Config, progress: Progress
+    ) -> tuple[AccelDecision, dict[str, Any]]:
         started = time.monotonic()
-        self.pool = ensure_pool(self.conn)
+        self.pool = ensure_pool(conn)
         orphans = remove_orphaned_uploads(self.pool)
         self.boot, uploaded = ship_image_volumes(
-            self.conn,
+            conn,
             self.pool,
             artefacts.image_id,
             artefacts.kernel,
@@ -171,19 +179,19 @@ class RemoteLibvirtBackend(LibvirtBackend):
             artefacts.base_disk,
             progress,
         )
-        self._template(self.config.instance.data_disk_mib)
+        self._template(conn, config.instance.data_disk_mib)
         shipped_s = time.monotonic() - started
-        self.accel = decide_remote_accel(
-            self.conn,
+        accel = decide_remote_accel(
+            conn,
             self.host_name,
             self.boot,
-            requested=self.config.accel,
-            timeout=self.config.timeouts.probe_s,
+            requested=config.accel,
+            timeout=config.timeouts.probe_s,
             progress=progress,
         )
-        return {
-            "accel": self.accel.mode,
-            "accel_reason": self.accel.reason,
+        return accel, {
+            "accel": accel.mode,
+            "accel_reason": accel.reason,
             "pool": POOL_NAME,
             "pool_path": self.pool_path(),
             "uploaded_volumes": uploaded,
@@ -198,55 +206,40 @@ class RemoteLibvirtBackend(LibvirtBackend):
             return ET.fromstring(self.pool.XMLDesc(0)).findtext("target/path")
         return None
 
-    def _template(self, size_mib: int) -> libvirt.virStorageVol:
+    def _template(self, conn: libvirt.virConnect, size_mib: int) -> libvirt.virStorageVol:
         assert self.pool is not None
         if size_mib not in self._templates:
-            self._templates[size_mib] = data_template(self.conn, self.pool, size_mib)
+            self._templates[size_mib] = data_template(conn, self.pool, size_mib)
         return self._templates[size_mib]
 
-    @contextlib.contextmanager
-    def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
-        if self.accel is None or self.pool is None or self.boot is None:
-            raise RuntimeError("RemoteLibvirtBackend.prepare() must run before provision()")
-        instance: RemoteLibvirtInstance | None = None
-        try:
-            disks = PoolDisks.create(
-                self.pool, spec.name, self.boot, self._template(spec.data_disk_mib)
-            )
-            instance = RemoteLibvirtInstance(
-                self.conn,
-                artefacts,
-                spec,
-                self.accel.domain_type,
-                assets=PoolAssets(self.boot, disks),
-            )
-            yield instance
-        finally:
-            if instance is not None:
-                instance.destroy()
-            else:  # creation failed half-way: no domain of that name may survive
-                with contextlib.suppress(libvirt.libvirtError):
-                    self.conn.lookupByName(spec.name).destroy()
-            # by name, so disks made before a failure go too (destroy has waited for QEMU)
-            delete_instance_disks(self.pool, spec.name)
+    def assets(self, conn: libvirt.virConnect, spec: InstanceSpec) -> PoolAssets:
+        """The instance's overlay and data disk, made as volumes in the pool."""
+        if self.pool is None or self.boot is None:
+            raise RuntimeError("LibvirtBackend.prepare() must run before provision()")
+        template = self._template(conn, spec.data_disk_mib)
+        return PoolAssets(self.boot, PoolDisks.create(self.pool, spec.name, self.boot, template))
 
-    def environment(self) -> dict[str, Any]:
-        env = super().environment()
-        env.update({f"libvirt_host_{k}": v for k, v in host_facts(self.conn).items()})
+    def remove_disks(self, name: str) -> None:
+        """By name, so disks made before a failure go too (destroy has waited for QEMU)."""
+        if self.pool is not None:
+            delete_instance_disks(self.pool, name)
+
+    def environment(self, conn: libvirt.virConnect) -> dict[str, Any]:
+        env: dict[str, Any] = {f"libvirt_host_{k}": v for k, v in host_facts(conn).items()}
         env["libvirt_pool_path"] = self.pool_path()
         return env
 
-    def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
-        """Domains (as locally) and instance disks in the pool; shared image volumes are a
+    def leftovers(self, conn: libvirt.virConnect, live_run_ids: set[str]) -> list[Leftover]:
+        """Instance disks in the pool whose domain is gone; shared image volumes are a
         cache, not leftovers."""
-        found = super().leftovers(live_run_ids)
+        found: list[Leftover] = []
         # A volume whose domain still exists goes with that domain (or stays with it, when
         # the domain is another controller's): volumes carry no metadata of their own.
-        domains = {domain.name() for domain in self.conn.listAllDomains()}
+        domains = {domain.name() for domain in conn.listAllDomains()}
         pool = self.pool
         if pool is None:
             with contextlib.suppress(libvirt.libvirtError):
-                pool = self.conn.storagePoolLookupByName(POOL_NAME)
+                pool = conn.storagePoolLookupByName(POOL_NAME)
         if pool is None:
             return found
         with contextlib.suppress(libvirt.libvirtError):

@@ -32,6 +32,7 @@ from vmvc.agent.protocol import AgentError, ReadyInfo, collect_task, command_lin
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
+from vmvc.hosts import is_local
 from vmvc.image.build import Artefacts
 from vmvc.paths import PRIVATE_MODE, SAFE_NAME, make_dirs
 
@@ -167,8 +168,8 @@ class NativeBackend(Backend):
         self.host = host
 
     def probe(self) -> Availability:
-        if self.host is not None:
-            return Availability(False, "native runs only on the local host")
+        if not is_local(self.host):  # it would need vmvc and the rootfs on that machine
+            return Availability(False, "native runs on the local host only", offered=False)
         if os.geteuid() != 0:
             return Availability(
                 False,
