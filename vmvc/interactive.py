@@ -117,21 +117,31 @@ def vms_summary(requested: str | None, dev_kvm: bool, cached: dict[str, Any] | N
     return f"VMs: emulated with TCG ({reason}); {slow}"
 
 
+def kvm_state(checks: Sequence[Any]) -> tuple[bool, dict[str, Any] | None]:
+    """(is there a /dev/kvm, the cached probe) as doctor's KVM check says it without a probe
+    boot; no KVM check (no backend runs VMs): what the device node says."""
+    kvm = next((c for c in checks if c.name == "KVM"), None)
+    if kvm is None:
+        return Path("/dev/kvm").exists(), None
+    if kvm.status == "ok":
+        return True, {"ok": True, "reason": kvm.detail}
+    if kvm.detail.startswith("no /dev/kvm"):
+        return False, None
+    if "not probed" in kvm.detail:
+        return True, None
+    return True, {"ok": False, "reason": kvm.detail.split(": VMs will be emulated")[0]}
+
+
 def backend_options(checks: Sequence[Any]) -> list[BackendOption]:
-    """Backends from doctor's checks ("backend <name>" rows; "virtlogd" gates libvirt),
-    in the usual order native, docker, libvirt, then any plugin backend."""
+    """Backends from doctor's checks (the "backend <name>" rows: each backend folds in what
+    else it needs, e.g. virtlogd), in the usual order native, docker, libvirt, then any
+    plugin backend."""
     found: dict[str, BackendOption] = {}
-    virtlogd = next((c for c in checks if c.name == "virtlogd"), None)
     for check in checks:
         if not check.name.startswith("backend "):
             continue
         name = check.name.removeprefix("backend ")
         found[name] = BackendOption(name, check.status == "ok", check.detail, check.fix)
-    libvirt = found.get("libvirt")
-    if libvirt and libvirt.available and virtlogd is not None and virtlogd.status != "ok":
-        found["libvirt"] = BackendOption(
-            "libvirt", False, f"virtlogd {virtlogd.detail}", virtlogd.fix
-        )
     order = [n for n in BACKEND_NAMES if n in found] + sorted(set(found) - set(BACKEND_NAMES))
     return [found[n] for n in order]
 
@@ -340,16 +350,17 @@ def _doctor_choices(
     profile_given: str | None,
     accel: str | None,
 ) -> Choices:
-    from vmvc.backends.libvirt_engine.accel import cached_probe
     from vmvc.config import load_config
-    from vmvc.doctor import _backends
+    from vmvc.doctor import backend_checks
+    from vmvc.hosts import local_host
 
     profiles = {name: describe_profile(load_config(name).run) for name in PROFILES}
     default = load_config(DEFAULT_PROFILE)
-    cached = cached_probe(default.libvirt_uri)
+    checks = backend_checks(default, local_host(), probe=False, say=lambda _message: None)
+    dev_kvm, cached = kvm_state(checks)
     return build_choices(
-        backend_options(_backends(default)),
-        vms_summary(accel, Path("/dev/kvm").exists(), cached),
+        backend_options(checks),
+        vms_summary(accel, dev_kvm, cached),
         profiles,
         backends_given=backends_given,
         workloads_given=workloads_given,

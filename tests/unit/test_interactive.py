@@ -25,6 +25,7 @@ from vmvc.interactive import (
     describe_profile,
     equivalent_command,
     given_options,
+    kvm_state,
     option_args,
     parse_answer,
     vms_summary,
@@ -107,14 +108,35 @@ def test_backend_options_from_doctor_checks_in_the_usual_order() -> None:
     assert found[2].available
 
 
-def test_libvirt_is_unavailable_without_virtlogd() -> None:
-    checks = [
-        Check("backend libvirt", "ok", "libvirt at qemu:///system"),
-        Check("virtlogd", "fail", "not running: VMs cannot start", "virtlogd -d"),
-    ]
-    [libvirt] = backend_options(checks)
-    assert not libvirt.available
-    assert libvirt.fix == "virtlogd -d"
+@pytest.mark.parametrize(
+    ("check", "dev_kvm", "cached"),
+    [
+        (
+            Check("KVM", "ok", "a probe guest booted"),
+            True,
+            {"ok": True, "reason": "a probe guest booted"},
+        ),
+        (
+            Check("KVM", "warn", "no /dev/kvm: VMs will be emulated (TCG), tens of times slower"),
+            False,
+            None,
+        ),
+        (
+            Check("KVM", "warn", "/dev/kvm exists; not probed (--no-probe)", "vmvc doctor"),
+            True,
+            None,
+        ),
+        (
+            Check(
+                "KVM", "warn", "guest hung: VMs will be emulated (TCG) and results are labelled so"
+            ),
+            True,
+            {"ok": False, "reason": "guest hung"},
+        ),
+    ],
+)
+def test_kvm_state_from_doctors_kvm_check(check: Check, dev_kvm: bool, cached: dict | None) -> None:
+    assert kvm_state([Check("backend libvirt", "ok", "libvirt"), check]) == (dev_kvm, cached)
 
 
 def test_defaults_are_all_available_backends_basic_workloads_quick() -> None:
