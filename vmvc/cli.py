@@ -293,6 +293,7 @@ def image_build(
     rebuild: Annotated[bool, typer.Option(help="Ignore the cache and build again.")] = False,
 ) -> None:
     """Build the workload image (rootfs, Docker image, VM kernel/initramfs/disk) into the cache."""
+    from vmvc.backends.base import available_backend_classes
     from vmvc.image.build import ImageBuildError, build_image
     from vmvc.orchestrate import BenchError, prepare_backends, select_backends
 
@@ -308,11 +309,14 @@ def image_build(
         )
     except ImageBuildError as exc:
         fail(str(exc))
+    # The container engines' forms of the image (a VM's is the disk image just built).
+    containers = [n for n, cls in available_backend_classes().items() if cls.kind == "container"]
     try:
-        selection = select_backends(config.model_copy(update={"backends": ["docker"]}), True)
-        prepare_backends(selection, artefacts, say)
+        if containers:
+            selection = select_backends(config.model_copy(update={"backends": containers}), True)
+            prepare_backends(selection, artefacts, say)
     except BenchError as exc:
-        say(f"docker form not built: {exc}")
+        say(f"container form not built: {exc}")
     state = "cache hit" if artefacts.cache_hit else f"built in {artefacts.build_seconds:.1f} s"
     out.print(f"image {artefacts.image_id} ({state}): {artefacts.root}")
 
