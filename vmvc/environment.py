@@ -104,7 +104,7 @@ def host_accel(environment: dict[str, Any], host: str) -> str | None:
     """The VM acceleration (kvm/tcg) used on one benchmarked host, None if no VM ran there.
 
     This machine's is ``environment.accel``; another host's is ``environment.hosts.<name>
-    .accel`` (recorded by vmvc.remote). Reading the top-level value for a remote host would
+    .accel`` (recorded by vmvc.selection). Reading the top-level value for a remote host would
     label an emulated remote VM with this machine's acceleration (or none at all).
     """
     if host == "local":
