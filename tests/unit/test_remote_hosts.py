@@ -230,3 +230,26 @@ def test_the_remote_hosts_example_config_loads() -> None:
         (LOCAL_HOST, False, False),
         ("lab1", True, True),
     ]
+
+
+def test_libvirt_check_fails_when_virtlogd_is_missing_here_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """libvirtd answers without virtlogd, yet no domain can start: the backend's own doctor
+    line says so (the interactive prompt reads that line); another host's is not this
+    machine's virtlogd."""
+    from vmvc.backends.libvirt_engine import checks
+
+    answered = Availability(True, "libvirt at qemu:///system, QEMU 7.2")  # recorded real output
+    monkeypatch.setattr(LibvirtBackend, "probe", lambda self: answered)
+    monkeypatch.setattr(checks, "VIRTLOGD_SOCKET", tmp_path / "no-virtlogd-sock")
+    found = LibvirtBackend(_config([]), local_host()).checks(False, lambda _m: None)
+    assert (found[0].name, found[0].status, found[0].fix) == (
+        "backend libvirt",
+        "fail",
+        "virtlogd -d",
+    )
+    assert "cannot start" in found[0].detail
+    (tmp_path / "no-virtlogd-sock").touch()
+    found = LibvirtBackend(_config([]), local_host()).checks(False, lambda _m: None)
+    assert found[0].status == "ok"
