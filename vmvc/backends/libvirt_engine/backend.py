@@ -57,7 +57,7 @@ from vmvc.backends.libvirt_engine.remote import (
 )
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
-from vmvc.hosts import is_local
+from vmvc.hosts import LOCAL_HOST, is_local
 from vmvc.image.build import Artefacts
 from vmvc.image.vmboot import BOOT
 from vmvc.liveness import controller_id
@@ -283,7 +283,7 @@ class LibvirtBackend(Backend):
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         self.config = config
         self.host = host
-        self.host_name = host.name if host is not None else "local"
+        self.host_name = host.name if host is not None else LOCAL_HOST
         # The local host's daemon is the config's libvirt_uri; another host's is the URI its
         # [[hosts]] entry gives (None: that host runs no VMs).
         self.uri: str | None = config.libvirt_uri if is_local(host) else host.libvirt_uri  # type: ignore[union-attr]
