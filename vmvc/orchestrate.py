@@ -16,6 +16,7 @@ from typing import Any
 
 from vmvc.backends.accel import AccelError
 from vmvc.backends.base import Backend, available_backend_classes
+from vmvc.bench.lifecycle import applies
 from vmvc.cleanup import find_leftovers
 from vmvc.config import Config
 from vmvc.environment import host_environment
@@ -317,6 +318,7 @@ def _run_host(
         repetitions=config.run.repetitions,
         warmups=config.run.warmups,
         settings=config.run,
+        planned=lambda kind, name: applies(kind, backends[name]),
     )
     tracker.resumed(doc, host=host)  # a resumed run's finished trials count as done
     view = PlainLog(tracker) if plain else LiveView(tracker)
