@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from vmvc.backends.base import InstanceSpec
-from vmvc.backends.libvirt import LibvirtBackend, create_overlay
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend, create_overlay
 from vmvc.config import load_config
 from vmvc.image.build import Artefacts, build_image
 from vmvc.paths import work_root

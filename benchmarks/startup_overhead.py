@@ -24,7 +24,7 @@ from boot_phases import bare_qemu_argv  # this folder is on sys.path when run as
 
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.docker import DockerBackend
-from vmvc.backends.libvirt import LibvirtBackend, create_overlay
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend, create_overlay
 from vmvc.config import load_config
 from vmvc.image.build import Artefacts, build_image
 from vmvc.paths import work_root

@@ -60,8 +60,8 @@ def _root() -> Check:
 
 
 def _kvm(config: Config, probe: bool, say: Callable[[str], None]) -> Check:
-    from vmvc.backends.accel import cached_probe, decide_accel
     from vmvc.backends.libvirt import LibvirtBackend
+    from vmvc.backends.libvirt_engine.accel import cached_probe, decide_accel
 
     if not Path("/dev/kvm").exists():
         return Check(

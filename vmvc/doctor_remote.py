@@ -13,7 +13,7 @@ import libvirt
 from rich.console import Console
 
 from vmvc.backends.base import Leftover
-from vmvc.backends.libvirt_remote import RemoteLibvirtBackend, kvm_offered
+from vmvc.backends.libvirt_engine.remote import RemoteLibvirtBackend, kvm_offered
 from vmvc.config import Config, HostSettings
 from vmvc.doctor import Check, print_checks
 from vmvc.liveness import RunLockError, live_run_ids
@@ -23,7 +23,7 @@ SSH_FIX = "make `ssh` to the host work without a prompt (key and port in ~/.ssh/
 
 
 def _docker(config: Config, host: HostSettings) -> list[Check]:
-    from vmvc.backends.docker_remote import RemoteDockerBackend
+    from vmvc.backends.docker_engine.remote import RemoteDockerBackend
 
     if not host.docker_host:
         return [Check("docker", "warn", "no docker_host: containers are not benchmarked there")]
@@ -87,7 +87,7 @@ def _libvirt(config: Config, host: HostSettings, probe: bool, say: Say) -> list[
 
 
 def _pool(conn: libvirt.virConnect) -> Check:
-    from vmvc.backends.libvirt_pool import POOL_NAME, POOL_PATH, find_pool
+    from vmvc.backends.libvirt_engine.pool import POOL_NAME, POOL_PATH, find_pool
 
     pool = find_pool(conn)
     if pool is None:
@@ -123,8 +123,8 @@ def _pool(conn: libvirt.virConnect) -> Check:
 
 def _kvm(backend: RemoteLibvirtBackend, probe: bool, say: Say) -> Check:
     """Capabilities first (free), then the same probe boot as a bench, through the URI."""
-    from vmvc.backends.accel import boot_probe
-    from vmvc.backends.libvirt_pool import ensure_pool, ship_boot_files
+    from vmvc.backends.libvirt_engine.accel import boot_probe
+    from vmvc.backends.libvirt_engine.pool import ensure_pool, ship_boot_files
 
     conn = backend.conn
     name = backend.host_name

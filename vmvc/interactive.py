@@ -340,7 +340,7 @@ def _doctor_choices(
     profile_given: str | None,
     accel: str | None,
 ) -> Choices:
-    from vmvc.backends.accel import cached_probe
+    from vmvc.backends.libvirt_engine.accel import cached_probe
     from vmvc.config import load_config
     from vmvc.doctor import _backends
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from vmvc.backends.accel import AccelError
 from vmvc.backends.base import Backend, available_backend_classes
+from vmvc.backends.libvirt_engine.accel import AccelError
 from vmvc.bench.lifecycle import applies
 from vmvc.cleanup import find_leftovers
 from vmvc.config import Config

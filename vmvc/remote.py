@@ -42,8 +42,8 @@ class RemoteHostError(Exception):
 
 
 def remote_backend_classes() -> dict[str, type[Backend]]:
-    from vmvc.backends.docker_remote import RemoteDockerBackend
-    from vmvc.backends.libvirt_remote import RemoteLibvirtBackend
+    from vmvc.backends.docker_engine.remote import RemoteDockerBackend
+    from vmvc.backends.libvirt_engine.remote import RemoteLibvirtBackend
 
     return {"docker": RemoteDockerBackend, "libvirt": RemoteLibvirtBackend}
 
@@ -134,7 +134,7 @@ def _unavailable(exc: Exception) -> Availability:
 
 def prepare_remote(run: HostRun, artefacts: Artefacts, say: Say) -> None:
     """Ship the image to the host (cached there) and decide KVM or TCG on it."""
-    from vmvc.backends.accel import AccelError
+    from vmvc.backends.libvirt_engine.accel import AccelError
 
     for name, backend in run.backends.items():
         try:

@@ -69,8 +69,8 @@ def clean_remote(console: Console, config: Config, name: str, *, dry_run: bool, 
 def _clean_cache(console: Console, backend: Backend, host: str, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     if backend.name == "libvirt":
-        from vmvc.backends.libvirt_pool import POOL_NAME, find_pool, remove_pool
-        from vmvc.backends.libvirt_remote import RemoteLibvirtBackend
+        from vmvc.backends.libvirt_engine.pool import POOL_NAME, find_pool, remove_pool
+        from vmvc.backends.libvirt_engine.remote import RemoteLibvirtBackend
 
         assert isinstance(backend, RemoteLibvirtBackend)
         if find_pool(backend.conn) is not None:
@@ -78,7 +78,7 @@ def _clean_cache(console: Console, backend: Backend, host: str, dry_run: bool) -
                 remove_pool(backend.conn)
             console.print(f"{verb} storage pool '{POOL_NAME}' and its volumes on {host}")
     elif backend.name == "docker":
-        from vmvc.backends.docker_remote import RemoteDockerBackend
+        from vmvc.backends.docker_engine.remote import RemoteDockerBackend
 
         assert isinstance(backend, RemoteDockerBackend)
         for image in backend.client.images.list(filters={"label": "vmvc"}):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vmvc.backends.accel import cached_probe
+from vmvc.backends.libvirt_engine.accel import cached_probe
 
 from .conftest import run_vmvc, write_config
 

@@ -21,8 +21,8 @@ import libvirt
 import pytest
 from rich.console import Console
 
-from vmvc.backends.docker import LABEL_CONTROLLER, owner_labels
-from vmvc.backends.libvirt_xml import DomainSpec, domain_xml
+from vmvc.backends.docker_engine.backend import LABEL_CONTROLLER, owner_labels
+from vmvc.backends.libvirt_engine.domain_xml import DomainSpec, domain_xml
 from vmvc.cleanup import find_leftovers, remove_dead
 from vmvc.config import Config
 from vmvc.image.build import Artefacts
@@ -191,7 +191,7 @@ def test_kvm_probe_holds_a_run_lock_while_its_domain_exists(
     conn: libvirt.virConnect, artefacts: Artefacts
 ) -> None:
     """A clean during the probe must keep it: the probe's run is live while it boots."""
-    from vmvc.backends import accel
+    from vmvc.backends.libvirt_engine import accel
     from vmvc.liveness import live_run_ids
 
     seen: list[set[str]] = []

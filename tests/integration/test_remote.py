@@ -34,9 +34,9 @@ import libvirt
 import pytest
 from rich.console import Console
 
-from vmvc.backends.docker import owner_labels
-from vmvc.backends.docker_remote import RemoteDockerBackend, ship_image
-from vmvc.backends.libvirt_pool import (
+from vmvc.backends.docker_engine.backend import owner_labels
+from vmvc.backends.docker_engine.remote import RemoteDockerBackend, ship_image
+from vmvc.backends.libvirt_engine.pool import (
     POOL_NAME,
     delete_volume,
     ensure_pool,
@@ -45,7 +45,7 @@ from vmvc.backends.libvirt_pool import (
     remove_pool,
     volume_xml,
 )
-from vmvc.backends.libvirt_remote import RemoteLibvirtBackend
+from vmvc.backends.libvirt_engine.remote import RemoteLibvirtBackend
 from vmvc.cleanup import remove_dead
 from vmvc.config import load_config
 

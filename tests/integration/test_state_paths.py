@@ -20,8 +20,8 @@ import psutil
 import pytest
 
 from vmvc.backends.base import InstanceSpec
-from vmvc.backends.docker import stream_import
-from vmvc.backends.libvirt import VmAssets
+from vmvc.backends.docker_engine.backend import stream_import
+from vmvc.backends.libvirt_engine.backend import VmAssets
 from vmvc.backends.native import NativeBackend
 from vmvc.config import Config
 from vmvc.image.build import Artefacts

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from vmvc.backends.libvirt_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
+from vmvc.backends.libvirt_engine.domain_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
 from vmvc.image.build import ImageBuildError, initramfs_modules
 from vmvc.image.mirror import find_mirror
 from vmvc.image.recipe import KernelRecipe, Recipe, agent_files, initramfs_files

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vmvc.backends.libvirt_pool import _hole, pool_xml, volume_xml
-from vmvc.backends.libvirt_remote import INSTANCE_VOLUME
+from vmvc.backends.libvirt_engine.pool import _hole, pool_xml, volume_xml
+from vmvc.backends.libvirt_engine.remote import INSTANCE_VOLUME
 from vmvc.config import load_config
 from vmvc.remote import LOCAL_HOST, RemoteHostError, choose_hosts, select_remote
 

@@ -16,10 +16,16 @@ from rich.console import Console
 
 from vmvc.agent.protocol import MAX_LINE_BYTES, LineLog
 from vmvc.backends.base import Leftover
-from vmvc.backends.docker import LABEL, LABEL_CONTROLLER, LABEL_RUN, owned_leftover, owner_labels
-from vmvc.backends.libvirt import owner_from_metadata
-from vmvc.backends.libvirt_deadline import LibvirtTimeout, with_deadline
-from vmvc.backends.libvirt_xml import DomainSpec, domain_xml
+from vmvc.backends.docker_engine.backend import (
+    LABEL,
+    LABEL_CONTROLLER,
+    LABEL_RUN,
+    owned_leftover,
+    owner_labels,
+)
+from vmvc.backends.libvirt_engine.backend import owner_from_metadata
+from vmvc.backends.libvirt_engine.deadline import LibvirtTimeout, with_deadline
+from vmvc.backends.libvirt_engine.domain_xml import DomainSpec, domain_xml
 from vmvc.cleanup import CleanRefused, clean_leftovers, remove_dead
 from vmvc.image.build import debootstrap_argv
 from vmvc.image.mirror import ARCHIVE_KEYRING

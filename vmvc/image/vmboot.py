@@ -22,7 +22,7 @@ KVM), bare QEMU, 1 vCPU, 512 MiB, medians of 3-5 boots to the agent's ready line
   measures the restart, not a deliberate delay; a guest that is not allowed to restart is
   destroyed by libvirt (on_reboot=destroy) the moment it tries.
 * The machine is QEMU's `pc` (i440FX): the smallest PC model libvirt offers; no USB, no
-  graphics, no balloon, no network (see vmvc.backends.libvirt_xml).
+  graphics, no balloon, no network (see vmvc.backends.libvirt_engine.domain_xml).
 
 A kernel built from `linux-source-6.1` with virtio built in would save the module loads
 (about 0.2 s of a 2 s boot) but takes far longer to compile on two cores than the whole

@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 import libvirt
 
-from vmvc.backends.libvirt_deadline import with_deadline
+from vmvc.backends.libvirt_engine.deadline import with_deadline
 from vmvc.proc import run
 
 POOL_NAME = "vmvc"

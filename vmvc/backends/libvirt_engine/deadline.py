@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import libvirt
 
-from vmvc.backends.libvirt_console import ensure_event_loop
+from vmvc.backends.libvirt_engine.console import ensure_event_loop
 
 T = TypeVar("T")
 

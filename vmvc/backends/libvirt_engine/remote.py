@@ -2,7 +2,7 @@
 
 Nothing is copied with scp or run over a shell: the image is shipped into the host's `vmvc`
 storage pool with virStorageVol.upload, each instance's overlay and data disk are volumes
-made by the daemon (see libvirt_pool), and the guest is the same domain XML pointing at the
+made by the daemon (see pool.py), and the guest is the same domain XML pointing at the
 volumes' paths. The console comes through the libvirt connection as locally.
 
 What cannot cross the API: the QEMU pid file (so no PSS/USS); the footprint is QEMU's RSS as
@@ -21,10 +21,11 @@ from typing import Any
 
 import libvirt
 
-from vmvc.backends.accel import AccelDecision, AccelError, boot_probe
 from vmvc.backends.base import Instance, InstanceSpec, Leftover, Progress
-from vmvc.backends.libvirt import LibvirtBackend, LibvirtInstance
-from vmvc.backends.libvirt_pool import (
+from vmvc.backends.libvirt_engine.accel import AccelDecision, AccelError, boot_probe
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend, LibvirtInstance
+from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
+from vmvc.backends.libvirt_engine.pool import (
     POOL_NAME,
     BootVolumes,
     PoolDisks,
@@ -35,7 +36,6 @@ from vmvc.backends.libvirt_pool import (
     remove_orphaned_uploads,
     ship_image_volumes,
 )
-from vmvc.backends.libvirt_xml import DomainDisk
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
 

@@ -17,10 +17,15 @@ import libvirt
 
 from vmvc.agent.protocol import ReadyInfo, wait_ready
 from vmvc.backends.base import InstanceSpec
-from vmvc.backends.libvirt import FIRMWARE_COPY, ConsoleGuest, LibvirtBackend, copy_firmware
-from vmvc.backends.libvirt_console import ConsoleReader
-from vmvc.backends.libvirt_deadline import CALL_TIMEOUT_S, with_deadline
-from vmvc.backends.libvirt_xml import DomainDisk, DomainSpec, domain_xml
+from vmvc.backends.libvirt_engine.backend import (
+    FIRMWARE_COPY,
+    ConsoleGuest,
+    LibvirtBackend,
+    copy_firmware,
+)
+from vmvc.backends.libvirt_engine.console import ConsoleReader
+from vmvc.backends.libvirt_engine.deadline import CALL_TIMEOUT_S, with_deadline
+from vmvc.backends.libvirt_engine.domain_xml import DomainDisk, DomainSpec, domain_xml
 from vmvc.image.build import Artefacts, build_base_disk
 from vmvc.paths import copy_new, make_dirs, touch_new
 from vmvc.proc import run

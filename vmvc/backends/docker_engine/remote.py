@@ -22,7 +22,7 @@ import docker
 import docker.errors
 
 from vmvc.backends.base import Instance, InstanceSpec, Leftover, Progress
-from vmvc.backends.docker import (
+from vmvc.backends.docker_engine.backend import (
     LABEL_RUN,
     DockerBackend,
     DockerInstance,

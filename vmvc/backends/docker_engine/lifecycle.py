@@ -22,7 +22,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from vmvc.agent.protocol import LineLog
-from vmvc.backends.docker import LABEL, LABEL_IMAGE, LABEL_RUN, stream_import
+from vmvc.backends.docker_engine.backend import LABEL, LABEL_IMAGE, LABEL_RUN, stream_import
 from vmvc.image.build import Artefacts
 
 # How often the restart-aware follower looks at the container while it is not running.

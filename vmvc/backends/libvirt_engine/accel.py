@@ -19,9 +19,9 @@ from pathlib import Path
 import libvirt
 
 from vmvc.agent.protocol import AgentError, LineLog
-from vmvc.backends.libvirt_console import ConsoleReader
-from vmvc.backends.libvirt_deadline import CALL_TIMEOUT_S, with_deadline
-from vmvc.backends.libvirt_xml import DomainSpec, domain_xml
+from vmvc.backends.libvirt_engine.console import ConsoleReader
+from vmvc.backends.libvirt_engine.deadline import CALL_TIMEOUT_S, with_deadline
+from vmvc.backends.libvirt_engine.domain_xml import DomainSpec, domain_xml
 from vmvc.liveness import hold_run_lock
 from vmvc.paths import atomic_write_text, cache_dir, copy_new, make_run_dir
 
