@@ -72,6 +72,9 @@ class DerivedArtefact(Handle):
     def create(self) -> None:
         """Derive it (timed by the caller as prepare_s)."""
 
+    def inspect(self) -> None:
+        """Engine figures about what `create` made, into `details["create"]` (untimed)."""
+
 
 class Definition(Handle):
     """An instance defined from an artefact but not started (`docker create`, `virsh define`)."""

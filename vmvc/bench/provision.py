@@ -38,6 +38,7 @@ class ProvisionWorkload:
             context.phase(f"provision: {artefact.step('create')}")
             with prepare:
                 artefact.create()
+            artefact.inspect()
             instance = backend.define(context.artefacts, spec, artefact)
             with staging:
                 instance.stage()

@@ -24,6 +24,7 @@ from docker.models.containers import Container
 
 from vmvc.agent.protocol import AgentError, ReadyInfo, split_framed, wait_ready
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.docker_engine.restart_log import follow_across_restarts
 from vmvc.backends.memory import MIB, cgroup_memory
 from vmvc.config import Config, HostSettings
 from vmvc.image.build import Artefacts
@@ -118,10 +119,7 @@ class DockerInstance(Instance):
     def _pump(self) -> None:
         if self.spec.restart_on_crash:
             # The plain follow stream ends at the first exit; under a restart policy the
-            # log must keep collecting across restarts (imported here: that module needs
-            # this one's labels).
-            from vmvc.backends.docker_engine.lifecycle import follow_across_restarts
-
+            # log must keep collecting across restarts.
             follow_across_restarts(self.container, self.log)
             return
         try:

@@ -22,6 +22,7 @@ import docker
 import docker.errors
 
 from vmvc.backends.base import Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.capabilities import Capability
 from vmvc.backends.docker_engine.backend import (
     LABEL_RUN,
     DockerBackend,
@@ -104,6 +105,11 @@ def ship_image(
 
 class RemoteDockerBackend(DockerBackend):
     """DockerBackend for `[[hosts]]`: the engine is reached at `docker_host` (ssh://...)."""
+
+    # Instances run on another machine: this one's files, processes and memory say nothing
+    # about them, so of the lifecycle operations only the facts from inside are offered.
+    capabilities = frozenset({Capability.ISOLATION_FACTS})
+    on_this_host = False
 
     @property
     def client(self) -> docker.DockerClient:

@@ -22,6 +22,7 @@ from typing import Any
 import libvirt
 
 from vmvc.backends.base import Instance, InstanceSpec, Leftover, Progress
+from vmvc.backends.capabilities import Capability
 from vmvc.backends.libvirt_engine.accel import AccelDecision, AccelError, boot_probe
 from vmvc.backends.libvirt_engine.backend import LibvirtBackend, LibvirtInstance
 from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
@@ -150,6 +151,11 @@ def host_facts(conn: libvirt.virConnect) -> dict[str, Any]:
 
 class RemoteLibvirtBackend(LibvirtBackend):
     """LibvirtBackend for `[[hosts]]`: ships the image into the host's pool in prepare()."""
+
+    # Instances run on another machine: this one's files, processes and memory say nothing
+    # about them, so of the lifecycle operations only the facts from inside are offered.
+    capabilities = frozenset({Capability.ISOLATION_FACTS})
+    on_this_host = False
 
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         super().__init__(config, host)
