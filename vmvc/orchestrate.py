@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from vmvc.backends.base import Backend, BackendError
+from vmvc.bench.lifecycle import applies
 from vmvc.cleanup import find_leftovers
 from vmvc.config import Config
 from vmvc.environment import host_environment
@@ -277,6 +278,7 @@ def _run_host(
         repetitions=config.run.repetitions,
         warmups=config.run.warmups,
         settings=config.run,
+        planned=lambda kind, name: applies(kind, backends[name]),
     )
     tracker.resumed(doc, host=host)  # a resumed run's finished trials count as done
     view = PlainLog(tracker) if plain else LiveView(tracker)

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, applies
+from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS
 from vmvc.config import RunSettings
 from vmvc.keys import metric_key, split_key
 from vmvc.plan import instance_workloads
@@ -167,8 +167,11 @@ class RunTracker:
         settings: RunSettings | None = None,
         kinds: list[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        planned: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.backends = list(backends)
+        # Whether (trial kind, backend name) is planned: the runner's capability check.
+        self.planned = planned or (lambda _kind, _backend: True)
         self.workloads = list(workloads)
         # The plan comes from the trial kinds (durations are learnt per kind and shape).
         self.fixed_kinds = kinds is not None
@@ -221,7 +224,7 @@ class RunTracker:
             (b, self.shape(k, repetition))
             for k in self.kinds_for(repetition)
             for b in self.backends
-            if applies(k, b)
+            if self.planned(k, b)
         ]
 
     @property

@@ -102,7 +102,7 @@ class BenchRunner:
             (backend, kind)
             for kind in self.kinds(repetition)
             for backend in order
-            if applies(kind, backend)
+            if applies(kind, self.backends[backend])
         ]
         measured = instance_workloads(
             self.config.workloads, self.config.run.workload_repetitions, repetition
@@ -324,11 +324,13 @@ class BenchRunner:
             artefacts=self.artefacts,
             make_spec=self.spec,
             phase=lambda text: self.observer.phase(backend_name, text),
-            doc=self.doc,
             host=self.host,
+            known_facts=self.doc.facts.get(backend_name),
         )
-        measured = workload.run(context)
-        self._record(backend_name, kind, repetition, warmup, measured)
+        result = workload.run(context)
+        if result.facts is not None:  # where claims C07/C09 and the reports read them
+            self.doc.facts[backend_name] = result.facts
+        self._record(backend_name, kind, repetition, warmup, result.measurements)
 
     def _record(
         self,

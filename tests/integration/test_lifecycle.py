@@ -1,10 +1,11 @@
 """Lifecycle workloads on the real engines (dockerd, libvirtd with QEMU TCG, native chroot).
 
-Each workload is called the way the runner calls it, with a LifecycleContext on a fresh
-result document, and its measurements are checked for presence, units and plausibility.
-Every test also checks that nothing vmvc-named (container, domain, work dir, temporary
-image of its run) is left behind. One test goes through `vmvc bench` to see the runner
-record lifecycle trials, including native's "not applicable" ones.
+Each workload is called the way the runner calls it, with a LifecycleContext for a fresh
+run, and its measurements are checked for presence, units and plausibility. Every test also
+checks that nothing vmvc-named (container, domain, work dir, temporary image of its run) is
+left behind. One test goes through `vmvc bench` to see the runner plan lifecycle trials from
+the backends' capabilities (native is not planned where it has no capability) and store the
+facts a workload returns.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -21,7 +23,7 @@ from vmvc.backends.docker import DockerBackend
 from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.native import NativeBackend
 from vmvc.bench.base import Measurement
-from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext
+from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, LifecycleResult, applies
 from vmvc.bench.scale import ScaleRefused
 from vmvc.config import Config
 from vmvc.image.build import Artefacts
@@ -38,12 +40,13 @@ MAX_SECONDS = 120.0
 
 
 class Harness:
-    """A result document and spec factory like the runner's, for calling workloads directly."""
+    """A run id, spec factory and facts store like the runner's, for calling workloads."""
 
     def __init__(self, config: Config, artefacts: Artefacts) -> None:
         self.config = config
         self.artefacts = artefacts
         self.doc = ResultDocument(run_id=new_run_id(), started_at=now_iso())
+        self.facts: dict[str, dict[str, Any]] = {}
         self.workdir = run_workdir(self.doc.run_id)
         self.phases: list[str] = []
         self._count = 0
@@ -69,13 +72,22 @@ class Harness:
             artefacts=self.artefacts,
             make_spec=self.make_spec,
             phase=self.phases.append,
-            doc=self.doc,
+            known_facts=self.facts.get(backend.name),
         )
 
+    def result(
+        self, workload: str, backend: Backend, config: Config | None = None
+    ) -> LifecycleResult:
+        """Like the runner: only planned where the backend has the capabilities."""
+        assert applies(workload, backend), f"{workload} is not planned for {backend.name}"
+        result = LIFECYCLE_WORKLOADS[workload].run(self.context(backend, config))
+        if result.facts is not None:
+            self.facts[backend.name] = result.facts
+        return result
+
     def run(self, workload: str, backend: Backend) -> dict[str, Measurement]:
-        measured = LIFECYCLE_WORKLOADS[workload].run(self.context(backend))
         by_metric: dict[str, Measurement] = {}
-        for m in measured:
+        for m in self.result(workload, backend).measurements:
             by_metric.setdefault(m.metric, m)
         return by_metric
 
@@ -123,8 +135,7 @@ def test_provision(harness: Harness, backends: dict[str, Backend]) -> None:
     for name in ("docker", "libvirt"):
         measured = harness.run("provision", backends[name])
         assert_seconds(measured, "prepare_s", "define_s", "teardown_s")
-    assert harness.run("provision", backends["native"]) == {}
-    assert any("not applicable" in p for p in harness.phases)
+    assert not applies("provision", backends["native"])  # the host is not provisioned
 
 
 def test_clone(harness: Harness, backends: dict[str, Backend]) -> None:
@@ -139,14 +150,14 @@ def test_clone(harness: Harness, backends: dict[str, Backend]) -> None:
     # A full copy stores the whole root file system; the overlay only its changes.
     assert vm["full_copy_s"].metadata["full_copy_bytes"] > 50 * vm["clone_bytes"].value
     assert vm["clone_to_ready_s"].value > ct["clone_to_ready_s"].value  # a whole boot
-    assert harness.run("clone", backends["native"]) == {}
+    assert not applies("clone", backends["native"])
 
 
 def test_scale(harness: Harness, backends: dict[str, Backend], small_config: Config) -> None:
     config = small_config.model_copy(deep=True)
     config.workload.scale.counts = [1, 2]
     for name in ("native", "docker", "libvirt"):
-        measured = LIFECYCLE_WORKLOADS["scale"].run(harness.context(backends[name], config))
+        measured = harness.result("scale", backends[name], config).measurements
         per_n = {
             (m.metric, m.metadata["n"]): m
             for m in measured
@@ -175,7 +186,7 @@ def test_scale_refuses_before_launching(
     config.instance.memory_mib = 1_048_576
     config.workload.scale.counts = [1, 2]
     with pytest.raises(ScaleRefused, match="N=1 on libvirt"):
-        LIFECYCLE_WORKLOADS["scale"].run(harness.context(backends["libvirt"], config))
+        harness.result("scale", backends["libvirt"], config)
     assert not harness.workdir.exists()  # nothing was even prepared
 
 
@@ -188,7 +199,7 @@ def test_recovery(harness: Harness, backends: dict[str, Backend]) -> None:
         assert measured["recovery_s"].metadata["ready_markers"] == 2
     assert ct["recovery_s"].metadata["restart_count"] == 1
     assert vm["recovery_s"].value > vm["detect_s"].value  # it reboots after being seen dead
-    assert harness.run("recovery", backends["native"]) == {}
+    assert not applies("recovery", backends["native"])
 
 
 def test_portability(harness: Harness, backends: dict[str, Backend]) -> None:
@@ -197,13 +208,13 @@ def test_portability(harness: Harness, backends: dict[str, Backend]) -> None:
         assert_seconds(measured, "export_s", "import_s")
         size = measured["export_bytes"]
         assert size.unit == "bytes" and 10 * 2**20 < size.value < 4 * 2**30, (name, size.value)
-    assert harness.run("portability", backends["native"]) == {}
+    assert not applies("portability", backends["native"])
 
 
 def test_isolation(harness: Harness, backends: dict[str, Backend]) -> None:
     for name in ("native", "docker", "libvirt"):
         assert harness.run("isolation", backends[name]) == {}
-    facts = harness.doc.facts
+    facts = harness.facts
     assert facts["docker"]["shares_host_kernel"] is True
     assert facts["libvirt"]["shares_host_kernel"] is False
     assert facts["native"]["shares_host_kernel"] is True

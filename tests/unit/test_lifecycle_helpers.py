@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vmvc.backends.docker_engine.lifecycle import allocated_bytes, engine_time, temp_tag
+from vmvc.backends.docker_engine.lifecycle import allocated_bytes, temp_tag
+from vmvc.backends.docker_engine.restart_log import engine_time
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS
 from vmvc.bench.recovery import ready_markers
 from vmvc.config import LIFECYCLE_WORKLOADS as CONFIG_LIFECYCLE_WORKLOADS

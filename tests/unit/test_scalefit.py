@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vmvc.bench.scale import ScaleRefused, check_counts, estimated_mib
+from vmvc.bench.scale import ScaleRefused, check_counts
 from vmvc.bench.scalefit import ScalePoint, density, fit_line, fit_measurements
-from vmvc.config import Config
 
 
 def test_exact_line() -> None:
@@ -87,15 +86,11 @@ def test_flat_memory_gives_no_density() -> None:
     assert metrics == ["time_per_instance_s", "memory_per_instance_mib"]
 
 
-def test_estimates_and_refusal_before_launch() -> None:
-    config = Config()
-    config.instance.memory_mib = 512
-    config.workload.scale.safe_memory_fraction = 0.5
-    assert estimated_mib("libvirt", config, 4) == 2048
-    assert estimated_mib("docker", config, 4) < estimated_mib("libvirt", config, 4)
-    check_counts("libvirt", config, [1, 2, 4], available_mib=4096)  # 2048 <= 2048: fits
+def test_refusal_before_launch() -> None:
+    # 512 MiB per instance (a VM's estimate), at most half of what is available
+    check_counts("libvirt", 512.0, 0.5, [1, 2, 4], available_mib=4096)  # 2048 <= 2048: fits
     with pytest.raises(ScaleRefused, match=r"N=8 on libvirt .*largest that fits: 4"):
-        check_counts("libvirt", config, [1, 2, 4, 8, 16], available_mib=4096)
+        check_counts("libvirt", 512.0, 0.5, [1, 2, 4, 8, 16], available_mib=4096)
     with pytest.raises(ScaleRefused, match="none fits"):
-        check_counts("libvirt", config, [4], available_mib=1000)
-    check_counts("docker", config, [1, 2, 4, 8, 16], available_mib=4096)
+        check_counts("libvirt", 512.0, 0.5, [4], available_mib=1000)
+    check_counts("docker", 32.0, 0.5, [1, 2, 4, 8, 16], available_mib=4096)

@@ -27,6 +27,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vmvc.agent.protocol import LineLog, ReadyInfo
+from vmvc.backends.capabilities import (
+    Capability,
+    Crash,
+    Definition,
+    DerivedArtefact,
+    FullCopy,
+    Porter,
+    Unsupported,
+)
 from vmvc.image.build import Artefacts
 
 Progress = Callable[[str], None]
@@ -142,6 +151,12 @@ class Backend(abc.ABC):
     display_name: str = ""
     label: str = ""
     kind: BackendKind = "sandbox"
+    # Lifecycle operations this backend offers (see vmvc.backends.capabilities): a lifecycle
+    # workload is planned only for backends that declare every capability it needs.
+    capabilities: frozenset[Capability] = frozenset()
+    # Whether instances run on the machine vmvc runs on, so that this machine's kernel,
+    # processes and memory say something about them (False for a remote connection).
+    on_this_host: bool = True
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.label or self.name, self.kind, self.display_name or self.name)
@@ -182,6 +197,37 @@ class Backend(abc.ABC):
         storage pool); `vmvc clean --cache` calls it only when no run is alive. Returns one
         line per thing removed (or that would be, with `dry_run`)."""
         return []
+
+    def memory_estimate_mib(self, memory_mib: int) -> float:
+        """Host memory one idle instance may hold, for the scale safety check (not a
+        measurement); conservative by default: all of the instance's memory."""
+        return float(memory_mib)
+
+    # -- lifecycle operations (declared in `capabilities`; the workloads time them) --------
+
+    def derive_artefact(self, artefacts: Artefacts, spec: InstanceSpec) -> DerivedArtefact:
+        """DERIVE_ARTEFACT: a temporary form of the image, derived from the rootfs."""
+        raise Unsupported(self.name, Capability.DERIVE_ARTEFACT)
+
+    def define(
+        self, artefacts: Artefacts, spec: InstanceSpec, source: DerivedArtefact | None = None
+    ) -> Definition:
+        """DEFINE (CLONE without `source`): an instance defined from `source`, or from the
+        prepared image when None; nothing is made before the handle's `stage`/`create`."""
+        raise Unsupported(self.name, Capability.DEFINE)
+
+    def full_copy(self, artefacts: Artefacts, directory: Path) -> FullCopy:
+        """FULL_COPY: copy the prepared image in full into `directory` (the caller times it)."""
+        raise Unsupported(self.name, Capability.FULL_COPY)
+
+    def crash(self, instance: Instance) -> Crash:
+        """RECOVER: a handle that kills one of this backend's running instances (provisioned
+        with `restart_on_crash`) and reports when the engine saw it die."""
+        raise Unsupported(self.name, Capability.RECOVER)
+
+    def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
+        """EXPORT_IMPORT: export/import of the image; files go in `spec.workdir`."""
+        raise Unsupported(self.name, Capability.EXPORT_IMPORT)
 
 
 def available_backend_classes() -> dict[str, type[Backend]]:

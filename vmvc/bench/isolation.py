@@ -9,10 +9,12 @@ them to the host. Two facts are observed rather than inferred:
 - host_processes_visible: while the facts run, the host runs a process named
   vmvc-probe-<random token>; the agent reports whether it can see it.
 
-The facts go to the result's `facts[backend]`; the trial records no samples. They do not
-change between repetitions, so they are observed once per run and backend: later
-repetitions say so and boot nothing (a VM boot costs several seconds under TCG). Native is
-observed too: it is the baseline that sees everything.
+The workload returns the facts (the runner keeps them in the result's `facts[backend]`); the
+trial records no samples. They do not change between repetitions, so they are observed once
+per run and backend: later repetitions say so and boot nothing (a VM boot costs several
+seconds under TCG). Native is observed too: it is the baseline that sees everything. For a
+backend whose instances do not run on this machine (`Backend.on_this_host` False), this
+machine's kernel and processes say nothing about them: those facts are left unknown.
 """
 
 from __future__ import annotations
@@ -23,15 +25,12 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psutil
 
-from vmvc.bench.base import Measurement
+from vmvc.backends.capabilities import Capability
 from vmvc.bench.facts import HostFacts, parse_facts
-
-if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
-    from vmvc.bench.lifecycle import LifecycleContext
+from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult
 
 PROBE_PREFIX = "vmvc-probe-"
 
@@ -63,17 +62,17 @@ def start_probe(token: str) -> subprocess.Popen[bytes]:
 
 class IsolationWorkload:
     name = "isolation"
-    applies_to = frozenset({"native", "docker", "libvirt"})
+    requires = frozenset({Capability.ISOLATION_FACTS})
 
-    def run(self, context: LifecycleContext) -> list[Measurement]:
+    def run(self, context: LifecycleContext) -> LifecycleResult:
         backend = context.backend
-        seen = context.doc.facts.get(backend.name)
-        if seen is not None and seen.get("host", "local") == context.host:
+        local = backend.on_this_host
+        # Facts of an instance elsewhere carry the host's name (they are stored per backend).
+        where = None if local else context.host
+        seen = context.known_facts
+        if seen is not None and seen.get("host") == where:
             context.phase("isolation: facts already observed in this run")
-            return []
-        local = context.host == "local"
-        # On a remote host neither this machine's kernel nor a probe process here says
-        # anything about the instance's host: those facts are left unknown.
+            return LifecycleResult()
         host = host_facts() if local else HostFacts(None)
         token = secrets.token_hex(8)
         probe = start_probe(token) if local else None
@@ -88,7 +87,6 @@ class IsolationWorkload:
                 probe.kill()
                 probe.wait()
         facts = parse_facts(lines, host)
-        if context.host != "local":
-            facts["host"] = context.host  # facts are stored per backend, not per host
-        context.doc.facts[backend.name] = facts
-        return []
+        if where is not None:
+            facts["host"] = where
+        return LifecycleResult(facts=facts)

@@ -1,23 +1,51 @@
-"""Small helpers shared by the lifecycle workloads (provision, clone, scale, ...)."""
+"""What every lifecycle workload shares: its context, its result, timing and measurement helpers.
+
+The workloads (provision, clone, scale, recovery, portability, isolation) import this module;
+the registry in vmvc.bench.lifecycle imports the workloads. A workload is engine-neutral: it
+calls the backend's lifecycle operations (vmvc.backends.capabilities), times the steps
+around them itself, and names the capabilities it needs in `requires`.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from vmvc.backends.base import Backend, InstanceSpec
+from vmvc.backends.capabilities import Capability
 from vmvc.bench.base import Measurement
+from vmvc.config import Config
+from vmvc.image.build import Artefacts
 
-if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
-    from vmvc.backends.docker import DockerBackend
-    from vmvc.backends.libvirt import LibvirtBackend
-    from vmvc.bench.lifecycle import LifecycleContext
 
-# Backends where an instance is something the engine creates from the image. For native
-# the "instance" is the host itself: provisioning, cloning, exporting or self-healing it
-# has no meaning, so those workloads return no samples there.
-INSTANCE_BACKENDS = frozenset({"docker", "libvirt"})
+@dataclass
+class LifecycleContext:
+    config: Config
+    backend: Backend
+    artefacts: Artefacts
+    make_spec: Callable[..., InstanceSpec]
+    phase: Callable[[str], None]
+    host: str = "local"
+    # Facts this run already holds for this backend (from an earlier trial), read-only.
+    known_facts: Mapping[str, Any] | None = None
+
+
+@dataclass
+class LifecycleResult:
+    """Samples of one trial, and facts for the result's `facts[backend]` (None: no facts)."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    facts: dict[str, Any] | None = None
+
+
+class LifecycleWorkload(Protocol):
+    name: str
+    requires: frozenset[Capability]  # planned only for backends declaring all of them
+
+    def run(self, context: LifecycleContext) -> LifecycleResult: ...
 
 
 class Timer:
@@ -38,41 +66,6 @@ class Timer:
         _traceback: TracebackType | None,
     ) -> None:
         self.seconds = time.monotonic() - self.started
-
-
-def not_applicable(context: LifecycleContext, workload: str, why: str) -> list[Measurement]:
-    """No samples: the report shows "—" for this backend; the trial itself succeeds."""
-    context.phase(f"{workload}: not applicable ({why})")
-    return []
-
-
-def remote(context: LifecycleContext) -> bool:
-    """Lifecycle workloads read host files, /proc and host memory directly: a remote
-    engine's instances live elsewhere, so they are measured only on the local host."""
-    return context.host != "local"
-
-
-def per_engine(
-    context: LifecycleContext,
-    workload: str,
-    *,
-    docker: Callable[[LifecycleContext, DockerBackend], list[Measurement]],
-    libvirt: Callable[[LifecycleContext, LibvirtBackend], list[Measurement]],
-    otherwise: str,
-) -> list[Measurement]:
-    """Run a lifecycle workload's Docker or libvirt variant on the local host; anywhere else
-    (a remote host, the native backend) record why it does not apply."""
-    from vmvc.backends.docker import DockerBackend
-    from vmvc.backends.libvirt import LibvirtBackend
-
-    if remote(context):
-        return not_applicable(context, workload, "measured on the local host only")
-    backend = context.backend
-    if isinstance(backend, DockerBackend):
-        return docker(context, backend)
-    if isinstance(backend, LibvirtBackend):
-        return libvirt(context, backend)
-    return not_applicable(context, workload, otherwise)
 
 
 def seconds(metric: str, value: float, **metadata: Any) -> Measurement:

@@ -25,27 +25,18 @@ import threading
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import psutil
 
 from vmvc.agent.protocol import AgentError, InstanceGone, ReadyInfo
 from vmvc.backends.base import Instance
-from vmvc.backends.memory import MIB
+from vmvc.backends.capabilities import Capability
 from vmvc.bench import footprint
 from vmvc.bench.base import Measurement
-from vmvc.bench.lifecycle_tools import not_applicable, remote
+from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult
 from vmvc.bench.scalefit import ScalePoint, fit_measurements
-from vmvc.config import Config
 
-if TYPE_CHECKING:  # the registry in vmvc.bench.lifecycle imports this module
-    from vmvc.bench.lifecycle import LifecycleContext
-
-# Conservative host memory per instance for the safety check (not a measurement). A VM may
-# touch all of its guest memory; an idle container measured ~14 MiB (cgroup + shim) and an
-# agent process a few MiB on the development host (shared/HOST-NOTES.md), doubled here.
-CONTAINER_ESTIMATE_MIB = 32.0
-PROCESS_ESTIMATE_MIB = 16.0
+MIB = 1024 * 1024
 # Extra time a round may take beyond one boot timeout before it is given up.
 ROUND_MARGIN_S = 60.0
 
@@ -54,25 +45,21 @@ class ScaleRefused(RuntimeError):
     """A requested N would not fit safely in the host's memory (nothing was launched)."""
 
 
-def estimated_mib(backend: str, config: Config, n: int) -> float:
-    if backend == "libvirt":
-        return float(config.instance.memory_mib * n)
-    if backend == "docker":
-        return CONTAINER_ESTIMATE_MIB * n
-    return PROCESS_ESTIMATE_MIB * n
+def check_counts(
+    backend: str, per_instance_mib: float, fraction: float, counts: list[int], available_mib: float
+) -> None:
+    """Refuse (raise) before launching if the largest N would not fit safely.
 
-
-def check_counts(backend: str, config: Config, counts: list[int], available_mib: float) -> None:
-    """Refuse (raise) before launching if the largest N would not fit safely."""
-    fraction = config.workload.scale.safe_memory_fraction
+    `per_instance_mib` is the backend's conservative estimate (Backend.memory_estimate_mib).
+    """
     limit = available_mib * fraction
-    refused = [n for n in counts if estimated_mib(backend, config, n) > limit]
+    refused = [n for n in counts if per_instance_mib * n > limit]
     if refused:
         fitting = [n for n in counts if n not in refused]
         hint = f"largest that fits: {max(fitting)}" if fitting else "none fits"
         raise ScaleRefused(
             f"scale N={refused[0]} on {backend} needs about "
-            f"{estimated_mib(backend, config, refused[0]):.0f} MiB, more than "
+            f"{per_instance_mib * refused[0]:.0f} MiB, more than "
             f"{fraction:.0%} of the {available_mib:.0f} MiB available ({hint}); "
             "lower [workload.scale] counts"
         )
@@ -100,15 +87,22 @@ class RoundResult:
 
 class ScaleWorkload:
     name = "scale"
-    applies_to = frozenset({"native", "docker", "libvirt"})
+    # Instances' footprints and this host's memory are read here: LAUNCH_MANY is declared
+    # only by backends whose instances run on this host.
+    requires = frozenset({Capability.LAUNCH_MANY})
 
-    def run(self, context: LifecycleContext) -> list[Measurement]:
-        if remote(context):
-            return not_applicable(context, self.name, "measured on the local host only")
-        counts = list(context.config.workload.scale.counts)
+    def run(self, context: LifecycleContext) -> LifecycleResult:
+        backend, config = context.backend, context.config
+        counts = list(config.workload.scale.counts)
         memory = psutil.virtual_memory()
         total_mib, available_mib = memory.total / MIB, memory.available / MIB
-        check_counts(context.backend.name, context.config, counts, available_mib)
+        check_counts(
+            backend.name,
+            backend.memory_estimate_mib(config.instance.memory_mib),
+            config.workload.scale.safe_memory_fraction,
+            counts,
+            available_mib,
+        )
         measured: list[Measurement] = []
         points: list[ScalePoint] = []
         for n in counts:
@@ -145,7 +139,7 @@ class ScaleWorkload:
             "vcpus_per_instance": context.config.instance.vcpus,
         }
         measured += fit_measurements(points, total_mib, available_mib, conditions)
-        return measured
+        return LifecycleResult(measured)
 
 
 def launch_round(context: LifecycleContext, n: int) -> RoundResult:

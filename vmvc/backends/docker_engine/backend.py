@@ -41,6 +41,7 @@ from vmvc.backends.docker_engine.labels import (
     owned_leftover,
     owner_labels,
 )
+from vmvc.backends.docker_engine.restart_log import follow_across_restarts
 from vmvc.backends.memory import MIB, cgroup_memory
 from vmvc.config import Config, HostSettings
 from vmvc.hosts import is_local
@@ -137,10 +138,7 @@ class DockerInstance(Instance):
     def _pump(self) -> None:
         if self.spec.restart_on_crash:
             # The plain follow stream ends at the first exit; under a restart policy the
-            # log must keep collecting across restarts (imported here: that module needs
-            # this one's labels).
-            from vmvc.backends.docker_engine.lifecycle import follow_across_restarts
-
+            # log must keep collecting across restarts.
             follow_across_restarts(self.container, self.log)
             return
         try:
@@ -249,6 +247,8 @@ class DockerBackend(Backend):
         self.offered = is_local(host) or self.docker_host is not None
         # Reached through a URI of its own: the image is shipped, /data is a volume.
         self.remote = self.docker_host is not None
+        # Lifecycle workloads read layers, processes and memory on this machine.
+        self.on_this_host = not self.remote
         self._client: docker.DockerClient | None = None
 
     @property

@@ -291,6 +291,8 @@ class LibvirtBackend(Backend):
         self.shipping = (
             PoolShipping(self.host_name) if self.uri and is_remote_uri(self.uri) else None
         )
+        # Lifecycle workloads make and read disk files and QEMU's memory on this machine.
+        self.on_this_host = self.shipping is None
         self._conn: libvirt.virConnect | None = None
         self.accel: AccelDecision | None = None
         # How the image boots (set from the artefacts in prepare; defined guests use it).

@@ -1,4 +1,5 @@
-"""libvirt operations the lifecycle workloads need beyond one transient guest's life.
+"""libvirt helpers the lifecycle operations (vmvc.backends.libvirt_engine.operations) need
+beyond one transient guest's life.
 
 `DefinedGuest` is a persistent domain: defined first (the analogue of `docker create`), then
 started paused with the console attached and resumed, and always destroyed and undefined.

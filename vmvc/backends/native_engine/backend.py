@@ -30,6 +30,7 @@ import psutil
 
 from vmvc.agent.protocol import AgentError, ReadyInfo, collect_task, command_line, wait_ready
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover
+from vmvc.backends.capabilities import Capability
 from vmvc.backends.memory import process_tree_memory
 from vmvc.config import Config, HostSettings
 from vmvc.hosts import is_local
@@ -157,11 +158,18 @@ class NativeInstance(Instance):
         self._reader.join(timeout=5)
 
 
+# Conservative host memory of one agent process for the scale safety check (not a measurement).
+PROCESS_ESTIMATE_MIB = 16.0
+
+
 class NativeBackend(Backend):
     name = "native"
     label = "native"
     kind = "native"
     display_name = "native"
+    # The host itself is neither provisioned, cloned, exported nor restarted: native only
+    # launches agent processes (scale) and reports what it sees (isolation).
+    capabilities = frozenset({Capability.LAUNCH_MANY, Capability.ISOLATION_FACTS})
 
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         self.config = config
@@ -196,6 +204,10 @@ class NativeBackend(Backend):
             if instance is not None:
                 instance.stop()
             shutil.rmtree(spec.workdir, ignore_errors=True)
+
+    def memory_estimate_mib(self, memory_mib: int) -> float:
+        # An agent process measured a few MiB on the development host; doubled, and more.
+        return PROCESS_ESTIMATE_MIB
 
     def environment(self) -> dict[str, Any]:
         return {"native_isolation": "chroot + mount, PID, IPC and UTS namespaces"}

@@ -1,0 +1,153 @@
+"""Lifecycle operations a backend may offer beyond one instance's life, and their handles.
+
+A backend declares what it can do in `Backend.capabilities`; a lifecycle workload is planned
+only for backends that have every capability it needs. Each operation does the engine's work
+and hands back a handle or typed data; the WORKLOAD times the steps around the calls (as
+PerfKitBenchmarker's BaseResource times create/ready/delete), so a measurement means the
+same on every engine. Handles describe their steps (`steps`, for the measurement metadata)
+and may add engine figures to `details`; `remove` is always safe, also after a failure half
+way, and is called by the workload in a `finally`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from vmvc.agent.protocol import ReadyInfo
+
+
+class Capability(StrEnum):
+    # provision: derive the engine's form of the image from the rootfs (a temporary artefact)
+    DERIVE_ARTEFACT = "derive_artefact"
+    # provision, clone: a startable instance, defined but not started, from an artefact
+    DEFINE = "define"
+    # clone: a defined instance made from the prepared image while another one runs
+    CLONE = "clone"
+    # clone's contrast: a full (not copy-on-write) copy of the prepared image
+    FULL_COPY = "full_copy"
+    # recovery: kill an instance's main process; the engine's restart policy brings it back
+    RECOVER = "recover"
+    # portability: the image in the engine's portable form, exported and imported again
+    EXPORT_IMPORT = "export_import"
+    # scale: many instances launched at once, their host memory measured on this host
+    LAUNCH_MANY = "launch_many"
+    # isolation: the agent's facts from inside a fresh instance
+    ISOLATION_FACTS = "isolation_facts"
+
+
+class Unsupported(NotImplementedError):
+    """An operation the backend does not declare in its capabilities."""
+
+    def __init__(self, backend: str, capability: Capability) -> None:
+        super().__init__(f"backend {backend} has no {capability} capability")
+
+
+class Handle(abc.ABC):
+    """Something an operation made: the workload times its steps, then always removes it."""
+
+    def __init__(self) -> None:
+        # What each step does in this engine ("create": "docker create"), for the metadata.
+        self.steps: dict[str, str] = {}
+        # Engine figures per step ("create": {"image_bytes": ...}), informative metadata.
+        self.details: dict[str, dict[str, Any]] = {}
+
+    def step(self, name: str) -> str:
+        return self.steps.get(name, name)
+
+    def detail(self, name: str) -> dict[str, Any]:
+        return dict(self.details.get(name, {}))
+
+    @abc.abstractmethod
+    def remove(self) -> None:
+        """Remove whatever exists of it; safe after a partial create and when called twice."""
+
+
+class DerivedArtefact(Handle):
+    """The engine's form of the image, derived from the rootfs (a temporary image or disk)."""
+
+    @abc.abstractmethod
+    def create(self) -> None:
+        """Derive it (timed by the caller as prepare_s)."""
+
+    def inspect(self) -> None:
+        """Engine figures about what `create` made, into `details["create"]` (untimed)."""
+
+
+class Definition(Handle):
+    """An instance defined from an artefact but not started (`docker create`, `virsh define`)."""
+
+    def stage(self) -> None:
+        """Files the harness needs per instance (not part of defining it); untimed."""
+
+    @abc.abstractmethod
+    def create(self) -> None:
+        """Define the instance (timed by the caller as define_s or clone_s)."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the defined instance; the agent's ready marker follows."""
+
+    @abc.abstractmethod
+    def wait_ready(self, timeout: float) -> ReadyInfo:
+        """Block until the agent's ready marker; `ReadyInfo.at` is when it arrived."""
+
+    @abc.abstractmethod
+    def stored_bytes(self) -> StoredBytes:
+        """What the host stores for this instance's own data (copy-on-write: small)."""
+
+
+@dataclass(frozen=True)
+class StoredBytes:
+    value: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Crash(Handle):
+    """A running instance killed once; the engine's own restart mechanism brings it back."""
+
+    how: str = ""  # what is killed and what restarts it (measurement metadata)
+    detect_basis: str = ""  # where the engine's "it died" time comes from
+
+    @abc.abstractmethod
+    def crash(self) -> None:
+        """Kill the instance's main process the engine's way."""
+
+    @abc.abstractmethod
+    def detected_at(self) -> float | None:
+        """Monotonic time the engine recorded the death (None: unknown); call after recovery."""
+
+    def remove(self) -> None:
+        """Stop watching the engine."""
+
+
+class Porter(Handle):
+    """The prepared image exported in the engine's portable form and imported again."""
+
+    def stage(self) -> None:
+        """Set-up before the export (untimed)."""
+
+    @abc.abstractmethod
+    def export(self) -> int:
+        """Export to a file in the instance's work dir (timed); returns its size in bytes."""
+
+    def forget_source(self) -> None:
+        """Make the import do its real work, as on another host (untimed)."""
+
+    @abc.abstractmethod
+    def import_(self) -> None:
+        """Import the exported file again (timed)."""
+
+    def check(self) -> None:
+        """Check the import gave back the exported image; raise if not (untimed)."""
+
+
+@dataclass(frozen=True)
+class FullCopy:
+    """A full copy of the prepared image (clone's contrast), made in a given directory."""
+
+    stored_bytes: int
+    step: str
+    metadata: dict[str, Any] = field(default_factory=dict)

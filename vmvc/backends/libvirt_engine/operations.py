@@ -1,0 +1,255 @@
+"""libvirt's lifecycle operations (vmvc.backends.capabilities): the engine work, untimed.
+
+derive     `mke2fs -d` of the rootfs into a temporary ext4 base disk (as the image build)
+define     a qcow2 copy-on-write overlay of that base disk (or of the image's) and `virsh
+           define` of a persistent domain on it; started paused with the console attached
+           and resumed. The kernel/initrd copies and data disk this harness needs per guest
+           are made in `stage`, before the caller's define timer.
+full copy  `qemu-img convert` of the image's base disk (holes kept sparse)
+crash      the agent panics the guest kernel (`echo c > /proc/sysrq-trigger`); the guest
+           runs with on_crash/on_reboot=restart and `panic=-1`; detected at libvirt's reboot
+           event for the domain
+porter     the base disk exported as a zlib-compressed qcow2 (`qemu-img convert -c -O
+           qcow2`) and imported back as a raw disk (`qemu-img convert -O raw`)
+
+Every file lives in the instance's vmvc-named work dir. `LibvirtOperations` is mixed into
+the public LibvirtBackend (vmvc.backends.libvirt); the engine's own modules do not import
+this one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vmvc.agent.protocol import ReadyInfo, command_line
+from vmvc.backends.base import Backend, Instance, InstanceSpec
+from vmvc.backends.capabilities import (
+    Capability,
+    Crash,
+    Definition,
+    DerivedArtefact,
+    FullCopy,
+    Porter,
+    StoredBytes,
+)
+from vmvc.backends.libvirt_engine.backend import LibvirtBackend, LibvirtInstance
+from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
+from vmvc.backends.libvirt_engine.lifecycle import (
+    DefinedGuest,
+    RebootWatch,
+    allocated_bytes,
+    build_deletable_base_disk,
+    convert,
+    copy_boot_files,
+    create_overlay,
+    guest_xml,
+    instance_dir,
+    make_data_disk,
+    undefine_by_name,
+)
+from vmvc.image.build import Artefacts
+
+if TYPE_CHECKING:
+    import libvirt
+
+
+class LibvirtOperations(Backend):
+    """The lifecycle operations of a local libvirt (mixed into LibvirtBackend)."""
+
+    if TYPE_CHECKING:  # provided by the engine's LibvirtBackend, later in the MRO
+
+        @property
+        def conn(self) -> libvirt.virConnect: ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:  # type: ignore[override]
+        if not self.on_this_host:  # disk files and memory are made and read on this host
+            return frozenset({Capability.ISOLATION_FACTS})
+        return frozenset(Capability)
+
+    def _engine(self) -> LibvirtBackend:
+        if not isinstance(self, LibvirtBackend):
+            raise TypeError("LibvirtOperations is mixed into a LibvirtBackend only")
+        return self
+
+    def derive_artefact(self, artefacts: Artefacts, spec: InstanceSpec) -> DerivedArtefact:
+        return BaseDisk(artefacts, spec)
+
+    def define(
+        self, artefacts: Artefacts, spec: InstanceSpec, source: DerivedArtefact | None = None
+    ) -> Definition:
+        if source is None:
+            return GuestDefinition(self._engine(), artefacts, spec, artefacts.base_disk)
+        if not isinstance(source, BaseDisk):
+            raise TypeError(f"libvirt cannot define a guest from {type(source).__name__}")
+        return GuestDefinition(self._engine(), artefacts, spec, source.disk)
+
+    def full_copy(self, artefacts: Artefacts, directory: Path) -> FullCopy:
+        base, full = artefacts.base_disk, directory / "full-copy.raw"
+        convert(base, "raw", full, "raw")
+        return FullCopy(
+            allocated_bytes(full),
+            "qemu-img convert of the base disk",
+            {"base_disk_bytes": base.stat().st_size},
+        )
+
+    def crash(self, instance: Instance) -> Crash:
+        if not isinstance(instance, LibvirtInstance):
+            raise TypeError(f"libvirt cannot crash {type(instance).__name__}")
+        return KernelPanic(self.conn, instance)
+
+    def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
+        return DiskPorter(artefacts, spec)
+
+
+class BaseDisk(DerivedArtefact):
+    """A temporary read-only ext4 root disk built from the rootfs, in the instance's dir."""
+
+    def __init__(self, artefacts: Artefacts, spec: InstanceSpec) -> None:
+        super().__init__()
+        self.artefacts = artefacts
+        self.disk = instance_dir(spec) / "base.raw"  # the dir is made before any timer
+        self.steps = {"create": "mke2fs -d (base disk)", "remove": "delete base disk"}
+
+    def create(self) -> None:
+        build_deletable_base_disk(self.artefacts.rootfs, self.disk)
+
+    def inspect(self) -> None:
+        self.details["create"] = {"disk_bytes": allocated_bytes(self.disk)}
+
+    def remove(self) -> None:
+        self.disk.unlink(missing_ok=True)
+
+
+class GuestDefinition(Definition):
+    """A persistent domain on a qcow2 overlay of `base`: defined, started, removed."""
+
+    def __init__(
+        self, backend: LibvirtBackend, artefacts: Artefacts, spec: InstanceSpec, base: Path
+    ) -> None:
+        super().__init__()
+        self.backend, self.artefacts, self.spec, self.base = backend, artefacts, spec, base
+        self.overlay = spec.workdir / "root.qcow2"
+        self.data = spec.workdir / "data.raw"
+        self.boot: tuple[Path, Path] | None = None
+        self.guest: DefinedGuest | None = None
+        self._started = 0.0
+        self.steps = {
+            "create": "qemu-img create (overlay) + virsh define",
+            "start": "virsh start (paused, console) to ready",
+            "remove": "virsh undefine",
+        }
+
+    def stage(self) -> None:
+        """Own kernel/initrd copies (libvirt chowns what it is given) and the data disk."""
+        directory = instance_dir(self.spec)
+        self.boot = copy_boot_files(self.artefacts, directory)
+        make_data_disk(self.data, self.spec.data_disk_mib)
+
+    def create(self) -> None:
+        if self.boot is None:
+            self.stage()
+        assert self.boot is not None
+        kernel, initrd = self.boot
+        started = time.monotonic()
+        create_overlay(self.base, self.overlay)
+        self.details["create"] = {"overlay_s": round(time.monotonic() - started, 6)}
+        xml = guest_xml(
+            self.backend,
+            self.spec,
+            root=DomainDisk(self.overlay, "qcow2", "vda"),
+            kernel=kernel,
+            initrd=initrd,
+            data=self.data,
+        )
+        self.guest = DefinedGuest(self.backend.conn, self.spec.name, xml)
+
+    def start(self) -> None:
+        if self.guest is None:
+            raise RuntimeError("the guest was not defined")
+        self.guest.start()
+
+    def wait_ready(self, timeout: float) -> ReadyInfo:
+        if self.guest is None:
+            raise RuntimeError("the guest was not defined")
+        return self.guest.wait_ready(timeout)
+
+    def stored_bytes(self) -> StoredBytes:
+        return StoredBytes(
+            allocated_bytes(self.overlay), {"what": "qcow2 overlay (allocated, after ready)"}
+        )
+
+    def remove(self) -> None:
+        guest, self.guest = self.guest, None
+        if guest is not None:
+            guest.remove()
+        else:  # defining failed half-way, or it is gone already
+            undefine_by_name(self.backend.conn, self.spec.name)
+
+
+class KernelPanic(Crash):
+    """The agent panics the guest kernel; libvirt restarts the domain (on_crash=restart)."""
+
+    how = "guest kernel panic (sysrq c); panic=-1, on_reboot/on_crash=restart"
+    detect_basis = "libvirt reboot event"
+
+    def __init__(self, conn: libvirt.virConnect, instance: LibvirtInstance) -> None:
+        super().__init__()
+        if instance.console is None or instance.domain is None:
+            raise RuntimeError("guest console is not attached")
+        self.instance = instance
+        self.console = instance.console
+        self.watch = RebootWatch(conn, instance.domain)
+
+    def crash(self) -> None:
+        command = command_line(self.instance.next_task_id(), "crash", [])
+        self.console.send(command.encode())
+
+    def detected_at(self) -> float | None:
+        return self.watch.at
+
+    def remove(self) -> None:
+        self.watch.close()
+
+
+class DiskPorter(Porter):
+    """The image's base disk to a compressed qcow2 and back to a raw disk."""
+
+    def __init__(self, artefacts: Artefacts, spec: InstanceSpec) -> None:
+        super().__init__()
+        self.base = artefacts.base_disk
+        self.spec = spec
+        self.exported = spec.workdir / "export.qcow2"
+        self.imported = spec.workdir / "imported.raw"
+        self.steps = {
+            "export": "qemu-img convert -c -O qcow2",
+            "import": "qemu-img convert -O raw",
+        }
+        self.details = {
+            "export_bytes": {
+                "form": "qcow2, zlib-compressed",
+                "base_disk_bytes": self.base.stat().st_size,
+            }
+        }
+
+    def stage(self) -> None:
+        instance_dir(self.spec)
+
+    def export(self) -> int:
+        convert(self.base, "raw", self.exported, "qcow2", compress=True)
+        return self.exported.stat().st_size
+
+    def import_(self) -> None:
+        convert(self.exported, "qcow2", self.imported, "raw")
+
+    def check(self) -> None:
+        allocated = allocated_bytes(self.imported)
+        if allocated <= 0:
+            raise RuntimeError("the imported disk holds no data")
+        self.details["import"] = {"imported_allocated_bytes": allocated}
+
+    def remove(self) -> None:
+        for path in (self.exported, self.imported):
+            path.unlink(missing_ok=True)
