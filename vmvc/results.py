@@ -230,6 +230,14 @@ class BackendRecord(BaseModel):
     kind: BackendKind
     display_name: str = Field(max_length=128)
 
+    @field_validator("label", "display_name")
+    @classmethod
+    def _printable(cls, value: str, info: ValidationInfo) -> str:
+        # Reports escape it, but a name must never carry a newline or an escape code.
+        if _untrusted(info) and not value.isprintable():
+            raise ValueError(f"backend {info.field_name} {value!r} is not printable text")
+        return value
+
 
 def unknown_backend(name: str) -> BackendRecord:
     """What a backend nobody described is taken for: itself, judged by no claim."""
