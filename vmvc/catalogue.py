@@ -25,6 +25,9 @@ class Metric:
     unit: str
     higher_is_better: bool
     format: ValueFormat = "number"
+    # A verdict rests on it (vmvc.claims), so the runner's stopping rule waits for its
+    # interval (vmvc.stats.DECISION_RATIOS).
+    decides: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,12 @@ class Workload:
         return next((m for m in self.metrics if m.name == name), None)
 
 
-def _seconds(name: str, title: str) -> Metric:
-    return Metric(name, title, "s", False)
+def _seconds(name: str, title: str, *, decides: bool = False) -> Metric:
+    return Metric(name, title, "s", False, decides=decides)
 
 
-def _mib(name: str, title: str) -> Metric:
-    return Metric(name, title, "MiB", False)
+def _mib(name: str, title: str, *, decides: bool = False) -> Metric:
+    return Metric(name, title, "MiB", False, decides=decides)
 
 
 def _bytes(name: str, title: str) -> Metric:
@@ -57,7 +60,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "startup",
         "Startup (start to ready)",
         (
-            _seconds("total_s", "start to ready"),
+            _seconds("total_s", "start to ready", decides=True),
             _seconds("create_s", "create"),
             _seconds("firmware_kernel_s", "firmware + kernel"),
             _seconds("initramfs_s", "initramfs"),
@@ -71,16 +74,16 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "cpu",
         "CPU (sysbench cpu)",
-        (Metric("events_per_s", "CPU events/s", "events/s", True),),
+        (Metric("events_per_s", "CPU events/s", "events/s", True, decides=True),),
         headline="events_per_s",
     ),
     Workload(
         "memory",
         "Memory (STREAM triad/copy bandwidth, random pointer-chase latency)",
         (
-            Metric("bandwidth_mib_s", "memory bandwidth (triad)", "MiB/s", True),
+            Metric("bandwidth_mib_s", "memory bandwidth (triad)", "MiB/s", True, decides=True),
             Metric("copy_mib_s", "memory bandwidth (copy)", "MiB/s", True),
-            Metric("latency_ns", "memory latency", "ns", False),
+            Metric("latency_ns", "memory latency", "ns", False, decides=True),
         ),
         headline="bandwidth_mib_s",
     ),
@@ -88,12 +91,12 @@ WORKLOADS: tuple[Workload, ...] = (
         "io",
         "Disk I/O (fio, 4k random and 1M sequential)",
         (
-            Metric("randread_4k_iops", "4k random read IOPS", "IOPS", True),
-            Metric("randwrite_4k_iops", "4k random write IOPS", "IOPS", True),
+            Metric("randread_4k_iops", "4k random read IOPS", "IOPS", True, decides=True),
+            Metric("randwrite_4k_iops", "4k random write IOPS", "IOPS", True, decides=True),
             Metric("randread_4k_lat_us", "4k random read latency", "us", False),
             Metric("randwrite_4k_lat_us", "4k random write latency", "us", False),
-            Metric("seqread_1m_mib_s", "1M sequential read", "MiB/s", True),
-            Metric("seqwrite_1m_mib_s", "1M sequential write", "MiB/s", True),
+            Metric("seqread_1m_mib_s", "1M sequential read", "MiB/s", True, decides=True),
+            Metric("seqwrite_1m_mib_s", "1M sequential write", "MiB/s", True, decides=True),
         ),
         headline="randread_4k_iops",
     ),
@@ -101,7 +104,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "footprint",
         "Idle footprint (host memory of one instance)",
         (
-            _mib("total_mib", "host memory of one idle instance"),
+            _mib("total_mib", "host memory of one idle instance", decides=True),
             _mib("pss_mib", "PSS"),
             _mib("uss_mib", "USS"),
             _mib("rss_mib", "RSS"),
@@ -118,9 +121,15 @@ WORKLOADS: tuple[Workload, ...] = (
         (
             _seconds("all_ready_s", "time until N instances are ready"),
             _mib("memory_mib", "host memory of N instances"),
-            _seconds("time_per_instance_s", "time per extra instance"),
+            _seconds("time_per_instance_s", "time per extra instance", decides=True),
             _mib("memory_per_instance_mib", "memory per extra instance"),
-            Metric("density_instances", "instances that fit in host memory", "instances", True),
+            Metric(
+                "density_instances",
+                "instances that fit in host memory",
+                "instances",
+                True,
+                decides=True,
+            ),
         ),
         headline="time_per_instance_s",
     ),
@@ -129,7 +138,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "Clone",
         (
             _seconds("clone_s", "clone"),
-            _seconds("clone_to_ready_s", "clone to ready"),
+            _seconds("clone_to_ready_s", "clone to ready", decides=True),
             _bytes("clone_bytes", "clone size"),
             _seconds("full_copy_s", "full copy (for contrast)"),
         ),
@@ -148,7 +157,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "recovery",
         "Recovery after a crash (self-healing)",
         (
-            _seconds("recovery_s", "time from kill to ready again"),
+            _seconds("recovery_s", "time from kill to ready again", decides=True),
             _seconds("detect_s", "time until the engine saw the exit"),
         ),
         headline="recovery_s",
@@ -192,6 +201,16 @@ def metric_title(workload_name: str, metric_name: str) -> str:
 def headline(workload_name: str) -> str | None:
     known = _BY_NAME.get(workload_name)
     return known.headline if known else None
+
+
+# The steady workloads, measured inside every instance and against the native baseline.
+STEADY = ("cpu", "memory", "io")
+
+
+def steady_resources() -> list[tuple[str, str]]:
+    """(workload, metric) of the steady figures a verdict rests on, in catalogue order: the
+    resources whose overhead against native claim C03 judges."""
+    return [(w.name, m.name) for w in WORKLOADS if w.name in STEADY for m in w.metrics if m.decides]
 
 
 def order_workloads(names: set[str] | list[str]) -> list[str]:

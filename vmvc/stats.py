@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from vmvc import catalogue
 from vmvc import intervals as iv
 from vmvc.analysed import Ratio, Statistics, Summary
 from vmvc.keys import metric_key
@@ -263,15 +264,7 @@ DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ("footprint", "total_mib", "vm", "container"),  # C02
     *(
         (workload, metric, kind, "native")  # C03, per resource and kind
-        for workload, metric in (
-            ("cpu", "events_per_s"),
-            ("memory", "bandwidth_mib_s"),
-            ("memory", "latency_ns"),
-            ("io", "randread_4k_iops"),
-            ("io", "randwrite_4k_iops"),
-            ("io", "seqread_1m_mib_s"),
-            ("io", "seqwrite_1m_mib_s"),
-        )
+        for workload, metric in catalogue.steady_resources()
         for kind in ("vm", "container")
     ),
     ("clone", "clone_to_ready_s", "vm", "container"),  # C04 (its larger phase)

@@ -113,3 +113,13 @@ def test_exporters_load_neither_claims_nor_statistics() -> None:
     )
     assert "vmvc.export.view" in loaded
     assert not loaded & {"vmvc.claims", "vmvc.stats", "vmvc.intervals", "vmvc.orchestrate"}
+
+
+def test_the_figures_verdicts_rest_on_are_marked_in_the_catalogue() -> None:
+    from vmvc import claims, stats
+
+    deciding = {(w.name, m.name) for w in catalogue.WORKLOADS for m in w.metrics if m.decides}
+    used = {(w, m) for w, m, _top, _bottom in stats.DECISION_RATIOS} | set(stats.DECISION_MEDIANS)
+    assert used == deciding
+    assert list(claims.RESOURCES) == [f"{w}/{m}" for w, m in catalogue.steady_resources()]
+    assert len(claims.RESOURCES) == 7
