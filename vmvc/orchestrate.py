@@ -274,6 +274,10 @@ def run_bench(
                     item.remove()
             doc.status = "running"
             doc.pid = os.getpid()
+            # A result from before backend_info: the stopping rule picks its pairs by kind.
+            for name, backend in selection.backends.items():
+                info = BackendRecord(**dataclasses.asdict(backend.info()))
+                doc.backend_info.setdefault(name, info)
         else:
             doc = new_document(config, selection, artefacts, prepared)
             record_hosts(doc, local, remotes)
