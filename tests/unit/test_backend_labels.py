@@ -168,3 +168,17 @@ def test_a_file_cannot_forge_a_verdict(tmp_path: Path, with_bwrap) -> None:
     reanalyse(doc)
     assert not re.search("FORGED", render(doc, "md"))
     assert doc.verdicts == with_bwrap.verdicts
+
+
+def test_a_failed_analysis_is_said_in_every_report(with_bwrap, monkeypatch) -> None:
+    from vmvc import stats
+
+    def broken(doc: ResultDocument) -> Statistics:
+        raise ZeroDivisionError("odd samples")
+
+    monkeypatch.setattr(stats, "summarize", broken)  # the failure, injected: no real data has it
+    reanalyse(with_bwrap)
+    assert with_bwrap.verdicts == [] and with_bwrap.statistics.summaries == []
+    why = "analysis failed (ZeroDivisionError: odd samples): no statistics, no verdicts"
+    assert with_bwrap.statistics.note == why
+    assert why in render(with_bwrap, "md") and why in render(with_bwrap, "html")
