@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from vmvc.analysed import Statistics, Verdict
+from vmvc.claims import CLAIMS
 from vmvc.keys import metric_key
 from vmvc.results import (
+    BackendRecord,
     InstanceReport,
     ResultDocument,
     Sample,
@@ -133,6 +136,16 @@ def build_document(
         add("docker", "recovery", HOSTILE, 1.5, "s", 1)
 
     doc = ResultDocument(
+        # What a run records: each backend's own description (Backend.info()).
+        backend_info={
+            "native": BackendRecord(label="native", kind="native", display_name="native"),
+            "docker": BackendRecord(
+                label="container", kind="container", display_name="container (Docker)"
+            ),
+            "libvirt": BackendRecord(
+                label="VM", kind="vm", display_name="VM (libvirt, emulated TCG)"
+            ),
+        },
         run_id=("20251129T114600Z-" + HOSTILE) if hostile else "20251129T114600Z-3b1f0a",
         started_at="2025-11-29T11:46:00+00:00",
         finished_at="2025-11-29T12:31:12+00:00",
@@ -226,8 +239,9 @@ def build_document(
         else [],
     )
     if statistics == "builtin":
-        doc.statistics = summarize(doc, seed=seed)
-        doc.verdicts = verdicts(doc, doc.statistics, hostile=hostile)
+        builtin = summarize(doc, seed=seed)
+        doc.statistics = Statistics.model_validate(builtin)
+        doc.verdicts = [Verdict.model_validate(v) for v in verdicts(doc, builtin, hostile=hostile)]
     elif statistics == "vmvc":
         from vmvc import claims, stats
 
@@ -305,9 +319,7 @@ def summarize(doc: ResultDocument, *, seed: int = 0, resamples: int = 2000) -> d
             )  # fmt: skip
     return {
         "confidence": 0.95,
-        "resamples": resamples,
-        "seed": seed,
-        "method": "percentile bootstrap of the median (test data)",
+        "method": f"percentile bootstrap of the median, {resamples} resamples, seed {seed}",
         "summaries": summaries,
         "ratios": ratios,
     }
@@ -376,15 +388,5 @@ def verdicts(doc: ResultDocument, stats: dict[str, Any], *, hostile: bool = Fals
     ]  # fmt: skip
 
 
-_TITLES = {
-    "C01": "VMs start slower than containers",
-    "C02": "VMs are heavier than containers",
-    "C03": "Virtualization adds overhead; containers run near native",
-    "C04": "Provisioning and replicating a VM takes time",
-    "C05": "Containers scale out and in quickly",
-    "C06": "Containers are easy to move",
-    "C07": "VMs isolate better",
-    "C08": "An orchestrator restarts a dead instance quickly",
-    "C09": "A VM's guest OS can differ; a container shares the host kernel",
-    "C10": "Many more containers than VMs fit on one host",
-}
+# Claim titles come only from vmvc.claims, here too.
+_TITLES = {claim.id: claim.title for claim in CLAIMS}

@@ -1,12 +1,14 @@
 """The study note's claims (shared/CLAIMS.md, C01-C10) as rules over the statistics.
 
-Each claim is a small rule that reads the ``statistics`` block (see vmvc.stats), the facts
-observed inside instances and the thresholds, and returns a verdict dict::
+Each claim is a small rule that reads the typed ``statistics`` (see vmvc.stats), the facts
+observed inside instances and the thresholds, and gives a `vmvc.analysed.Verdict`: claim,
+title (claim titles live here and nowhere else), verdict (confirmed, refuted, inconclusive,
+not measured, not measured under KVM, reported, fact), text, qualifier, numbers, host,
+accel, emulated.
 
-    {"claim": "C01", "title": "...", "verdict": "confirmed" | "refuted" | "inconclusive"
-     | "not measured" | "not measured under KVM" | "reported" | "fact", "text": "...",
-     "qualifier": "n = 3; needs >= 4" | "VM ran under TCG" | "", "numbers": {...},
-     "host": "local", "accel": "kvm" | "tcg" | None, "emulated": bool}
+Which backends a claim compares comes from their kinds (doc.backend_info), never from their
+names: the first selected backend of kind "vm" against the first of kind "container", both
+against the first of kind "native". A backend of another kind is judged by no claim.
 
 Rules for threshold claims: *confirmed* when the whole confidence interval of the ratio lies
 above the threshold, *refuted* when it lies wholly below, *inconclusive* when it straddles
@@ -30,37 +32,43 @@ from typing import Any
 
 import numpy as np
 
+from vmvc import catalogue
 from vmvc import stats as st
+from vmvc.analysed import (
+    CONFIRMED,
+    FACT,
+    INCONCLUSIVE,
+    NOT_KVM,
+    NOT_MEASURED,
+    REFUTED,
+    REPORTED,
+    Statistics,
+    Verdict,
+)
 from vmvc.config import Thresholds
 from vmvc.environment import host_accel
-from vmvc.export.numbers import format_number
+from vmvc.formatting import format_number, format_quantity
 from vmvc.results import ResultDocument
 
-VM, CONTAINER, NATIVE = "libvirt", "docker", "native"
-LABELS = {NATIVE: "native", CONTAINER: "container", VM: "VM"}
+# What a claim calls a kind when no backend of that kind ran (and it names what is missing).
+KIND_WORDS = {"native": "native", "container": "container", "vm": "VM"}
+_ABSENT = "<no {kind}>"  # never a backend name (names match [a-z][a-z0-9_-]*)
 
-CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
-NOT_MEASURED, REPORTED, FACT = "not measured", "reported", "fact"
-NOT_KVM = "not measured under KVM"
 
-# C01: VM boot phases, named as a reader would say them.
+def _title(workload: str, metric: str) -> str:
+    return catalogue.metric_title(workload, metric)
+
+
+# C01: VM boot phases, named as the catalogue names them.
 VM_PHASES = {
-    "create_s": "create",
-    "firmware_kernel_s": "firmware + kernel",
-    "initramfs_s": "initramfs",
-    "userspace_s": "user space",
+    m: _title("startup", m) for m in ("create_s", "firmware_kernel_s", "initramfs_s", "userspace_s")
 }
-# C03: the steady-state resources, each measured against native.
-RESOURCES = {
-    "cpu/events_per_s": "CPU",
-    "memory/bandwidth_mib_s": "memory bandwidth",
-    "memory/latency_ns": "memory latency",
-    "io/randread_4k_iops": "4k random read",
-    "io/randwrite_4k_iops": "4k random write",
-    "io/seqread_1m_mib_s": "1M sequential read",
-    "io/seqwrite_1m_mib_s": "1M sequential write",
+# C03: the steady-state resources a verdict rests on (the catalogue says which), each
+# measured against native.
+RESOURCES = {f"{w}/{m}": _title(w, m) for w, m in catalogue.steady_resources()}
+PORTABILITY_METRICS = {
+    m: _title("portability", m) for m in ("export_bytes", "export_s", "import_s")
 }
-PORTABILITY_METRICS = {"export_bytes": "export size", "export_s": "export", "import_s": "import"}
 
 EMULATED_TIMING_NOTE = (
     "The VM ran emulated (QEMU TCG, no KVM): this says little about KVM overhead."
@@ -94,23 +102,47 @@ class Context:
     """What every rule may read."""
 
     doc: ResultDocument
-    stats: dict[str, Any]
+    stats: Statistics
     thresholds: Thresholds
     host: str
 
+    def _role(self, kind: str) -> str:
+        return self.doc.first_of_kind(kind) or _ABSENT.format(kind=kind)
+
+    @property
+    def vm(self) -> str:
+        return self._role("vm")
+
+    @property
+    def container(self) -> str:
+        return self._role("container")
+
+    @property
+    def native(self) -> str:
+        return self._role("native")
+
+    def label(self, backend: str) -> str:
+        """The backend's own short label ("VM"); the kind's word when none of it ran."""
+        for kind, word in KIND_WORDS.items():
+            if backend == _ABSENT.format(kind=kind):
+                return word
+        return self.doc.record(backend).label
+
     @property
     def confidence(self) -> float:
-        return float(self.stats.get("confidence", 0.95))
+        return self.stats.confidence
 
     def summary(self, backend: str, workload: str, metric: str) -> dict[str, Any] | None:
-        return st.find(self.stats, backend, workload, metric, self.host)
+        """The summary as plain values (the rules read it like the numbers they store)."""
+        found = self.stats.summary(backend, workload, metric, self.host)
+        return found.model_dump() if found else None
 
     def ratio(self, top: str, bottom: str, workload: str, metric: str) -> dict[str, Any] | None:
         """The stored ratio, or (for a direction stats does not store, e.g. C10's
         container/VM) the same computation on the two summaries' values."""
-        stored = st.find_ratio(self.stats, top, bottom, workload, metric, self.host)
+        stored = self.stats.ratio(top, bottom, workload, metric, self.host)
         if stored is not None:
-            return stored
+            return stored.model_dump()
         a, b = self.summary(top, workload, metric), self.summary(bottom, workload, metric)
         if a is None or b is None:
             return None
@@ -174,13 +206,7 @@ def fmt(value: float | None) -> str:
     return format_number(value)
 
 
-def fmt_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if unit.lower() in {"bytes", "byte", "b"}:
-        mib = value / 2**20
-        return f"{fmt(mib / 1024)} GiB" if mib >= 1024 else f"{fmt(mib)} MiB"
-    return f"{fmt(value)} {unit}".rstrip()
+fmt_value = format_quantity
 
 
 def too_few(estimate: dict[str, Any]) -> str:
@@ -229,7 +255,7 @@ def _ci_position(verdict: str, threshold: float, ratio: dict[str, Any]) -> str:
 
 def _missing(ctx: Context, needs: list[tuple[str, str, str]]) -> str:
     """'not measured' text naming what is missing, e.g. 'VM startup/total_s'."""
-    absent = [f"{LABELS.get(b, b)} {w}/{m}" for b, w, m in needs if ctx.summary(b, w, m) is None]
+    absent = [f"{ctx.label(b)} {w}/{m}" for b, w, m in needs if ctx.summary(b, w, m) is None]
     if not absent:
         return "Not measured: no usable ratio (a median of 0)."
     return "Not measured: no " + ", no ".join(absent) + "."
@@ -268,9 +294,9 @@ def _threshold_ratio_claim(
     verdict = threshold_verdict(ratio["ci_low"], ratio["ci_high"], threshold)
     unit = top_s["unit"]
     text = (
-        f"{describe}: {LABELS[top]} {fmt_value(top_s['median'], unit)} vs "
-        f"{LABELS[bottom]} {fmt_value(bottom_s['median'], bottom_s['unit'])} (median), "
-        f"{LABELS[top]}/{LABELS[bottom]} {ratio_text(ratio, ctx.confidence)}; "
+        f"{describe}: {ctx.label(top)} {fmt_value(top_s['median'], unit)} vs "
+        f"{ctx.label(bottom)} {fmt_value(bottom_s['median'], bottom_s['unit'])} (median), "
+        f"{ctx.label(top)}/{ctx.label(bottom)} {ratio_text(ratio, ctx.confidence)}; "
         f"{_ci_position(verdict, threshold, ratio)}."
     )
     numbers = {
@@ -290,16 +316,22 @@ def _threshold_ratio_claim(
 def c01_startup(ctx: Context) -> Outcome:
     """VM median / container median of start-to-ready, against c01_startup_ratio."""
     verdict, text, numbers = _threshold_ratio_claim(
-        ctx, VM, CONTAINER, "startup", "total_s", ctx.thresholds.c01_startup_ratio, "Start to ready"
+        ctx,
+        ctx.vm,
+        ctx.container,
+        "startup",
+        "total_s",
+        ctx.thresholds.c01_startup_ratio,
+        "Start to ready",
     )
     if verdict == NOT_MEASURED:
         return verdict, text, numbers
     phases = {
         name: summary["median"]
         for name in VM_PHASES
-        if (summary := ctx.summary(VM, "startup", name)) is not None
+        if (summary := ctx.summary(ctx.vm, "startup", name)) is not None
     }
-    native = ctx.summary(NATIVE, "startup", "total_s")
+    native = ctx.summary(ctx.native, "startup", "total_s")
     if native is not None:
         numbers["native_median"] = native["median"]
     if phases:
@@ -313,8 +345,8 @@ def c02_footprint(ctx: Context) -> Outcome:
     """VM (qemu PSS) / container (cgroup + shim) idle memory, against c02_footprint_ratio."""
     return _threshold_ratio_claim(
         ctx,
-        VM,
-        CONTAINER,
+        ctx.vm,
+        ctx.container,
         "footprint",
         "total_mib",
         ctx.thresholds.c02_footprint_ratio,
@@ -329,8 +361,8 @@ def _overhead(ctx: Context, backend: str, key: str) -> dict[str, Any] | None:
     backend/native - 1 for lower-is-better ones (latency), so it is positive when slower.
     """
     workload, metric = key.split("/")
-    ratio = ctx.ratio(backend, NATIVE, workload, metric)
-    native = ctx.summary(NATIVE, workload, metric)
+    ratio = ctx.ratio(backend, ctx.native, workload, metric)
+    native = ctx.summary(ctx.native, workload, metric)
     if ratio is None or ratio.get("ratio") is None or native is None:
         return None
     sign = -1.0 if native["higher_is_better"] else 1.0
@@ -410,7 +442,7 @@ def c03_overhead(ctx: Context) -> Outcome:
     noise = ctx.thresholds.noise_threshold
     for key in RESOURCES:
         parts: dict[str, dict[str, Any]] = {}
-        for backend in (VM, CONTAINER):
+        for backend in (ctx.vm, ctx.container):
             part = _overhead(ctx, backend, key)
             if part is None:
                 continue
@@ -427,8 +459,8 @@ def c03_overhead(ctx: Context) -> Outcome:
             parts[backend] = part
         if parts:
             resources[key] = parts
-    vm = {key: parts[VM] for key, parts in resources.items() if VM in parts}
-    ct = {key: parts[CONTAINER] for key, parts in resources.items() if CONTAINER in parts}
+    vm = {key: parts[ctx.vm] for key, parts in resources.items() if ctx.vm in parts}
+    ct = {key: parts[ctx.container] for key, parts in resources.items() if ctx.container in parts}
     vm_half = _half_verdict(list(vm.values()), near_native=False)
     ct_half = _half_verdict(list(ct.values()), near_native=True)
     threshold = ctx.thresholds.c03_overhead_fraction
@@ -444,7 +476,7 @@ def c03_overhead(ctx: Context) -> Outcome:
         "anomalies": anomalies,
         "noise_threshold": noise,
     }
-    anomaly_text = _anomaly_text(anomalies, noise)
+    anomaly_text = _anomaly_text(ctx, anomalies, noise)
     if vm_half == NOT_MEASURED:
         text = "Not measured: no resource has both a VM and a native result."
         return NOT_MEASURED, text + anomaly_text, {"anomalies": anomalies} if anomalies else {}
@@ -472,11 +504,11 @@ def c03_overhead(ctx: Context) -> Outcome:
     return verdict, text + anomaly_text, numbers
 
 
-def _anomaly_text(anomalies: list[dict[str, Any]], noise: float) -> str:
+def _anomaly_text(ctx: Context, anomalies: list[dict[str, Any]], noise: float) -> str:
     if not anomalies:
         return ""
     listed = ", ".join(
-        f"{LABELS[a['backend']]} {RESOURCES[a['resource']]} {-a['overhead']:+.0%}"
+        f"{ctx.label(a['backend'])} {RESOURCES[a['resource']]} {-a['overhead']:+.0%}"
         for a in anomalies
     )
     return (
@@ -488,9 +520,10 @@ def _anomaly_text(anomalies: list[dict[str, Any]], noise: float) -> str:
 def c04_clone(ctx: Context) -> Outcome:
     """(clone + clone-to-ready) VM / container, sum of medians, against c04_clone_ratio."""
     metrics = ["clone_s", "clone_to_ready_s"]
-    ratio = ctx.sum_ratio(VM, CONTAINER, "clone", metrics)
+    vm, container = ctx.vm, ctx.container
+    ratio = ctx.sum_ratio(vm, container, "clone", metrics)
     if ratio is None:
-        needs = [(b, "clone", m) for b in (VM, CONTAINER) for m in metrics]
+        needs = [(b, "clone", m) for b in (vm, container) for m in metrics]
         return NOT_MEASURED, _missing(ctx, needs), {}
     threshold = ctx.thresholds.c04_clone_ratio
     verdict = threshold_verdict(ratio["ci_low"], ratio["ci_high"], threshold)
@@ -501,10 +534,10 @@ def c04_clone(ctx: Context) -> Outcome:
         f"{_ci_position(verdict, threshold, ratio)}."
     )
     numbers = {
-        "libvirt_s": ratio["numerator_median"],
-        "docker_s": ratio["denominator_median"],
-        "n_libvirt": ratio["n_num"],
-        "n_docker": ratio["n_den"],
+        f"{vm}_s": ratio["numerator_median"],
+        f"{container}_s": ratio["denominator_median"],
+        f"n_{vm}": ratio["n_num"],
+        f"n_{container}": ratio["n_den"],
         **_ratio_numbers(ratio, threshold),
     }
     return verdict, text, numbers
@@ -522,10 +555,11 @@ def _latest_metadata(ctx: Context, backend: str, workload: str, metric: str) -> 
 
 def c05_scale(ctx: Context) -> Outcome:
     """Container slope (seconds per extra instance) below the VM's, CIs not overlapping."""
-    vm = ctx.summary(VM, "scale", "time_per_instance_s")
-    ct = ctx.summary(CONTAINER, "scale", "time_per_instance_s")
+    vm_name, ct_name = ctx.vm, ctx.container
+    vm = ctx.summary(vm_name, "scale", "time_per_instance_s")
+    ct = ctx.summary(ct_name, "scale", "time_per_instance_s")
     if vm is None or ct is None:
-        needs = [(b, "scale", "time_per_instance_s") for b in (VM, CONTAINER)]
+        needs = [(b, "scale", "time_per_instance_s") for b in (vm_name, ct_name)]
         return NOT_MEASURED, _missing(ctx, needs), {}
     known = None not in (vm["ci_low"], vm["ci_high"], ct["ci_low"], ct["ci_high"])
     if known and ct["ci_high"] < vm["ci_low"]:
@@ -542,17 +576,17 @@ def c05_scale(ctx: Context) -> Outcome:
         f"{fmt(vm['median'])} s ({ci_text(vm, ctx.confidence, ' s')}); {relation}."
     )
     numbers: dict[str, Any] = {
-        "docker_slope": ct["median"],
-        "docker_ci_low": ct["ci_low"],
-        "docker_ci_high": ct["ci_high"],
-        "libvirt_slope": vm["median"],
-        "libvirt_ci_low": vm["ci_low"],
-        "libvirt_ci_high": vm["ci_high"],
+        f"{ct_name}_slope": ct["median"],
+        f"{ct_name}_ci_low": ct["ci_low"],
+        f"{ct_name}_ci_high": ct["ci_high"],
+        f"{vm_name}_slope": vm["median"],
+        f"{vm_name}_ci_low": vm["ci_low"],
+        f"{vm_name}_ci_high": vm["ci_high"],
         "unit": vm["unit"],
-        "n_docker": ct["n"],
-        "n_libvirt": vm["n"],
+        f"n_{ct_name}": ct["n"],
+        f"n_{vm_name}": vm["n"],
         "metadata": {
-            b: _latest_metadata(ctx, b, "scale", "time_per_instance_s") for b in (CONTAINER, VM)
+            b: _latest_metadata(ctx, b, "scale", "time_per_instance_s") for b in (ct_name, vm_name)
         },
     }
     if not known:
@@ -563,27 +597,29 @@ def c05_scale(ctx: Context) -> Outcome:
 def _reported(ctx: Context, workload: str, metrics: dict[str, str]) -> Outcome:
     """Side-by-side medians and VM/container ratios, no threshold (C06, C08)."""
     parts, numbers = [], {}
+    vm_name, ct_name = ctx.vm, ctx.container
     for metric, label in metrics.items():
-        vm, ct = ctx.summary(VM, workload, metric), ctx.summary(CONTAINER, workload, metric)
+        vm, ct = ctx.summary(vm_name, workload, metric), ctx.summary(ct_name, workload, metric)
         if vm is None and ct is None:
             continue
-        ratio = ctx.ratio(VM, CONTAINER, workload, metric)
+        ratio = ctx.ratio(vm_name, ct_name, workload, metric)
+        unit = next(s["unit"] for s in (vm, ct) if s)
+        vm_median, ct_median = (vm["median"] if vm else None), (ct["median"] if ct else None)
         entry = {
-            "libvirt_median": vm["median"] if vm else None,
-            "docker_median": ct["median"] if ct else None,
-            "unit": next(s["unit"] for s in (vm, ct) if s),
+            f"{vm_name}_median": vm_median,
+            f"{ct_name}_median": ct_median,
+            "unit": unit,
             **_ratio_numbers(ratio or {}),
         }
         numbers[metric] = entry
         sentence = (
-            f"{label}: VM {fmt_value(entry['libvirt_median'], entry['unit'])} vs container "
-            f"{fmt_value(entry['docker_median'], entry['unit'])}"
+            f"{label}: VM {fmt_value(vm_median, unit)} vs container {fmt_value(ct_median, unit)}"
         )
         if ratio and ratio.get("ratio") is not None:
             sentence += f", {ratio_text(ratio, ctx.confidence)}"
         parts.append(sentence)
     if not parts:
-        needs = [(b, workload, m) for m in metrics for b in (VM, CONTAINER)]
+        needs = [(b, workload, m) for m in metrics for b in (vm_name, ct_name)]
         return NOT_MEASURED, _missing(ctx, needs), {}
     text = "; ".join(parts) + " (medians, VM/container ratios)."
     return REPORTED, _cap(text), numbers
@@ -599,7 +635,7 @@ def c08_recovery(ctx: Context) -> Outcome:
 
 def _facts(ctx: Context) -> dict[str, dict[str, Any]]:
     """Facts of the instance backends (native is the host itself, so no news there)."""
-    return {b: dict(ctx.doc.facts[b]) for b in (CONTAINER, VM) if ctx.doc.facts.get(b)}
+    return {b: dict(ctx.doc.facts[b]) for b in (ctx.container, ctx.vm) if ctx.doc.facts.get(b)}
 
 
 def _shares_kernel(facts: dict[str, Any]) -> bool | None:
@@ -641,7 +677,7 @@ def c07_isolation(ctx: Context) -> Outcome:
         shares = _shares_kernel(seen)
         numbers[backend] = {key: seen.get(key) for key in keys} | {"shares_host_kernel": shares}
         parts.append(
-            f"{_cap(LABELS[backend])} (host kernel shared: {_yes_no(shares)}, "
+            f"{_cap(ctx.label(backend))} (host kernel shared: {_yes_no(shares)}, "
             f"host processes visible: {_yes_no(seen.get('host_processes_visible'))}, "
             f"devices visible: {seen.get('devices_visible', 'unknown')}, "
             f"capabilities: {_capabilities(seen.get('capabilities'))})"
@@ -666,7 +702,7 @@ def c09_kernel(ctx: Context) -> Outcome:
         }
         kernel, host = seen["kernel_release"], seen.get("host_kernel_release")
         whose = {True: "the host's kernel", False: "its own kernel"}.get(shares, "kernel")
-        sentence = f"{_cap(LABELS[backend])} runs {whose} {kernel}"
+        sentence = f"{_cap(ctx.label(backend))} runs {whose} {kernel}"
         if host and host == kernel and shares is False:
             # A VM may boot the very same kernel package as the host: same string, own kernel.
             sentence += " (same release string as the host's, but a separate kernel)"
@@ -682,8 +718,8 @@ def c10_density(ctx: Context) -> Outcome:
     """Container / VM instances that fit in host memory, against c10_density_ratio."""
     return _threshold_ratio_claim(
         ctx,
-        CONTAINER,
-        VM,
+        ctx.container,
+        ctx.vm,
         "scale",
         "density_instances",
         ctx.thresholds.c10_density_ratio,
@@ -722,9 +758,9 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def hosts_of(doc: ResultDocument, stats: dict[str, Any]) -> list[str]:
+def hosts_of(doc: ResultDocument, stats: Statistics) -> list[str]:
     """The hosts with statistics, 'local' first; ['local'] for an empty result."""
-    hosts = list(dict.fromkeys(s["host"] for s in stats.get("summaries", [])))
+    hosts = list(dict.fromkeys(s.host for s in stats.summaries))
     hosts += [h for h in dict.fromkeys(s.host for s in doc.measured()) if h not in hosts]
     if not hosts:
         return ["local"]
@@ -752,11 +788,12 @@ def _not_judged(claim: Claim, accel: str | None, text: str) -> str:
 
 
 def _evaluate_host(
-    doc: ResultDocument, stats: dict[str, Any], thresholds: Thresholds, host: str
-) -> list[dict[str, Any]]:
+    doc: ResultDocument, stats: Statistics, thresholds: Thresholds, host: str
+) -> list[Verdict]:
     ctx = Context(doc, stats, thresholds, host)
     accel = host_accel(doc.environment, host)
-    vm_ran = any(s.backend == VM and s.host == host for s in doc.measured())
+    vm = doc.first_of_kind("vm")
+    vm_ran = vm is not None and any(s.backend == vm and s.host == host for s in doc.measured())
     emulated = accel == "tcg"
     verdicts = []
     for claim in CLAIMS:
@@ -770,36 +807,36 @@ def _evaluate_host(
         if qualifier and verdict == INCONCLUSIVE:
             text = f"Inconclusive ({qualifier}). {text}"
         verdicts.append(
-            {
-                "claim": claim.id,
-                "title": claim.title,
-                "verdict": verdict,
-                "qualifier": qualifier,
-                "text": text,
-                "numbers": numbers,
-                "host": host,
-                "accel": accel,
-                "emulated": emulated,
-            }
+            Verdict(
+                claim=claim.id,
+                title=claim.title,
+                verdict=verdict,  # type: ignore[arg-type]  # one of analysed.VerdictKind
+                qualifier=qualifier,
+                text=text,
+                numbers=numbers,
+                host=host,
+                accel=accel,
+                emulated=emulated,
+            )
         )
     return verdicts
 
 
 def evaluate(
     doc: ResultDocument,
-    stats: dict[str, Any] | None = None,
+    stats: Statistics | None = None,
     thresholds: Thresholds | None = None,
     *,
     host: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Verdict]:
     """Verdicts for C01-C10, in order, for one host or (default) for every host in turn.
 
     ``stats`` defaults to doc.statistics when it was computed by this method, else a fresh
     summarize(doc). Each host's acceleration is its own (vmvc.environment.host_accel).
     """
-    if not stats:
+    if stats is None:
         stored = doc.statistics
-        stats = stored if stored.get("method") == st.METHOD else st.summarize(doc)
+        stats = stored if stored.method == st.METHOD else st.summarize(doc)
     thresholds = thresholds or Thresholds()
     hosts = [host] if host else hosts_of(doc, stats)
     return [v for h in hosts for v in _evaluate_host(doc, stats, thresholds, h)]

@@ -36,6 +36,7 @@ from scipy import stats as sps
 
 from vmvc import stats as st
 from vmvc.environment import accel_by_host
+from vmvc.formatting import format_number
 from vmvc.keys import display
 from vmvc.results import ResultDocument, Sample
 from vmvc.safe_text import md_cell
@@ -323,14 +324,8 @@ def compare(
 
 
 def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    size = abs(value)
-    if size >= 1000:
-        return f"{value:,.0f}"
-    if size >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3g}"
+    """The reports' number format (vmvc.formatting), '-' where there is none."""
+    return "-" if value is None else format_number(value)
 
 
 def _pct(value: float | None) -> str:

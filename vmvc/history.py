@@ -23,6 +23,7 @@ from rich.text import Text
 
 from vmvc import stats as st
 from vmvc.environment import host_accel
+from vmvc.formatting import format_number
 from vmvc.keys import display, split_key
 from vmvc.results import ResultDocument, ResultFileError, load
 from vmvc.safe_text import md_cell
@@ -174,14 +175,8 @@ def sparkline(values: list[float | None]) -> str:
 
 
 def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    size = abs(value)
-    if size >= 1000:
-        return f"{value:,.0f}"
-    if size >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3g}"
+    """The reports' number format (vmvc.formatting), '-' where there is none."""
+    return "-" if value is None else format_number(value)
 
 
 def _cells(entry: dict[str, Any]) -> list[str]:

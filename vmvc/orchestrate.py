@@ -162,9 +162,14 @@ def new_document(
 
 
 def analyse(doc: ResultDocument, config: Config) -> None:
-    """Statistics and claim verdicts, stored in the document beside the raw values."""
-    from vmvc import claims, stats
+    """Statistics and claim verdicts, computed once and stored beside the raw values.
 
+    The only place verdicts are made: exporters read them from the document.
+    """
+    from vmvc import claims, stats
+    from vmvc.backend_records import fill_backend_info
+
+    fill_backend_info(doc)  # results from before backends described themselves
     doc.statistics = stats.summarize(doc)
     doc.verdicts = claims.evaluate(doc, doc.statistics, config.thresholds)
 
@@ -172,17 +177,21 @@ def analyse(doc: ResultDocument, config: Config) -> None:
 def reanalyse(doc: ResultDocument) -> None:
     """A loaded result's statistics and verdicts, recomputed from its samples.
 
-    What a file stores under `statistics` and `verdicts` is never shown: anyone who can
-    write the file could forge a verdict or a crash there. The thresholds are the result's
-    own config (validated by `results.load`). Should the analysis fail on odd but valid
-    samples, both are left empty and the report's fallback says why.
+    What a file stores under `statistics` and `verdicts` is never shown (`results.load`
+    drops it): anyone who can write the file could forge a verdict or a crash there. The
+    thresholds are the result's own config (validated by `results.load`). Should the
+    analysis fail on odd but valid samples, both stay empty and the statistics' note says
+    why, which every report shows.
     """
-    doc.statistics, doc.verdicts = {}, []
+    from vmvc.analysed import Statistics
+
+    doc.statistics, doc.verdicts = Statistics(), []
     config = Config.model_validate(doc.config)
     try:
         analyse(doc, config)
-    except Exception:  # the exporter runs it again and prints the reason
-        doc.statistics, doc.verdicts = {}, []
+    except Exception as exc:  # a report of the raw samples is still worth having
+        why = f"analysis failed ({exc.__class__.__name__}: {exc})"
+        doc.statistics, doc.verdicts = Statistics(note=f"{why}: no statistics, no verdicts"), []
 
 
 def write_reports(doc: ResultDocument, directory: Path) -> list[Path]:
@@ -234,6 +243,10 @@ def run_bench(
                     item.remove()
             doc.status = "running"
             doc.pid = os.getpid()
+            # A result from before backend_info: the stopping rule picks its pairs by kind.
+            for name, backend in selection.backends.items():
+                info = BackendRecord(**dataclasses.asdict(backend.info()))
+                doc.backend_info.setdefault(name, info)
         else:
             doc = new_document(config, selection, artefacts, prepared)
             record_hosts(doc, runs)

@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from vmvc.analysed import Statistics, Verdict
 from vmvc.paths import atomic_write_text
 from vmvc.safe_text import one_line
 
@@ -215,14 +216,32 @@ class TrialRecord(_Tagged):
         return (self.host, self.backend, self.kind, self.repetition)
 
 
+BackendKind = Literal["native", "container", "vm", "sandbox"]
+# How reports order backends: the baseline first, then what the claims compare.
+KIND_ORDER: tuple[str, ...] = ("native", "container", "vm", "sandbox")
+
+
 class BackendRecord(BaseModel):
     """A backend's own description of itself (Backend.info()), recorded at run start so
     reports never need the backend installed or its name hard-coded."""
 
     model_config = ConfigDict(extra="forbid")
     label: str = Field(max_length=64)
-    kind: Literal["native", "container", "vm", "sandbox"]
+    kind: BackendKind
     display_name: str = Field(max_length=128)
+
+    @field_validator("label", "display_name")
+    @classmethod
+    def _printable(cls, value: str, info: ValidationInfo) -> str:
+        # Reports escape it, but a name must never carry a newline or an escape code.
+        if _untrusted(info) and not value.isprintable():
+            raise ValueError(f"backend {info.field_name} {value!r} is not printable text")
+        return value
+
+
+def unknown_backend(name: str) -> BackendRecord:
+    """What a backend nobody described is taken for: itself, judged by no claim."""
+    return BackendRecord(label=name, kind="sandbox", display_name=name)
 
 
 class ResultDocument(BaseModel):
@@ -245,10 +264,11 @@ class ResultDocument(BaseModel):
     skipped: list[SkippedBackend] = Field(default_factory=list)
     # name -> how the backend describes itself (label, kind, display name).
     backend_info: dict[str, BackendRecord] = Field(default_factory=dict)
-    # Derived data, kept as stored but never rendered as stored: reports recompute both
-    # from the samples (orchestrate.reanalyse), so a file cannot forge a verdict.
-    statistics: dict[str, Any] = Field(default_factory=dict)
-    verdicts: list[dict[str, Any]] = Field(default_factory=list)
+    # Derived data (vmvc.analysed), computed once by the analysis step. What a file stores
+    # here is discarded on load and recomputed from the samples (orchestrate.reanalyse), so
+    # a file cannot forge a verdict.
+    statistics: Statistics = Field(default_factory=Statistics)
+    verdicts: list[Verdict] = Field(default_factory=list)
     # How the run went: run.stop_reason.<host> says why it stopped after that many repetitions.
     run: dict[str, Any] = Field(default_factory=dict)
 
@@ -256,6 +276,20 @@ class ResultDocument(BaseModel):
     @classmethod
     def _run_id(cls, value: str, info: ValidationInfo) -> str:
         return check_run_id(value) if _untrusted(info) else value
+
+    @field_validator("statistics", "verdicts", mode="before")
+    @classmethod
+    def _derived(cls, value: Any, info: ValidationInfo) -> Any:
+        """From disk: the right JSON type, then dropped (reanalyse recomputes both)."""
+        if not _untrusted(info):
+            return value
+        if info.field_name == "statistics":
+            if not isinstance(value, dict):
+                raise ValueError("statistics must be an object")
+            return Statistics()
+        if not isinstance(value, list):
+            raise ValueError("verdicts must be a list")
+        return []
 
     @field_validator("started_at", "finished_at")
     @classmethod
@@ -307,11 +341,43 @@ class ResultDocument(BaseModel):
     def accel(self) -> str | None:
         return self.environment.get("accel")
 
+    def record(self, backend: str) -> BackendRecord:
+        """How a backend described itself; an unknown one is its own name, kind sandbox."""
+        return self.backend_info.get(backend) or unknown_backend(backend)
+
+    def order_backends(self, names: set[str] | list[str]) -> list[str]:
+        """By kind (native, container, vm, sandbox), then in the order they were selected."""
+        selected = list(self.backend_info)
+
+        def key(name: str) -> tuple[int, int, str]:
+            position = selected.index(name) if name in selected else len(selected)
+            return KIND_ORDER.index(self.record(name).kind), position, name
+
+        return sorted(set(names), key=key)
+
     def backends(self) -> list[str]:
-        """Backends that produced samples, in the canonical order native, docker, libvirt."""
-        seen = {s.backend for s in self.samples}
-        order = ["native", "docker", "libvirt"]
-        return [b for b in order if b in seen] + sorted(seen - set(order))
+        """Backends that produced samples, in report order (order_backends)."""
+        return self.order_backends({s.backend for s in self.samples})
+
+    def ratio_pairs(self) -> list[tuple[str, str]]:
+        """(numerator, denominator) pairs the statistics and reports show, from the kinds:
+        every backend but the native baseline against it, then the VM against the container
+        (the pair the claims compare). Without a native backend, no ratio to native."""
+        native = self.first_of_kind("native")
+        backends = self.order_backends(set(self.backend_info) | set(self.backends()))
+        pairs = [(b, native) for b in backends if native and b != native]
+        vm, container = self.first_of_kind("vm"), self.first_of_kind("container")
+        if vm and container:
+            pairs.append((vm, container))
+        return pairs
+
+    def first_of_kind(self, kind: str) -> str | None:
+        """The backend the claims take for a kind: the first selected of that kind (among
+        those described, else among those that produced samples)."""
+        for name in [*self.backend_info, *self.backends()]:
+            if self.record(name).kind == kind:
+                return name
+        return None
 
     def measured(self) -> list[Sample]:
         """Samples that count (warmups are recorded but excluded from statistics)."""

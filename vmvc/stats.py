@@ -11,8 +11,11 @@ for the reader, never dropped: dropping them would hide exactly the variance a u
 A metric measured at several instance counts (scale) is one group per count
 (vmvc.keys): ``all_ready_s@N=3``.
 
-All results are plain JSON values (floats, ints, lists, None) because they are stored in the
-result document's ``statistics`` field and must render again years later without numpy.
+The result is a typed `vmvc.analysed.Statistics` of plain JSON values (floats, ints, lists,
+None), stored in the result document's ``statistics`` field: it must render again years
+later without numpy. Which backends are compared comes from their kinds (doc.backend_info),
+never from their names: every other backend against the native baseline, and the VM against
+the container.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from vmvc import catalogue
 from vmvc import intervals as iv
+from vmvc.analysed import Ratio, Statistics, Summary
 from vmvc.keys import metric_key
 from vmvc.results import ResultDocument, Sample
 
@@ -34,12 +39,6 @@ METHOD = (
     "Mann-Whitney interval of the log shift (Hodges-Lehmann)"
 )
 CONFIDENCE = iv.CONFIDENCE
-# Ratios the claims need: VM and container against native, and VM against container.
-RATIO_PAIRS: tuple[tuple[str, str], ...] = (
-    ("libvirt", "native"),
-    ("docker", "native"),
-    ("libvirt", "docker"),
-)
 # Iglewicz and Hoaglin's recommended cut-off for the modified Z-score.
 OUTLIER_Z = 3.5
 # 0.6745 is the 0.75 quantile of the standard normal: it makes MAD comparable to a stdev.
@@ -75,7 +74,7 @@ def group_key(sample: Sample) -> GroupKey:
 def group_samples(doc: ResultDocument, host: str | None = None) -> dict[GroupKey, list[Sample]]:
     """Measured samples (warmups excluded) by (host, backend, workload, metric key).
 
-    Groups are ordered host, then backend in the canonical order (native, docker, libvirt),
+    Groups are ordered host, then backend in report order (ResultDocument.order_backends),
     then workload and metric; samples inside a group are in repetition order. A metric
     measured per instance count is one group per count (see vmvc.keys).
     """
@@ -161,20 +160,20 @@ def describe(values: Sequence[float], *, confidence: float = CONFIDENCE) -> dict
     }
 
 
-def _summary(key: GroupKey, samples: list[Sample], confidence: float) -> dict[str, Any]:
+def _summary(key: GroupKey, samples: list[Sample], confidence: float) -> Summary:
     host, backend, workload, metric = key
     values = [s.value for s in samples]
-    return {
-        "host": host,
-        "backend": backend,
-        "workload": workload,
-        "metric": metric,
-        "unit": samples[0].unit,
-        "higher_is_better": samples[0].higher_is_better,
+    return Summary(
+        host=host,
+        backend=backend,
+        workload=workload,
+        metric=metric,
+        unit=samples[0].unit,
+        higher_is_better=samples[0].higher_is_better,
         **describe(values, confidence=confidence),
-        "outliers": [samples[i].repetition for i in outlier_indices(values)],
-        "values": [float(v) for v in values],
-    }
+        outliers=[samples[i].repetition for i in outlier_indices(values)],
+        values=[float(v) for v in values],
+    )
 
 
 def ratio_summary(
@@ -196,26 +195,26 @@ def ratio_summary(
     }
 
 
-def _ratio(
-    numerator: dict[str, Any], denominator: dict[str, Any], confidence: float
-) -> dict[str, Any]:
-    return {
-        "host": numerator["host"],
-        "workload": numerator["workload"],
-        "metric": numerator["metric"],
-        "unit": numerator["unit"],
-        "numerator": numerator["backend"],
-        "denominator": denominator["backend"],
-        **ratio_summary(numerator["values"], denominator["values"], confidence),
-    }
+def _ratio(numerator: Summary, denominator: Summary, confidence: float) -> Ratio:
+    return Ratio(
+        host=numerator.host,
+        workload=numerator.workload,
+        metric=numerator.metric,
+        unit=numerator.unit,
+        numerator=numerator.backend,
+        denominator=denominator.backend,
+        **ratio_summary(numerator.values, denominator.values, confidence),
+    )
 
 
-def _ratios(summaries: list[dict[str, Any]], confidence: float) -> list[dict[str, Any]]:
-    by_key = {(s["host"], s["backend"], s["workload"], s["metric"]): s for s in summaries}
-    measured = dict.fromkeys((s["host"], s["workload"], s["metric"]) for s in summaries)
+def _ratios(
+    summaries: list[Summary], pairs: list[tuple[str, str]], confidence: float
+) -> list[Ratio]:
+    by_key = {(s.host, s.backend, s.workload, s.metric): s for s in summaries}
+    measured = dict.fromkeys((s.host, s.workload, s.metric) for s in summaries)
     ratios = []
     for host, workload, metric in measured:
-        for top, bottom in RATIO_PAIRS:
+        for top, bottom in pairs:
             numerator = by_key.get((host, top, workload, metric))
             denominator = by_key.get((host, bottom, workload, metric))
             if numerator and denominator:
@@ -223,22 +222,22 @@ def _ratios(summaries: list[dict[str, Any]], confidence: float) -> list[dict[str
     return ratios
 
 
-def summarize(doc: ResultDocument, *, confidence: float = CONFIDENCE) -> dict[str, Any]:
+def summarize(doc: ResultDocument, *, confidence: float = CONFIDENCE) -> Statistics:
     """The ``statistics`` block of a result document (see the module docstring).
 
     One summary per (host, backend, workload, metric key) of the measured samples, and one
-    ratio of medians per (host, workload, metric key) for each pair in RATIO_PAIRS that was
+    ratio of medians per (host, workload, metric key) for each pair of doc.ratio_pairs() that was
     measured. No resampling: the same file always gives the same intervals.
     """
     summaries = [_summary(key, samples, confidence) for key, samples in group_samples(doc).items()]
-    return {
-        "confidence": confidence,
-        "method": METHOD,
-        "median_needs_n": iv.median_min_n(confidence),
-        "ratio_needs_n": iv.ratio_min_n(confidence),
-        "summaries": summaries,
-        "ratios": _ratios(summaries, confidence),
-    }
+    return Statistics(
+        confidence=confidence,
+        method=METHOD,
+        median_needs_n=iv.median_min_n(confidence),
+        ratio_needs_n=iv.ratio_min_n(confidence),
+        summaries=summaries,
+        ratios=_ratios(summaries, doc.ratio_pairs(), confidence),
+    )
 
 
 def relative_width(interval: tuple[float, float] | None, center: float) -> float | None:
@@ -257,27 +256,20 @@ def ci_relative_width(values: Sequence[float], *, confidence: float = CONFIDENCE
     return relative_width(median_ci(array, confidence=confidence), _median_of(array))
 
 
-# The ratios the verdicts rest on (vmvc.claims), as (workload, metric, numerator, denominator).
-# The sequential repetition rule waits for these, not for per-backend medians.
+# The ratios the verdicts rest on (vmvc.claims), as (workload, metric, numerator kind,
+# denominator kind). The sequential repetition rule waits for these, not for per-backend
+# medians.
 DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
-    ("startup", "total_s", "libvirt", "docker"),  # C01
-    ("footprint", "total_mib", "libvirt", "docker"),  # C02
+    ("startup", "total_s", "vm", "container"),  # C01
+    ("footprint", "total_mib", "vm", "container"),  # C02
     *(
-        (workload, metric, backend, "native")  # C03, per resource and backend
-        for workload, metric in (
-            ("cpu", "events_per_s"),
-            ("memory", "bandwidth_mib_s"),
-            ("memory", "latency_ns"),
-            ("io", "randread_4k_iops"),
-            ("io", "randwrite_4k_iops"),
-            ("io", "seqread_1m_mib_s"),
-            ("io", "seqwrite_1m_mib_s"),
-        )
-        for backend in ("libvirt", "docker")
+        (workload, metric, kind, "native")  # C03, per resource and kind
+        for workload, metric in catalogue.steady_resources()
+        for kind in ("vm", "container")
     ),
-    ("clone", "clone_to_ready_s", "libvirt", "docker"),  # C04 (its larger phase)
-    ("recovery", "recovery_s", "libvirt", "docker"),  # C08
-    ("scale", "density_instances", "docker", "libvirt"),  # C10
+    ("clone", "clone_to_ready_s", "vm", "container"),  # C04 (its larger phase)
+    ("recovery", "recovery_s", "vm", "container"),  # C08
+    ("scale", "density_instances", "container", "vm"),  # C10
 )
 # C05 compares two medians' intervals (non-overlap), so those medians decide too; so do the
 # headline medians of a run with one backend, which has no ratio at all.
@@ -316,7 +308,10 @@ def repetition_status(
         for (_h, backend, workload, metric), samples in group_samples(doc, host).items()
     }
     checked: list[tuple[str, float | None]] = []
-    for workload, metric, top, bottom in DECISION_RATIOS:
+    for workload, metric, top_kind, bottom_kind in DECISION_RATIOS:
+        top, bottom = doc.first_of_kind(top_kind), doc.first_of_kind(bottom_kind)
+        if top is None or bottom is None:
+            continue
         a, b = groups.get((top, workload, metric)), groups.get((bottom, workload, metric))
         if a and b:
             bottom_median = _median_of(np.asarray(b))
@@ -348,39 +343,3 @@ def needs_more_repetitions(
 ) -> bool:
     """True while repetition_status says more repetitions are needed."""
     return repetition_status(doc, target_ci_width, host=host)[0]
-
-
-def find(
-    stats: dict[str, Any], backend: str, workload: str, metric: str, host: str = "local"
-) -> dict[str, Any] | None:
-    """The summary of one (host, backend, workload, metric), or None if not measured."""
-    for summary in stats.get("summaries", []):
-        if (summary["host"], summary["backend"], summary["workload"], summary["metric"]) == (
-            host,
-            backend,
-            workload,
-            metric,
-        ):
-            return summary
-    return None
-
-
-def find_ratio(
-    stats: dict[str, Any],
-    numerator: str,
-    denominator: str,
-    workload: str,
-    metric: str,
-    host: str = "local",
-) -> dict[str, Any] | None:
-    """The numerator/denominator ratio of one (host, workload, metric), or None."""
-    for ratio in stats.get("ratios", []):
-        if (
-            ratio["host"],
-            ratio["numerator"],
-            ratio["denominator"],
-            ratio["workload"],
-            ratio["metric"],
-        ) == (host, numerator, denominator, workload, metric):
-            return ratio
-    return None

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vmvc.backend_records import fill_backend_info
 from vmvc.results import ResultDocument, Sample
 
 # workload/metric -> (unit, higher_is_better), as the runner records them.
@@ -211,7 +212,7 @@ def build_document(
     for backend, metrics in data.items():
         for key, values in metrics.items():
             add(backend, key, values, warmup=False)
-    return ResultDocument(
+    doc = ResultDocument(
         run_id=run_id,
         started_at=started_at,
         status="complete",
@@ -221,6 +222,9 @@ def build_document(
         samples=samples,
         facts={backend: dict(f) for backend, f in (facts or {}).items()},
     )
+    # What a run records about its backends (label, kind), from the installed backends.
+    fill_backend_info(doc)
+    return doc
 
 
 def realistic_data(*, seed: int = 0, repetitions: int = 7) -> dict[str, dict[str, list[float]]]:

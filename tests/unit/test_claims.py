@@ -29,7 +29,7 @@ def noisy(center: float, n: int, rng: np.random.Generator, spread: float) -> lis
 
 
 def verdict_of(doc, claim: str, thresholds: Thresholds | None = None) -> dict:
-    result = {v["claim"]: v for v in claims.evaluate(doc, stats.summarize(doc), thresholds)}
+    result = {v.claim: v for v in claims.evaluate(doc, stats.summarize(doc), thresholds)}
     return result[claim]
 
 
@@ -45,10 +45,10 @@ def two_backends(build_doc, key, centers, *, spread=0.05, n=7, seed=0, accel="kv
 
 def test_realistic_tcg_run(realistic_doc):
     verdicts = claims.evaluate(realistic_doc, stats.summarize(realistic_doc), Thresholds())
-    assert [v["claim"] for v in verdicts] == [f"C{i:02d}" for i in range(1, 11)]
+    assert [v.claim for v in verdicts] == [f"C{i:02d}" for i in range(1, 11)]
     # Under TCG every claim whose VM figure depends on guest speed or on QEMU's memory
     # (translation cache) is not judged; facts and C06 keep their verdicts.
-    assert {v["claim"]: v["verdict"] for v in verdicts} == {
+    assert {v.claim: v.verdict for v in verdicts} == {
         "C01": "not measured under KVM",
         "C02": "not measured under KVM",
         "C03": "not measured under KVM",
@@ -61,17 +61,17 @@ def test_realistic_tcg_run(realistic_doc):
         "C10": "not measured under KVM",
     }
     for verdict in verdicts:
-        assert set(verdict) == {
+        assert set(verdict.model_dump()) == {
             "claim", "title", "verdict", "qualifier", "text", "numbers", "host", "accel",
             "emulated",
         }  # fmt: skip
-        assert verdict["title"] and verdict["text"]
-    json.dumps(verdicts, allow_nan=False)
+        assert verdict.title and verdict.text
+    json.dumps([v.model_dump() for v in verdicts], allow_nan=False)
 
 
 def test_realistic_kvm_run(make_realistic):
     verdicts = claims.evaluate(make_realistic(accel="kvm"))  # a fresh summary by default
-    assert {v["claim"]: v["verdict"] for v in verdicts} == {
+    assert {v.claim: v.verdict for v in verdicts} == {
         "C01": "confirmed",
         "C02": "confirmed",
         "C03": "confirmed",
@@ -87,8 +87,8 @@ def test_realistic_kvm_run(make_realistic):
 
 def test_empty_document_is_not_measured_never_confirmed(build_doc):
     verdicts = claims.evaluate(build_doc({}), None, Thresholds())
-    assert {v["verdict"] for v in verdicts} == {"not measured"}
-    assert all("emulated" not in v["text"] for v in verdicts)
+    assert {v.verdict for v in verdicts} == {"not measured"}
+    assert all("emulated" not in v.text for v in verdicts)
 
 
 # ---------------------------------------------------------------- emulation label
@@ -96,8 +96,8 @@ def test_empty_document_is_not_measured_never_confirmed(build_doc):
 
 def test_emulated_run_says_so_in_every_verdict(realistic_doc):
     for verdict in claims.evaluate(realistic_doc):
-        assert verdict["accel"] == "tcg" and verdict["emulated"] is True
-        assert "emulated (QEMU TCG" in verdict["text"]
+        assert verdict.accel == "tcg" and verdict.emulated is True
+        assert "emulated (QEMU TCG" in verdict.text
 
 
 PERFORMANCE = ("C01", "C03", "C04", "C05", "C08")
@@ -105,16 +105,16 @@ PERFORMANCE = ("C01", "C03", "C04", "C05", "C08")
 
 @pytest.mark.parametrize("seed", range(5))
 def test_tcg_yields_no_performance_verdict(make_realistic, seed):
-    verdicts = {v["claim"]: v for v in claims.evaluate(make_realistic(seed=seed, accel="tcg"))}
+    verdicts = {v.claim: v for v in claims.evaluate(make_realistic(seed=seed, accel="tcg"))}
     for claim in (*PERFORMANCE, "C02", "C10"):
         verdict = verdicts[claim]
-        assert verdict["verdict"] == "not measured under KVM", verdict
-        assert verdict["qualifier"] == "VM ran under TCG"
+        assert verdict.verdict == "not measured under KVM", verdict
+        assert verdict.qualifier == "VM ran under TCG"
         # The emulated figures stay, as context, and the reason is said.
-        assert "Not judged" in verdict["text"] and "for context only" in verdict["text"]
-        assert verdict["numbers"]
-    assert "translation cache" in verdicts["C02"]["text"]
-    assert "guest execution speed" in verdicts["C01"]["text"]
+        assert "Not judged" in verdict.text and "for context only" in verdict.text
+        assert verdict.numbers
+    assert "translation cache" in verdicts["C02"].text
+    assert "guest execution speed" in verdicts["C01"].text
 
 
 def test_acceleration_is_read_per_host(make_realistic):
@@ -123,16 +123,14 @@ def test_acceleration_is_read_per_host(make_realistic):
     doc = make_realistic(accel=None, host="lab1")
     doc.environment["hosts"] = {"lab1": {"accel": "tcg"}}
     verdicts = claims.evaluate(doc)
-    assert {v["host"] for v in verdicts} == {"lab1"}
-    assert all(v["accel"] == "tcg" for v in verdicts)
-    assert {v["verdict"] for v in verdicts if v["claim"] in PERFORMANCE} == {
-        "not measured under KVM"
-    }
+    assert {v.host for v in verdicts} == {"lab1"}
+    assert all(v.accel == "tcg" for v in verdicts)
+    assert {v.verdict for v in verdicts if v.claim in PERFORMANCE} == {"not measured under KVM"}
     # Acceleration not recorded at all: not taken for KVM either.
     del doc.environment["hosts"]
-    unknown = {v["claim"]: v for v in claims.evaluate(doc)}
-    assert unknown["C01"]["verdict"] == "not measured under KVM"
-    assert "not recorded" in unknown["C01"]["text"]
+    unknown = {v.claim: v for v in claims.evaluate(doc)}
+    assert unknown["C01"].verdict == "not measured under KVM"
+    assert "not recorded" in unknown["C01"].text
 
 
 def test_a_result_mixing_hosts_gives_verdicts_per_host(make_realistic):
@@ -141,8 +139,8 @@ def test_a_result_mixing_hosts_gives_verdicts_per_host(make_realistic):
     doc.samples += remote.samples
     doc.environment["hosts"] = {"lab1": {"accel": "tcg"}}
     verdicts = claims.evaluate(doc)
-    assert [v["host"] for v in verdicts] == ["local"] * 10 + ["lab1"] * 10
-    by_host = {(v["host"], v["claim"]): v["verdict"] for v in verdicts}
+    assert [v.host for v in verdicts] == ["local"] * 10 + ["lab1"] * 10
+    by_host = {(v.host, v.claim): v.verdict for v in verdicts}
     assert by_host[("local", "C01")] == "confirmed"
     assert by_host[("lab1", "C01")] == "not measured under KVM"
 
@@ -151,18 +149,18 @@ def test_three_repetitions_never_confirm_nor_print_95_percent(make_realistic):
     for seed in range(5):
         doc = make_realistic(seed=seed, repetitions=3, accel="kvm")
         for verdict in claims.evaluate(doc):
-            assert verdict["verdict"] not in ("confirmed", "refuted"), verdict
-            assert "95" not in verdict["text"], verdict["text"]
-            if verdict["verdict"] == "inconclusive":
-                assert verdict["qualifier"].startswith("n = 3; needs \N{GREATER-THAN OR EQUAL TO}")
-                assert verdict["text"].startswith(f"Inconclusive ({verdict['qualifier']})")
+            assert verdict.verdict not in ("confirmed", "refuted"), verdict
+            assert "95" not in verdict.text, verdict.text
+            if verdict.verdict == "inconclusive":
+                assert verdict.qualifier.startswith("n = 3; needs \N{GREATER-THAN OR EQUAL TO}")
+                assert verdict.text.startswith(f"Inconclusive ({verdict.qualifier})")
 
 
 def test_kvm_run_has_no_emulation_note(make_realistic):
     doc = make_realistic(accel="kvm")
     for verdict in claims.evaluate(doc):
-        assert verdict["accel"] == "kvm" and verdict["emulated"] is False
-        assert "emulated" not in verdict["text"]
+        assert verdict.accel == "kvm" and verdict.emulated is False
+        assert "emulated" not in verdict.text
 
 
 # ---------------------------------------------------------------- C01 start to ready
@@ -177,8 +175,8 @@ def test_c01_outcomes(build_doc, vm, spread, expected):
         build_doc, "startup/total_s", {"docker": 0.21, "libvirt": vm}, spread=spread, n=5
     )
     verdict = verdict_of(doc, "C01")
-    assert verdict["verdict"] == expected, verdict["text"]
-    numbers = verdict["numbers"]
+    assert verdict.verdict == expected, verdict.text
+    numbers = verdict.numbers
     assert numbers["ratio"] == pytest.approx(vm / 0.21, rel=0.3)
     assert numbers["threshold"] == 2.0
     assert numbers["ci_low"] <= numbers["ratio"] <= numbers["ci_high"]
@@ -187,21 +185,21 @@ def test_c01_outcomes(build_doc, vm, spread, expected):
 def test_c01_not_measured_without_containers(build_doc):
     doc = two_backends(build_doc, "startup/total_s", {"libvirt": 8.56})
     verdict = verdict_of(doc, "C01")
-    assert verdict["verdict"] == "not measured"
-    assert "container startup/total_s" in verdict["text"]
+    assert verdict.verdict == "not measured"
+    assert "container startup/total_s" in verdict.text
 
 
 def test_c01_names_the_largest_vm_phase(realistic_doc):
     verdict = verdict_of(realistic_doc, "C01")
-    assert "Largest VM phase: firmware + kernel" in verdict["text"]
-    assert set(verdict["numbers"]["vm_phases"]) == {
+    assert "Largest VM phase: firmware + kernel" in verdict.text
+    assert set(verdict.numbers["vm_phases"]) == {
         "create_s", "firmware_kernel_s", "initramfs_s", "userspace_s"
     }  # fmt: skip
 
 
 def test_c01_threshold_comes_from_config(make_realistic):
     strict = Thresholds(c01_startup_ratio=100.0)
-    assert verdict_of(make_realistic(accel="kvm"), "C01", strict)["verdict"] == "refuted"
+    assert verdict_of(make_realistic(accel="kvm"), "C01", strict).verdict == "refuted"
 
 
 def test_c01_single_repetition_is_inconclusive(build_doc):
@@ -210,9 +208,9 @@ def test_c01_single_repetition_is_inconclusive(build_doc):
         accel="kvm",
     )
     verdict = verdict_of(doc, "C01")
-    assert verdict["verdict"] == "inconclusive"
-    assert verdict["qualifier"] == "n = 1; needs \N{GREATER-THAN OR EQUAL TO} 4"
-    assert "no interval" in verdict["text"]
+    assert verdict.verdict == "inconclusive"
+    assert verdict.qualifier == "n = 1; needs \N{GREATER-THAN OR EQUAL TO} 4"
+    assert "no interval" in verdict.text
 
 
 # ---------------------------------------------------------------- C02 footprint
@@ -226,12 +224,12 @@ def test_c02_outcomes(build_doc, vm, spread, expected):
     doc = two_backends(
         build_doc, "footprint/total_mib", {"docker": 14.0, "libvirt": vm}, spread=spread, n=5
     )
-    assert verdict_of(doc, "C02")["verdict"] == expected
+    assert verdict_of(doc, "C02").verdict == expected
 
 
 def test_c02_not_measured(build_doc):
     doc = two_backends(build_doc, "footprint/total_mib", {"docker": 14.0})
-    assert verdict_of(doc, "C02")["verdict"] == "not measured"
+    assert verdict_of(doc, "C02").verdict == "not measured"
 
 
 # ---------------------------------------------------------------- C03 overhead vs native
@@ -250,45 +248,45 @@ def steady_doc(build_doc, vm_factor, ct_factor, *, spread=0.02, n=7, seed=1, bac
 
 def test_c03_confirmed_when_vm_is_slow_and_container_near_native(build_doc):
     verdict = verdict_of(steady_doc(build_doc, vm_factor=0.3, ct_factor=1.0), "C03")
-    assert verdict["verdict"] == "confirmed"
-    numbers = verdict["numbers"]
+    assert verdict.verdict == "confirmed"
+    numbers = verdict.numbers
     assert numbers["vm_overhead_confirmed"] == numbers["vm_resources"] == 4
     assert numbers["container_overhead_confirmed"] == 0
     cpu = numbers["resources"]["cpu/events_per_s"]
     assert cpu["libvirt"]["overhead"] == pytest.approx(0.7, abs=0.03)
     assert cpu["libvirt"]["verdict"] == "confirmed"
     assert cpu["docker"]["verdict"] == "refuted"  # overhead clearly below 5 %: near native
-    assert "CPU" in verdict["text"]
+    assert "CPU" in verdict.text
 
 
 def test_c03_refuted_when_the_vm_is_near_native(build_doc):
     verdict = verdict_of(steady_doc(build_doc, vm_factor=0.99, ct_factor=1.0), "C03")
-    assert verdict["verdict"] == "refuted"
-    assert verdict["numbers"]["vm"] == "refuted"
+    assert verdict.verdict == "refuted"
+    assert verdict.numbers["vm"] == "refuted"
 
 
 def test_c03_refuted_when_containers_are_not_near_native(build_doc):
     verdict = verdict_of(steady_doc(build_doc, vm_factor=0.3, ct_factor=0.6), "C03")
-    assert verdict["verdict"] == "refuted"
-    assert verdict["numbers"]["container_near_native"] == "refuted"
+    assert verdict.verdict == "refuted"
+    assert verdict.numbers["container_near_native"] == "refuted"
 
 
 def test_c03_inconclusive_when_overhead_straddles_the_threshold(build_doc):
     doc = steady_doc(build_doc, vm_factor=0.95, ct_factor=1.0, spread=0.1, n=5)
     verdict = verdict_of(doc, "C03")
-    assert verdict["verdict"] == "inconclusive", verdict["numbers"]
+    assert verdict.verdict == "inconclusive", verdict.numbers
 
 
 def test_c03_not_measured_without_native(build_doc):
     doc = steady_doc(build_doc, 0.3, 1.0, backends={"docker", "libvirt"})
-    assert verdict_of(doc, "C03")["verdict"] == "not measured"
+    assert verdict_of(doc, "C03").verdict == "not measured"
 
 
 def test_c03_container_half_missing_is_said(build_doc):
     doc = steady_doc(build_doc, 0.3, 1.0, backends={"native", "libvirt"})
     verdict = verdict_of(doc, "C03")
-    assert verdict["verdict"] == "confirmed"
-    assert "container overhead not measured" in verdict["text"]
+    assert verdict.verdict == "confirmed"
+    assert "container overhead not measured" in verdict.text
 
 
 def io_doc(build_doc, seqread: dict[str, float], *, n=7, seed=3):
@@ -308,29 +306,29 @@ def test_c03_io_faster_than_native_is_an_anomaly_and_not_counted(build_doc):
     # The recorded quick run: the container read 1M blocks 22 % faster than native.
     doc = io_doc(build_doc, {"native": 1.0, "docker": 1.22, "libvirt": 1.25})
     verdict = verdict_of(doc, "C03")
-    numbers = verdict["numbers"]
+    numbers = verdict.numbers
     flagged = {(a["backend"], a["resource"]) for a in numbers["anomalies"]}
     assert flagged == {("docker", "io/seqread_1m_mib_s"), ("libvirt", "io/seqread_1m_mib_s")}
     # Neither counts: the VM half rests on CPU and memory alone, the container half too.
     assert "io/seqread_1m_mib_s" not in numbers["resources"]
     assert numbers["vm_resources"] == 2 and numbers["container_resources"] == 2
-    assert verdict["verdict"] == "confirmed"
-    assert "ANOMALY (not counted)" in verdict["text"]
-    assert "container 1M sequential read +22%" in verdict["text"]
+    assert verdict.verdict == "confirmed"
+    assert "ANOMALY (not counted)" in verdict.text
+    assert "container 1M sequential read +22%" in verdict.text
 
 
 def test_c03_io_within_the_noise_threshold_counts_as_usual(build_doc):
     doc = io_doc(build_doc, {"native": 1.0, "docker": 1.03, "libvirt": 0.3})
-    numbers = verdict_of(doc, "C03")["numbers"]
+    numbers = verdict_of(doc, "C03").numbers
     assert numbers["anomalies"] == []
     assert set(numbers["resources"]["io/seqread_1m_mib_s"]) == {"docker", "libvirt"}
 
 
 def test_c03_anomaly_uses_the_configured_noise_threshold(build_doc):
     doc = io_doc(build_doc, {"native": 1.0, "docker": 1.08, "libvirt": 0.3})
-    assert verdict_of(doc, "C03")["numbers"]["anomalies"]  # 8 % > the default 5 %
+    assert verdict_of(doc, "C03").numbers["anomalies"]  # 8 % > the default 5 %
     loose = Thresholds(noise_threshold=0.10)
-    assert verdict_of(doc, "C03", loose)["numbers"]["anomalies"] == []
+    assert verdict_of(doc, "C03", loose).numbers["anomalies"] == []
 
 
 def test_c03_faster_cpu_or_memory_is_not_an_io_anomaly(build_doc):
@@ -338,9 +336,9 @@ def test_c03_faster_cpu_or_memory_is_not_an_io_anomaly(build_doc):
     # CPU a few % above native is noise and stays counted.
     verdict = verdict_of(steady_doc(build_doc, vm_factor=0.3, ct_factor=1.08), "C03")
     assert not any(
-        a["resource"].startswith(("cpu", "memory")) for a in verdict["numbers"]["anomalies"]
+        a["resource"].startswith(("cpu", "memory")) for a in verdict.numbers["anomalies"]
     )
-    assert "cpu/events_per_s" in verdict["numbers"]["resources"]
+    assert "cpu/events_per_s" in verdict.numbers["resources"]
 
 
 def test_c03_counts_memory_latency_lower_is_better(build_doc):
@@ -350,10 +348,10 @@ def test_c03_counts_memory_latency_lower_is_better(build_doc):
         for backend, factor in {"native": 1.0, "docker": 1.0, "libvirt": 3.0}.items()
     }
     verdict = verdict_of(build_doc(data, accel="kvm"), "C03")
-    latency = verdict["numbers"]["resources"]["memory/latency_ns"]
+    latency = verdict.numbers["resources"]["memory/latency_ns"]
     assert latency["libvirt"]["overhead"] == pytest.approx(2.0, abs=0.1)  # 3x slower
     assert latency["libvirt"]["verdict"] == "confirmed"
-    assert "memory latency" in verdict["text"]
+    assert "memory latency" in verdict.text
 
 
 # ---------------------------------------------------------------- C05 scale-out slope
@@ -368,17 +366,17 @@ def test_c05_outcomes(build_doc, docker, libvirt, expected):
         build_doc, "scale/time_per_instance_s", {"docker": docker, "libvirt": libvirt}, n=7
     )
     verdict = verdict_of(doc, "C05")
-    assert verdict["verdict"] == expected, verdict["text"]
-    assert verdict["numbers"]["docker_slope"] == pytest.approx(docker, rel=0.06)
+    assert verdict.verdict == expected, verdict.text
+    assert verdict.numbers["docker_slope"] == pytest.approx(docker, rel=0.06)
 
 
 def test_c05_not_measured(build_doc):
     doc = two_backends(build_doc, "scale/time_per_instance_s", {"docker": 0.16})
-    assert verdict_of(doc, "C05")["verdict"] == "not measured"
+    assert verdict_of(doc, "C05").verdict == "not measured"
 
 
 def test_c05_keeps_the_sample_metadata(realistic_doc):
-    numbers = verdict_of(realistic_doc, "C05")["numbers"]
+    numbers = verdict_of(realistic_doc, "C05").numbers
     assert numbers["metadata"]["libvirt"] == {"counts": [1, 2, 4]}
 
 
@@ -398,13 +396,13 @@ def test_c10_outcomes(build_doc, docker, libvirt, spread, expected):
         n=5,
     )
     verdict = verdict_of(doc, "C10")
-    assert verdict["verdict"] == expected, verdict["text"]
-    assert verdict["numbers"]["ratio"] == pytest.approx(docker / libvirt, rel=0.35)
+    assert verdict.verdict == expected, verdict.text
+    assert verdict.numbers["ratio"] == pytest.approx(docker / libvirt, rel=0.35)
 
 
 def test_c10_not_measured(build_doc):
     doc = two_backends(build_doc, "scale/density_instances", {"libvirt": 95.6})
-    assert verdict_of(doc, "C10")["verdict"] == "not measured"
+    assert verdict_of(doc, "C10").verdict == "not measured"
 
 
 # ---------------------------------------------------------------- the rest, briefly
@@ -412,7 +410,7 @@ def test_c10_not_measured(build_doc):
 
 def test_c04_sums_clone_and_clone_to_ready_per_repetition(make_realistic):
     doc = make_realistic(accel="kvm")
-    numbers = verdict_of(doc, "C04")["numbers"]
+    numbers = verdict_of(doc, "C04").numbers
 
     def sums(backend: str) -> list[float]:
         by_rep: dict[int, float] = {}
@@ -428,22 +426,22 @@ def test_c04_sums_clone_and_clone_to_ready_per_repetition(make_realistic):
 
 def test_c07_and_c09_facts(realistic_doc, build_doc):
     c07 = verdict_of(realistic_doc, "C07")
-    assert c07["verdict"] == "fact"
-    assert c07["numbers"]["docker"]["shares_host_kernel"] is True
-    assert c07["numbers"]["libvirt"]["shares_host_kernel"] is False
+    assert c07.verdict == "fact"
+    assert c07.numbers["docker"]["shares_host_kernel"] is True
+    assert c07.numbers["libvirt"]["shares_host_kernel"] is False
     c09 = verdict_of(realistic_doc, "C09")
-    assert c09["verdict"] == "fact"
-    assert "its own kernel 6.1.0-21-amd64" in c09["text"]
+    assert c09.verdict == "fact"
+    assert "its own kernel 6.1.0-21-amd64" in c09.text
     no_facts = two_backends(build_doc, "cpu/events_per_s", {"docker": 1.0})
-    assert verdict_of(no_facts, "C07")["verdict"] == "not measured"
-    assert verdict_of(no_facts, "C09")["verdict"] == "not measured"
+    assert verdict_of(no_facts, "C07").verdict == "not measured"
+    assert verdict_of(no_facts, "C09").verdict == "not measured"
 
 
 def test_c06_and_c08_are_reported(realistic_doc, make_realistic):
     c06 = verdict_of(realistic_doc, "C06")
-    assert c06["verdict"] == "reported"
-    assert set(c06["numbers"]) == {"export_bytes", "export_s", "import_s"}
-    assert "GiB" in c06["text"]
-    assert verdict_of(realistic_doc, "C08")["verdict"] == "not measured under KVM"  # TCG
+    assert c06.verdict == "reported"
+    assert set(c06.numbers) == {"export_bytes", "export_s", "import_s"}
+    assert "GiB" in c06.text
+    assert verdict_of(realistic_doc, "C08").verdict == "not measured under KVM"  # TCG
     kvm = make_realistic(accel="kvm")
-    assert verdict_of(kvm, "C08")["verdict"] == "reported"
+    assert verdict_of(kvm, "C08").verdict == "reported"

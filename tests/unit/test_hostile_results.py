@@ -94,6 +94,17 @@ HOSTILE: dict[str, tuple[Mutation, str]] = {
     "pid-zero": (_set("pid", value=0), "pid"),
     "status-unknown": (_set("status", value="owned"), "status"),
     "extra-field": (_set("owner", value="me"), "owner"),
+    "backend-label-newline": (
+        _set(
+            "backend_info",
+            value={"docker": {"label": "x\n# pwned", "kind": "container", "display_name": "d"}},
+        ),
+        "backend_info.docker.label",
+    ),
+    "backend-kind-unknown": (
+        _set("backend_info", value={"docker": {"label": "c", "kind": "god", "display_name": "d"}}),
+        "backend_info.docker.kind",
+    ),
     "config-libvirt-ext": (
         _set("config", "libvirt_uri", value="qemu+ext:///system?command=/tmp/x"),
         "config.libvirt_uri",

@@ -13,8 +13,10 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from vmvc import claims, stats
+from vmvc.backend_records import fill_backend_info
 from vmvc.cli import app
 from vmvc.config import Thresholds
+from vmvc.orchestrate import reanalyse
 from vmvc.report import render
 from vmvc.results import ResultDocument, load, save
 
@@ -35,43 +37,47 @@ def _scaled(
 
 def test_statistics_recompute_from_raw_values() -> None:
     doc = load(RECORDED)
+    assert doc.statistics.summaries == [] and doc.verdicts == []  # never taken as stored
     fresh = stats.summarize(doc)
     # The stored block came from the old bootstrap; its unscaled medians still agree.
-    stored = {(s["backend"], s["workload"], s["metric"]): s for s in doc.statistics["summaries"]}
-    for summary in fresh["summaries"]:
-        key = (summary["backend"], summary["workload"], summary["metric"])
+    raw = json.loads(RECORDED.read_text())["statistics"]["summaries"]
+    stored = {(s["backend"], s["workload"], s["metric"]): s for s in raw}
+    for summary in fresh.summaries:
+        key = (summary.backend, summary.workload, summary.metric)
         if key in stored:
-            assert summary["median"] == stored[key]["median"]
-            assert summary["values"] == stored[key]["values"]
+            assert summary.median == stored[key]["median"]
+            assert summary.values == stored[key]["values"]
     # Three repetitions: no interval anywhere (a median needs 6, a ratio 4 + 4).
-    assert all(s["ci_low"] is None for s in fresh["summaries"] + fresh["ratios"])
+    assert all(s.ci_low is None for s in [*fresh.summaries, *fresh.ratios])
     # Scale is a curve: one group per instance count (3 repetitions each), not a pool of 9.
-    scale = [s for s in fresh["summaries"] if s["metric"].startswith("all_ready_s")]
-    assert {s["metric"] for s in scale} == {f"all_ready_s@N={n}" for n in (1, 2, 3)}
-    assert all(s["n"] == 3 for s in scale)
+    scale = [s for s in fresh.summaries if s.metric.startswith("all_ready_s")]
+    assert {s.metric for s in scale} == {f"all_ready_s@N={n}" for n in (1, 2, 3)}
+    assert all(s.n == 3 for s in scale)
 
 
 def test_verdicts_on_the_recorded_run() -> None:
     doc = load(RECORDED)  # emulated (TCG) VMs, three repetitions
-    verdicts = {v["claim"]: v for v in claims.evaluate(doc, stats.summarize(doc), Thresholds())}
+    fill_backend_info(doc)  # written before runs recorded backend_info
+    verdicts = {v.claim: v for v in claims.evaluate(doc, stats.summarize(doc), Thresholds())}
     for claim in ("C01", "C02", "C03", "C04", "C05", "C08", "C10"):
-        assert verdicts[claim]["verdict"] == "not measured under KVM"
-        assert verdicts[claim]["qualifier"] == "VM ran under TCG"
-    assert verdicts["C07"]["verdict"] == verdicts["C09"]["verdict"] == "fact"
-    assert verdicts["C06"]["verdict"] == "reported"
-    assert all(v["emulated"] and "emulated" in v["text"].lower() for v in verdicts.values())
+        assert verdicts[claim].verdict == "not measured under KVM"
+        assert verdicts[claim].qualifier == "VM ran under TCG"
+    assert verdicts["C07"].verdict == verdicts["C09"].verdict == "fact"
+    assert verdicts["C06"].verdict == "reported"
+    assert all(v.emulated and "emulated" in v.text.lower() for v in verdicts.values())
     # Had it run under KVM, three repetitions would still be too few for any verdict.
     doc.environment["accel"] = "kvm"
-    kvm = {v["claim"]: v for v in claims.evaluate(doc, stats.summarize(doc), Thresholds())}
+    kvm = {v.claim: v for v in claims.evaluate(doc, stats.summarize(doc), Thresholds())}
     for claim in ("C01", "C02", "C04", "C10"):
-        assert kvm[claim]["verdict"] == "inconclusive"
-        assert kvm[claim]["qualifier"] == "n = 3; needs \N{GREATER-THAN OR EQUAL TO} 4"
-    assert kvm["C05"]["qualifier"] == "n = 3; needs \N{GREATER-THAN OR EQUAL TO} 6"
+        assert kvm[claim].verdict == "inconclusive"
+        assert kvm[claim].qualifier == "n = 3; needs \N{GREATER-THAN OR EQUAL TO} 4"
+    assert kvm["C05"].qualifier == "n = 3; needs \N{GREATER-THAN OR EQUAL TO} 6"
 
 
 def test_report_of_the_recorded_run_prints_no_95_percent_interval() -> None:
-    # The stored statistics are an older vmvc's bootstrap: the report recomputes them.
+    # The stored statistics are an older vmvc's bootstrap: the analysis recomputes them.
     doc = load(RECORDED)
+    reanalyse(doc)
     for text in (render(doc, "md"), render(doc, "html")):
         # What a reader sees: the embedded chart library's code is not text.
         text = re.sub(r"<(script|style)[^>]*>.*?</\1>", "", text, flags=re.S)

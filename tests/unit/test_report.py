@@ -16,18 +16,16 @@ import typer
 from reportdata import build_document, vmvc_statistics_available
 from typer.testing import CliRunner
 
+from vmvc.analysed import Summary, Verdict
+from vmvc.catalogue import workload_title
 from vmvc.cli_report import register
 from vmvc.export.csv_samples import COLUMNS
 from vmvc.export.html_page import script_json
 from vmvc.export.markdown import md_text
-from vmvc.export.numbers import format_range
-from vmvc.export.view import (
-    WORKLOAD_TITLES,
-    format_estimate,
-    format_number,
-    short_label,
-)
+from vmvc.export.view import NO_ANALYSIS, _io_anomalies
+from vmvc.formatting import format_estimate, format_number, format_range
 from vmvc.keys import display
+from vmvc.orchestrate import reanalyse
 from vmvc.report import FORMATS, UnknownFormatError, render, write_reports
 from vmvc.results import ResultDocument, save
 
@@ -146,40 +144,39 @@ def _md_tables(markdown: str) -> dict[str, list[dict[str, str]]]:
     return tables
 
 
-def _expected_cell(s: dict) -> str:
+def _expected_cell(s: Summary) -> str:
     """`median [low, high]` with an interval; the range, never a CI, without one."""
-    if s["ci_low"] is not None:
-        return format_estimate(s["median"], s["ci_low"], s["ci_high"])
-    return format_range(s["median"], s["min"], s["max"], s["n"])
+    if s.ci_low is not None:
+        return format_estimate(s.median, s.ci_low, s.ci_high)
+    return format_range(s.median, s.min, s.max, s.n)
 
 
 def test_markdown_shows_the_statistics_medians_and_ratios(doc: ResultDocument) -> None:
     markdown = render(doc, "md")
     tables = _md_tables(markdown)
+    label = {name: record.label for name, record in doc.backend_info.items()}
     checked = 0
-    for s in doc.statistics["summaries"]:
-        rows = {r["metric"]: r for r in tables[md_text(WORKLOAD_TITLES[s["workload"]])]}
-        cell = rows[md_text(display(s["metric"]))][short_label(s["backend"])]
+    for s in doc.statistics.summaries:
+        rows = {r["metric"]: r for r in tables[md_text(workload_title(s.workload))]}
+        cell = rows[md_text(display(s.metric))][label[s.backend]]
         assert cell == _expected_cell(s)
-        assert cell.split(" ")[0] == format_number(s["median"])
+        assert cell.split(" ")[0] == format_number(s.median)
         checked += 1
-    from vmvc.export.view import _io_anomalies, analyse
-
     # I/O faster than native beyond the noise threshold is flagged in its ratio cell (C03).
-    anomalies = _io_anomalies(analyse(doc).verdicts)
-    for r in doc.statistics["ratios"]:
-        rows = {row["metric"]: row for row in tables[md_text(WORKLOAD_TITLES[r["workload"]])]}
-        column = f"{short_label(r['numerator'])}/{short_label(r['denominator'])}"
-        flag = (r.get("host", "local"), r["numerator"], r["metric"]) in anomalies
-        assert rows[md_text(display(r["metric"]))][column] == format_estimate(
-            r["ratio"], r["ci_low"], r["ci_high"]
-        ) + (" ANOMALY" if flag and r["denominator"] == "native" else "")
+    anomalies = _io_anomalies(doc.verdicts)
+    for r in doc.statistics.ratios:
+        rows = {row["metric"]: row for row in tables[md_text(workload_title(r.workload))]}
+        column = f"{label[r.numerator]}/{label[r.denominator]}"
+        flag = (r.host, r.numerator, r.metric) in anomalies
+        assert rows[md_text(display(r.metric))][column] == format_estimate(
+            r.ratio, r.ci_low, r.ci_high
+        ) + (" ANOMALY" if flag and r.denominator == "native" else "")
         checked += 1
     assert checked > 80
 
 
 def test_markdown_scale_rows_are_medians_per_n(doc: ResultDocument) -> None:
-    rows = {r["metric"]: r for r in _md_tables(render(doc, "md"))[WORKLOAD_TITLES["scale"]]}
+    rows = {r["metric"]: r for r in _md_tables(render(doc, "md"))[workload_title("scale")]}
     for n in (1, 2, 4, 8):
         values = [s.value for s in doc.measured() if s.metric == "all_ready_s"
                   and s.backend == "libvirt" and s.metadata["n"] == n]  # fmt: skip
@@ -239,7 +236,7 @@ def test_html_sections_and_tables(doc: ResultDocument, html: str) -> None:
     for claim in (f"C{i:02d}" for i in range(1, 11)):
         assert f'data-claim="{claim}"' in html
     assert html.count('<tr data-backend="') == len(doc.samples)
-    for s in doc.statistics["summaries"]:  # the tables print what Markdown prints
+    for s in doc.statistics.summaries:  # the tables print what Markdown prints
         assert html_escape(_expected_cell(s)) in html
 
 
@@ -278,16 +275,22 @@ def test_script_json_cannot_close_its_element() -> None:
 # -- without statistics -----------------------------------------------------------------------
 
 
-def test_document_without_statistics_still_reports_medians() -> None:
+def test_exporters_compute_nothing_a_document_without_analysis_says_so() -> None:
     bare = build_document(seed=5, statistics=None)
     markdown = render(bare, "md")
-    rows = {r["metric"]: r for r in _md_tables(markdown)[WORKLOAD_TITLES["cpu"]]}
+    assert NO_ANALYSIS in markdown  # said, not silently recomputed by the exporter
+    rows = {r["metric"]: r for r in _md_tables(markdown)[workload_title("cpu")]}
+    assert rows["events\\_per\\_s"]["VM"] == "—" and "C10" not in markdown
+    assert "<script" in render(bare, "html")  # renders, charts included
+    assert bare.statistics.summaries == [] and bare.verdicts == []  # rendering changed nothing
+
+    reanalyse(bare)  # the analysis step: once, and the exporters read what it stored
+    markdown = render(bare, "md")
+    rows = {r["metric"]: r for r in _md_tables(markdown)[workload_title("cpu")]}
     values = [s.value for s in bare.measured() if s.metric == "events_per_s"
               and s.backend == "libvirt"]  # fmt: skip
     assert rows["events\\_per\\_s"]["VM"].split(" ")[0] == format_number(np.median(values))
-    assert "C10" in markdown
-    assert "<script" in render(bare, "html")  # renders, charts included
-    assert bare.statistics == {}  # rendering does not change the document
+    assert "C10" in markdown and NO_ANALYSIS not in markdown
 
 
 # -- files and the command line ---------------------------------------------------------------
@@ -417,12 +420,12 @@ def test_empty_document_renders_in_every_format() -> None:
 def test_verdict_numbers_keep_intervals_with_their_values() -> None:
     doc = build_document(seed=1, statistics="builtin")
     doc.verdicts = [
-        {
-            "claim": "C05",
-            "title": "scale",
-            "verdict": "confirmed",
-            "text": "t",
-            "numbers": {
+        Verdict(
+            claim="C05",
+            title="scale",
+            verdict="confirmed",
+            text="t",
+            numbers={
                 "docker_slope": 0.1542,
                 "docker_ci_low": 0.146,
                 "docker_ci_high": 0.181,
@@ -433,7 +436,7 @@ def test_verdict_numbers_keep_intervals_with_their_values() -> None:
                 "resources": {"cpu": {"overhead": 0.7158, "overhead_ci_low": 0.69,
                                       "overhead_ci_high": 0.74}},
             },
-        }
+        )
     ]  # fmt: skip
     row = _md_tables(render(doc, "md"))["Verdicts"][0]
     assert row["numbers"] == (
@@ -490,8 +493,10 @@ def test_report_flags_io_anomaly_and_says_io_was_not_past_the_caches(build_doc) 
         for b in ("native", "docker", "libvirt")
         for m in ("seqread_1m_mib_s", "randread_4k_iops")
     }
-    markdown = render(build_doc(data, accel="kvm", metadata=meta), "md")
-    io_rows = {r["metric"]: r for r in _md_tables(markdown)[md_text(WORKLOAD_TITLES["io"])]}
+    doc = build_doc(data, accel="kvm", metadata=meta)
+    reanalyse(doc)
+    markdown = render(doc, "md")
+    io_rows = {r["metric"]: r for r in _md_tables(markdown)[md_text(workload_title("io"))]}
     assert io_rows[md_text("seqread_1m_mib_s")]["container/native"].endswith("ANOMALY")
     assert not io_rows[md_text("seqread_1m_mib_s")]["VM/native"].endswith("ANOMALY")
     assert "ANOMALY in seqread" in markdown

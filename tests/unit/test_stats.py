@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vmvc import intervals, stats
+from vmvc.analysed import Statistics
 
 
 def _cpu_doc(build_doc, values: dict[str, list[float]]):
@@ -18,25 +19,25 @@ def _cpu_doc(build_doc, values: dict[str, list[float]]):
 
 def test_summary_of_a_normal_distribution(build_doc):
     values = np.random.default_rng(1).normal(100.0, 10.0, 200).tolist()
-    summary = stats.summarize(_cpu_doc(build_doc, {"native": values}))["summaries"][0]
-    assert summary["n"] == 200
-    assert summary["median"] == pytest.approx(100, abs=2.5)
-    assert summary["mean"] == pytest.approx(100, abs=2.5)
-    assert summary["stdev"] == pytest.approx(10, rel=0.15)
-    assert summary["cv"] == pytest.approx(0.1, rel=0.15)
-    assert summary["ci_low"] < summary["median"] < summary["ci_high"]
-    assert summary["ci_low"] < 100 < summary["ci_high"]
-    assert summary["min"] == min(values) and summary["max"] == max(values)
-    assert summary["values"] == values  # raw values kept, in repetition order
-    assert summary["unit"] == "events/s" and summary["higher_is_better"] is True
+    summary = stats.summarize(_cpu_doc(build_doc, {"native": values})).summaries[0]
+    assert summary.n == 200
+    assert summary.median == pytest.approx(100, abs=2.5)
+    assert summary.mean == pytest.approx(100, abs=2.5)
+    assert summary.stdev == pytest.approx(10, rel=0.15)
+    assert summary.cv == pytest.approx(0.1, rel=0.15)
+    assert summary.ci_low < summary.median < summary.ci_high
+    assert summary.ci_low < 100 < summary.ci_high
+    assert summary.min == min(values) and summary.max == max(values)
+    assert summary.values == values  # raw values kept, in repetition order
+    assert summary.unit == "events/s" and summary.higher_is_better is True
 
 
 def test_summary_of_a_skewed_distribution_centres_on_the_median(build_doc):
     values = np.random.default_rng(2).lognormal(0.0, 0.5, 101).tolist()
-    summary = stats.summarize(_cpu_doc(build_doc, {"native": values}))["summaries"][0]
-    assert summary["median"] == pytest.approx(1.0, abs=0.12)  # exp(mu)
-    assert summary["mean"] > summary["median"]  # the right tail pulls the mean up
-    assert summary["ci_low"] < 1.0 < summary["ci_high"]
+    summary = stats.summarize(_cpu_doc(build_doc, {"native": values})).summaries[0]
+    assert summary.median == pytest.approx(1.0, abs=0.12)  # exp(mu)
+    assert summary.mean > summary.median  # the right tail pulls the mean up
+    assert summary.ci_low < 1.0 < summary.ci_high
 
 
 def test_median_interval_is_the_order_statistic_interval():
@@ -70,18 +71,18 @@ def test_scale_metrics_are_grouped_per_instance_count(build_doc):
     )
     for sample, n in zip(doc.samples, (1, 2, 3), strict=True):
         sample.metadata = {"n": n}
-    summaries = stats.summarize(doc)["summaries"]
-    assert [s["metric"] for s in summaries] == [f"all_ready_s@N={n}" for n in (1, 2, 3)]
-    assert all(s["n"] == 1 and s["outliers"] == [] for s in summaries)
+    summaries = stats.summarize(doc).summaries
+    assert [s.metric for s in summaries] == [f"all_ready_s@N={n}" for n in (1, 2, 3)]
+    assert all(s.n == 1 and s.outliers == [] for s in summaries)
 
 
 def test_outliers_are_flagged_by_repetition_and_never_dropped(build_doc):
     values = [100.0, 101.0, 99.0, 102.0, 98.0, 100.5, 160.0]
     doc = _cpu_doc(build_doc, {"native": values})
-    summary = stats.summarize(doc)["summaries"][0]
-    assert summary["outliers"] == [7]  # the 7th repetition
-    assert summary["n"] == 7 and 160.0 in summary["values"]
-    assert summary["max"] == 160.0
+    summary = stats.summarize(doc).summaries[0]
+    assert summary.outliers == [7]  # the 7th repetition
+    assert summary.n == 7 and 160.0 in summary.values
+    assert summary.max == 160.0
 
 
 def test_outlier_rule_is_the_modified_z_score():
@@ -105,38 +106,38 @@ def test_ratios_of_medians_with_independent_bootstrap(build_doc):
         },
     )
     result = stats.summarize(doc)
-    pairs = {(r["numerator"], r["denominator"]) for r in result["ratios"]}
+    pairs = {(r.numerator, r.denominator) for r in result.ratios}
     assert pairs == {("libvirt", "native"), ("docker", "native"), ("libvirt", "docker")}
-    vm = stats.find_ratio(result, "libvirt", "native", "cpu", "events_per_s")
+    vm = result.ratio("libvirt", "native", "cpu", "events_per_s")
     assert vm is not None
-    native = stats.find(result, "native", "cpu", "events_per_s")
-    libvirt = stats.find(result, "libvirt", "cpu", "events_per_s")
-    assert vm["ratio"] == pytest.approx(libvirt["median"] / native["median"])
-    assert vm["ratio"] == pytest.approx(636 / 2313, rel=0.08)
-    assert vm["ci_low"] < vm["ratio"] < vm["ci_high"]
-    assert (vm["n_num"], vm["n_den"]) == (7, 9)
-    assert vm["unit"] == "events/s" and vm["host"] == "local"
+    native = result.summary("native", "cpu", "events_per_s")
+    libvirt = result.summary("libvirt", "cpu", "events_per_s")
+    assert vm.ratio == pytest.approx(libvirt.median / native.median)
+    assert vm.ratio == pytest.approx(636 / 2313, rel=0.08)
+    assert vm.ci_low < vm.ratio < vm.ci_high
+    assert (vm.n_num, vm.n_den) == (7, 9)
+    assert vm.unit == "events/s" and vm.host == "local"
 
 
 def test_ratios_only_for_measured_pairs(build_doc):
     doc = _cpu_doc(build_doc, {"native": [1.0, 2.0, 3.0], "docker": [1.0, 2.0, 3.0]})
     result = stats.summarize(doc)
-    assert [(r["numerator"], r["denominator"]) for r in result["ratios"]] == [("docker", "native")]
-    assert stats.find_ratio(result, "libvirt", "docker", "cpu", "events_per_s") is None
-    assert stats.find(result, "libvirt", "cpu", "events_per_s") is None
+    assert [(r.numerator, r.denominator) for r in result.ratios] == [("docker", "native")]
+    assert result.ratio("libvirt", "docker", "cpu", "events_per_s") is None
+    assert result.summary("libvirt", "cpu", "events_per_s") is None
 
 
 def test_single_repetition_has_no_ci(build_doc):
     doc = _cpu_doc(build_doc, {"native": [2313.0], "libvirt": [636.0, 640.0]})
     result = stats.summarize(doc)
-    summary = stats.find(result, "native", "cpu", "events_per_s")
-    assert summary["n"] == 1 and summary["median"] == 2313.0
-    assert summary["ci_low"] is None and summary["ci_high"] is None
-    assert summary["stdev"] is None and summary["cv"] is None
-    assert summary["outliers"] == []
-    ratio = stats.find_ratio(result, "libvirt", "native", "cpu", "events_per_s")
-    assert ratio["ratio"] == pytest.approx(638 / 2313)
-    assert ratio["ci_low"] is None and ratio["ci_high"] is None
+    summary = result.summary("native", "cpu", "events_per_s")
+    assert summary.n == 1 and summary.median == 2313.0
+    assert summary.ci_low is None and summary.ci_high is None
+    assert summary.stdev is None and summary.cv is None
+    assert summary.outliers == []
+    ratio = result.ratio("libvirt", "native", "cpu", "events_per_s")
+    assert ratio.ratio == pytest.approx(638 / 2313)
+    assert ratio.ci_low is None and ratio.ci_high is None
 
 
 def test_constant_values_give_a_zero_width_ci(build_doc):
@@ -147,11 +148,11 @@ def test_constant_values_give_a_zero_width_ci(build_doc):
         }
     )
     result = stats.summarize(doc)
-    summary = stats.find(result, "docker", "scale", "density_instances")
-    assert summary["ci_low"] == summary["ci_high"] == 1800.0
-    assert summary["stdev"] == 0.0 and summary["outliers"] == []
-    ratio = stats.find_ratio(result, "libvirt", "docker", "scale", "density_instances")
-    assert ratio["ci_low"] == ratio["ci_high"] == pytest.approx(0.05)
+    summary = result.summary("docker", "scale", "density_instances")
+    assert summary.ci_low == summary.ci_high == 1800.0
+    assert summary.stdev == 0.0 and summary.outliers == []
+    ratio = result.ratio("libvirt", "docker", "scale", "density_instances")
+    assert ratio.ci_low == ratio.ci_high == pytest.approx(0.05)
 
 
 def test_warmups_are_excluded(build_doc):
@@ -159,20 +160,20 @@ def test_warmups_are_excluded(build_doc):
         {"native": {"cpu/events_per_s": [100.0, 101.0, 99.0]}},
         warmups={"native": {"cpu/events_per_s": [10.0]}},
     )
-    summary = stats.summarize(doc)["summaries"][0]
-    assert summary["n"] == 3 and summary["min"] == 99.0
+    summary = stats.summarize(doc).summaries[0]
+    assert summary.n == 3 and summary.min == 99.0
 
 
 def test_statistics_are_plain_json_and_reproducible(realistic_doc):
     first = stats.summarize(realistic_doc)
     again = stats.summarize(realistic_doc)
     assert first == again
-    text = json.dumps(first, allow_nan=False)
-    assert json.loads(text) == first
-    assert first["method"] == stats.METHOD
-    assert (first["confidence"], first["median_needs_n"], first["ratio_needs_n"]) == (0.95, 6, 4)
-    for summary in first["summaries"]:
-        assert type(summary["median"]) is float
+    text = json.dumps(first.model_dump(), allow_nan=False)
+    assert Statistics.model_validate(json.loads(text)) == first  # round-trips
+    assert first.method == stats.METHOD
+    assert (first.confidence, first.median_needs_n, first.ratio_needs_n) == (0.95, 6, 4)
+    for summary in first.summaries:
+        assert type(summary.median) is float
 
 
 def test_ci_relative_width():
@@ -216,5 +217,5 @@ def test_groups_are_kept_apart_per_host(build_doc):
     b = build_doc({"native": {"cpu/events_per_s": [5.0, 6.0]}}, host="beta")
     a.samples += b.samples
     result = stats.summarize(a)
-    assert stats.find(result, "native", "cpu", "events_per_s") is None  # no "local"
-    assert stats.find(result, "native", "cpu", "events_per_s", host="beta")["median"] == 5.5
+    assert result.summary("native", "cpu", "events_per_s") is None  # no "local"
+    assert result.summary("native", "cpu", "events_per_s", host="beta").median == 5.5

@@ -4,7 +4,8 @@ Every trace that belongs to one backend carries `meta.backend`, so the page's ba
 checkboxes can hide it. Text plotly draws (names, categories, hover text) passes through
 `plot_text`: plotly interprets a subset of HTML in labels, escaped text shows literally.
 Hover text uses the shared `format_number`, so a chart never shows other digits than the
-tables.
+tables. Colours go by the backend's kind (doc.backend_info), one palette per kind, so a
+backend vmvc does not know gets a colour of its own too; titles come from vmvc.catalogue.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from vmvc.export.view import (
-    WORKLOAD_TITLES,
-    ReportView,
-    format_estimate,
-    format_number,
-    order_metrics,
-    ratio_estimate,
-    short_label,
-    summary_index,
-)
-from vmvc.results import Sample
+from vmvc.analysed import Summary
+from vmvc.catalogue import metric_title, order_metrics, workload_title
+from vmvc.export.view import ReportView, ratio_estimate, summary_index
+from vmvc.formatting import format_estimate, format_number
+from vmvc.results import ResultDocument, Sample
 
-BACKEND_COLORS = {"native": "#64748b", "docker": "#2563eb", "libvirt": "#ea580c"}
-EXTRA_COLORS = ("#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04")
+# Per kind, the first backend's colour first; a second backend of a kind takes the next.
+KIND_COLORS = {
+    "native": ("#64748b", "#475569"),
+    "container": ("#2563eb", "#0891b2", "#7c3aed"),
+    "vm": ("#ea580c", "#ca8a04", "#b91c1c"),
+    "sandbox": ("#16a34a", "#9333ea", "#db2777", "#0d9488", "#65a30d"),
+}
 PHASE_COLORS = {
     "create_s": "#94a3b8",
     "spawn_s": "#a78bfa",
@@ -42,16 +42,19 @@ FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, s
 GRID = "#e5e7eb"
 
 # Resources whose ratio to native shows virtualization overhead (claim C03).
-OVERHEAD_METRICS = (
-    ("cpu", "events_per_s", "CPU events/s"),
-    ("memory", "bandwidth_mib_s", "memory bandwidth (triad)"),
-    ("memory", "latency_ns", "memory latency"),
-    ("io", "randread_4k_iops", "4k random read IOPS"),
-    ("io", "randwrite_4k_iops", "4k random write IOPS"),
-    ("io", "randread_4k_lat_us", "4k random read latency"),
-    ("io", "randwrite_4k_lat_us", "4k random write latency"),
-    ("io", "seqread_1m_mib_s", "1M sequential read"),
-    ("io", "seqwrite_1m_mib_s", "1M sequential write"),
+OVERHEAD_METRICS = tuple(
+    (workload, metric, metric_title(workload, metric))
+    for workload, metric in (
+        ("cpu", "events_per_s"),
+        ("memory", "bandwidth_mib_s"),
+        ("memory", "latency_ns"),
+        ("io", "randread_4k_iops"),
+        ("io", "randwrite_4k_iops"),
+        ("io", "randread_4k_lat_us"),
+        ("io", "randwrite_4k_lat_us"),
+        ("io", "seqread_1m_mib_s"),
+        ("io", "seqwrite_1m_mib_s"),
+    )
 )
 IO_GROUPS = (
     ("iops", ["randread_4k_iops", "randwrite_4k_iops"], "4k random IOPS"),
@@ -82,13 +85,14 @@ class Chart:
         return {"id": self.id, "data": self.data, "layout": self.layout}
 
 
-def backend_color(backend: str, backends: list[str]) -> str:
-    if backend in BACKEND_COLORS:
-        return BACKEND_COLORS[backend]
-    extras = [b for b in backends if b not in BACKEND_COLORS]
-    if backend in extras:
-        return EXTRA_COLORS[extras.index(backend) % len(EXTRA_COLORS)]
-    return "#888888"
+def backend_color(doc: ResultDocument, backend: str, backends: list[str]) -> str:
+    """The colour of the backend's kind, the next one for each further backend of it."""
+    kind = doc.record(backend).kind
+    palette = KIND_COLORS[kind]
+    same = [b for b in backends if doc.record(b).kind == kind]
+    if backend not in same:
+        return "#888888"
+    return palette[same.index(backend) % len(palette)]
 
 
 def layout(ytitle: str = "", **extra: Any) -> dict[str, Any]:
@@ -141,7 +145,7 @@ class ChartBuilder:
 
     def __init__(self, view: ReportView) -> None:
         self.view = view
-        self.stats = view.analysis.statistics
+        self.stats = view.statistics
         self.summaries = summary_index(self.stats)
         self.measured = view.doc.measured()
         self.thresholds = view.doc.config.get("thresholds") or {}
@@ -184,11 +188,11 @@ class ChartBuilder:
         names = {s.backend for s in samples}
         return [b for b in self.view.backends if b in names]
 
-    def _summary(self, backend: str, workload: str, metric: str) -> dict[str, Any] | None:
+    def _summary(self, backend: str, workload: str, metric: str) -> Summary | None:
         return self.summaries.get((self.host, backend, workload, metric))
 
     def _color(self, backend: str) -> str:
-        return backend_color(backend, self.view.backends)
+        return backend_color(self.view.doc, backend, self.view.backends)
 
     def _trace(self, backend: str, **fields: Any) -> dict[str, Any]:
         return {
@@ -214,25 +218,27 @@ class ChartBuilder:
 
     def _interval(self) -> str:
         """How whiskers read; no confidence named when no interval could be computed."""
-        rows = self.stats.get("summaries", []) + self.stats.get("ratios", [])
-        if any(r.get("ci_low") is not None for r in rows):
-            confidence = f"{self.stats.get('confidence', 0.95):.0%}"
+        rows: list[Any] = [*self.stats.summaries, *self.stats.ratios]
+        if any(r.ci_low is not None for r in rows):
+            confidence = f"{self.stats.confidence:.0%}"
             return f"whiskers: its {confidence} interval where the repetitions allow one"
         return "no whiskers: too few repetitions for an interval"
 
     # -- charts ---------------------------------------------------------------------------
     def _overhead(self) -> None:
         data = []
-        for backend in [b for b in self.view.backends if b != "native"]:
+        doc = self.view.doc
+        native = doc.first_of_kind("native")
+        for backend in [b for b in self.view.backends if native and b != native]:
             x, y, low, high, hover = [], [], [], [], []
             for workload, metric, label in OVERHEAD_METRICS:
                 summary = self._summary(backend, workload, metric)
                 key = (self.host, workload, metric)
-                est = ratio_estimate(self.stats, self.summaries, key, (backend, "native"))
+                est = ratio_estimate(self.stats, self.summaries, key, (backend, native))
                 if summary is None or est is None or not est[0]:
                     continue
                 ratio, lo, hi = est
-                if summary["higher_is_better"]:
+                if summary.higher_is_better:
                     speed, s_lo, s_hi = ratio, lo, hi
                 else:  # latency: native/backend, so that higher is better everywhere
                     speed = 1 / ratio
@@ -246,7 +252,7 @@ class ChartBuilder:
                         f"{format_estimate(speed, s_lo, s_hi)} \N{MULTIPLICATION SIGN} native speed"
                     )
                     + "<br>"
-                    + plot_text(f"{short_label(backend)}/native {metric}: ")
+                    + plot_text(f"{doc.record(backend).label}/native {metric}: ")
                     + format_estimate(ratio, lo, hi)
                 )
             if x:
@@ -308,8 +314,8 @@ class ChartBuilder:
                 s = self._summary(backend, "startup", phase)
                 if s is None:
                     continue
-                end += s["median"]
-                estimate = format_estimate(s["median"], s.get("ci_low"), s.get("ci_high"))
+                end += s.median
+                estimate = format_estimate(s.median, s.ci_low, s.ci_high)
                 data.append(
                     {
                         "type": "bar",
@@ -319,7 +325,7 @@ class ChartBuilder:
                         "showlegend": phase not in shown,
                         "meta": {"backend": backend},
                         "y": [label],
-                        "x": [s["median"]],
+                        "x": [s.median],
                         "marker": {
                             "color": PHASE_COLORS.get(phase, "#cbd5e1"),
                             "line": {"color": "#ffffff", "width": 1},
@@ -331,7 +337,7 @@ class ChartBuilder:
                 shown.add(phase)
             total = self._summary(backend, "startup", "total_s")
             if total is not None or end:
-                value = total["median"] if total is not None else end
+                value = total.median if total is not None else end
                 data.append(
                     {
                         "type": "scatter",
@@ -402,12 +408,12 @@ class ChartBuilder:
                 s = self._summary(backend, workload, metric)
                 if s is None:
                     continue
-                lo, hi = s.get("ci_low"), s.get("ci_high")
+                lo, hi = s.ci_low, s.ci_high
                 x.append(plot_text(metric))
-                y.append(s["median"])
-                low.append(s["median"] - lo if lo is not None else 0)
-                high.append(hi - s["median"] if hi is not None else 0)
-                text = f"{format_estimate(s['median'], lo, hi)} {s['unit']} (n={s.get('n', '?')})"
+                y.append(s.median)
+                low.append(s.median - lo if lo is not None else 0)
+                high.append(hi - s.median if hi is not None else 0)
+                text = f"{format_estimate(s.median, lo, hi)} {s.unit} (n={s.n})"
                 hover.append(plot_text(text))
             if x:
                 data.append(
@@ -432,17 +438,16 @@ class ChartBuilder:
         units = sorted({self._samples(workload, m)[0].unit for m in metrics})
         for unit in units:
             chosen = [m for m in metrics if self._samples(workload, m)[0].unit == unit]
-            title = WORKLOAD_TITLES.get(workload, workload)
+            title = workload_title(workload)
             if len(units) > 1:
                 title = f"{title}: {unit}"
             slug = "".join(c if c.isalnum() else "_" for c in unit)
             self._bars("lifecycle", workload, chosen, title, f"u{units.index(unit)}{slug}")
 
     def _scale(self) -> None:
-        for metric, title in (
-            ("all_ready_s", "Time until N instances are ready"),
-            ("memory_mib", "Host memory of N instances"),
-        ):
+        for metric in ("all_ready_s", "memory_mib"):
+            title = metric_title("scale", metric)
+            title = title[:1].upper() + title[1:]
             samples = [s for s in self._samples("scale", metric) if "n" in s.metadata]
             data = []
             for backend in self._backends(samples):

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from vmvc.export.view import format_exact
+from vmvc.formatting import format_exact
 from vmvc.results import ResultDocument
 
 COLUMNS = (

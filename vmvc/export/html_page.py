@@ -18,16 +18,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from vmvc.export.charts import Chart, ChartBuilder, backend_color
-from vmvc.export.view import (
-    EMULATION_WARNING,
-    VERDICT_CLASSES,
-    ReportView,
-    build_view,
-    format_exact,
-    format_number,
-    format_value,
-    short_label,
-)
+from vmvc.export.view import EMULATION_WARNING, VERDICT_CLASSES, ReportView, build_view
+from vmvc.formatting import format_exact, format_number, format_value
 from vmvc.results import ResultDocument
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -39,7 +31,6 @@ def render_html(doc: ResultDocument) -> str:
     sections: dict[str, list[Chart]] = {}
     for chart in charts:
         sections.setdefault(chart.section, []).append(chart)
-    statistics = view.analysis.statistics
     return (
         _environment()
         .get_template("report.html.j2")
@@ -55,9 +46,9 @@ def render_html(doc: ResultDocument) -> str:
             samples=_sample_rows(view),
             verdict_classes=VERDICT_CLASSES,
             fmt_value=format_value,
-            short_label=short_label,
-            colors={b: backend_color(b, view.backends) for b in view.backends},
-            confidence=statistics.get("confidence", 0.95),
+            short_label=view.short_label,
+            colors={b: backend_color(doc, b, view.backends) for b in view.backends},
+            confidence=view.statistics.confidence,
             config_json=json.dumps(doc.config, indent=1, sort_keys=True, default=str),
         )
     )
@@ -112,9 +103,9 @@ def _finite_only(value: Any) -> Any:
 
 def _sample_rows(view: ReportView) -> list[dict[str, Any]]:
     outliers: set[tuple] = set()
-    for s in view.analysis.statistics.get("summaries", []):
-        for rep in s.get("outliers") or []:
-            outliers.add((s["host"], s["backend"], s["workload"], s["metric"], rep))
+    for s in view.statistics.summaries:
+        for rep in s.outliers:
+            outliers.add((s.host, s.backend, s.workload, s.metric, rep))
     rows = []
     for s in view.doc.samples:
         flags = ["warmup"] if s.warmup else []
@@ -124,7 +115,7 @@ def _sample_rows(view: ReportView) -> list[dict[str, Any]]:
             {
                 "host": s.host,
                 "backend": s.backend,
-                "label": short_label(s.backend),
+                "label": view.short_label(s.backend),
                 "workload": s.workload,
                 "metric": s.metric,
                 "value": format_number(s.value),

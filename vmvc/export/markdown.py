@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from vmvc.export.view import EMULATION_WARNING, ReportView, build_view, short_label
+from vmvc.export.view import EMULATION_WARNING, ReportView, build_view
 from vmvc.results import ResultDocument
 
 _SPECIAL = re.compile(r"([\\`*_|~])")
@@ -43,8 +43,8 @@ def _render(view: ReportView) -> str:
     out += [" · ".join(meta), ""]
     if view.emulated:
         out += [f"> ⚠️ **Emulated VM (QEMU TCG, no KVM).** {EMULATION_WARNING}", ""]
-    if view.analysis.note:
-        out += [f"> **Note:** {md_text(view.analysis.note)}", ""]
+    if view.note:
+        out += [f"> **Note:** {md_text(view.note)}", ""]
 
     out += ["## Verdicts", ""]
     rows = []
@@ -73,7 +73,7 @@ def _render(view: ReportView) -> str:
     multi_host = len({t.host for t in view.tables}) > 1
     for t in view.tables:
         heading = md_text(t.title) + (f" — {md_text(t.host)}" if multi_host else "")
-        header = ["metric", "unit"] + [short_label(b) for b in t.backends]
+        header = ["metric", "unit"] + [view.short_label(b) for b in t.backends]
         header += [view.pair_label(p) for p in t.pairs]
         body = [
             [md_text(r.metric), md_text(r.unit)]
@@ -88,7 +88,7 @@ def _render(view: ReportView) -> str:
 
     if view.facts:
         out += ["## Isolation and kernel facts", ""]
-        header = ["fact"] + [short_label(b) for b in view.fact_backends]
+        header = ["fact"] + [view.short_label(b) for b in view.fact_backends]
         body = [
             [md_text(name)] + [md_text(values.get(b, "")) for b in view.fact_backends]
             for name, values in view.facts
@@ -118,7 +118,7 @@ def _render(view: ReportView) -> str:
     out += ["## Environment", ""]
     body = [[md_text(k), md_text(v)] for k, v in view.environment]
     body += [
-        [f"image id ({md_text(short_label(b))})", md_text(", ".join(ids))]
+        [f"image id ({md_text(view.short_label(b))})", md_text(", ".join(ids))]
         for b, ids in view.image_ids.items()
     ]
     out += _table(["key", "value"], body) if body else ["No environment recorded.", ""]

@@ -1,8 +1,11 @@
-"""What every human-readable report shows, computed once from the result document.
+"""What every human-readable report shows, built from the result document alone.
 
 The Markdown and HTML exporters both read this view, and every number they print goes
-through `format_number`, so the two agree to the last digit shown. Nothing here touches a
-backend: the result document is the only input.
+through `vmvc.formatting.format_number`, so the two agree to the last digit shown. The view
+reads the document's typed statistics and verdicts (computed once by the analysis step,
+orchestrate.analyse / reanalyse) and never computes either; titles, units and order come
+from `vmvc.catalogue`, backend labels and order from `doc.backend_info`. Nothing here
+touches a backend or names one.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
+from vmvc.analysed import VERDICT_KINDS, Statistics, Summary
+from vmvc.analysed import Verdict as StoredVerdict
+from vmvc.catalogue import order_metrics, order_workloads, workload_title
 from vmvc.environment import host_accel
-from vmvc.export.numbers import (
+from vmvc.formatting import (
     finite,
     format_estimate,
     format_exact,
@@ -25,209 +29,17 @@ from vmvc.export.numbers import (
 from vmvc.keys import display, metric_key, split_key
 from vmvc.results import ResultDocument, Sample
 
-# The number formatting lives in numbers.py; exporters may import it from here too.
+# Exporters may import the formatting from here too.
 __all__ = ["format_estimate", "format_exact", "format_number", "format_value"]
 
-BACKEND_ORDER = ("native", "docker", "libvirt")
-SHORT_LABELS = {"native": "native", "docker": "container", "libvirt": "VM"}
-
-WORKLOAD_TITLES = {
-    "startup": "Startup (start to ready)",
-    "cpu": "CPU (sysbench cpu)",
-    "memory": "Memory (STREAM triad/copy bandwidth, random pointer-chase latency)",
-    "io": "Disk I/O (fio, 4k random and 1M sequential)",
-    "footprint": "Idle footprint (host memory of one instance)",
-    "scale": "Scale-out and density",
-    "clone": "Clone",
-    "provision": "Provisioning",
-    "recovery": "Recovery after a crash (self-healing)",
-    "portability": "Portability (export and import)",
-}
-WORKLOAD_ORDER = tuple(WORKLOAD_TITLES)
-
-METRIC_ORDER = {
-    "startup": [
-        "total_s",
-        "create_s",
-        "firmware_kernel_s",
-        "initramfs_s",
-        "userspace_s",
-        "start_s",
-        "spawn_s",
-        "ready_s",
-    ],
-    "memory": ["bandwidth_mib_s", "copy_mib_s", "latency_ns"],
-    "io": [
-        "randread_4k_iops",
-        "randwrite_4k_iops",
-        "randread_4k_lat_us",
-        "randwrite_4k_lat_us",
-        "seqread_1m_mib_s",
-        "seqwrite_1m_mib_s",
-    ],
-    "footprint": ["total_mib", "pss_mib", "uss_mib", "cgroup_mib", "shim_pss_mib"],
-    "scale": [
-        "all_ready_s",
-        "memory_mib",
-        "time_per_instance_s",
-        "memory_per_instance_mib",
-        "density_instances",
-    ],
-    "clone": ["clone_s", "clone_to_ready_s", "clone_bytes"],
-    "provision": ["prepare_s", "define_s", "teardown_s"],
-    "portability": ["export_bytes", "export_s", "import_s"],
-}
-
-CLAIM_TITLES = {
-    "C01": "VMs start slower than containers",
-    "C02": "VMs use more resources than containers",
-    "C03": "Virtualization adds overhead; containers run near native",
-    "C04": "Provisioning and replicating a VM takes longer",
-    "C05": "Containers scale out faster",
-    "C06": "Containers are easier to move",
-    "C07": "VMs isolate better",
-    "C08": "Orchestrators restart dead instances quickly",
-    "C09": "A VM's guest OS can differ; a container shares the host kernel",
-    "C10": "Many more containers than VMs fit on one host",
-}
-
-VERDICT_CLASSES = (
-    "confirmed",
-    "refuted",
-    "inconclusive",
-    "not measured",
-    "not measured under KVM",
-    "reported",
-    "fact",
-)
+VERDICT_CLASSES = VERDICT_KINDS
 
 EMULATION_WARNING = (
     "The VM ran under QEMU emulation (TCG), not KVM hardware virtualization. "
     "Emulated guests run many times slower than under KVM, so the VM numbers in this "
     "report say little about the overhead of virtualization on a KVM host."
 )
-
-
-def backend_label(backend: str, accel: str | None) -> str:
-    if backend == "native":
-        return "native"
-    if backend == "docker":
-        return "container (Docker)"
-    if backend == "libvirt":
-        return "VM (libvirt, emulated TCG)" if accel == "tcg" else "VM (libvirt, KVM)"
-    return backend
-
-
-def short_label(backend: str) -> str:
-    return SHORT_LABELS.get(backend, backend)
-
-
-def order_backends(names: set[str] | list[str]) -> list[str]:
-    names = set(names)
-    return [b for b in BACKEND_ORDER if b in names] + sorted(names - set(BACKEND_ORDER))
-
-
-def order_workloads(names: set[str]) -> list[str]:
-    return [w for w in WORKLOAD_ORDER if w in names] + sorted(names - set(WORKLOAD_ORDER))
-
-
-def order_metrics(workload: str, names: set[str]) -> list[str]:
-    known = METRIC_ORDER.get(workload, [])
-    return [m for m in known if m in names] + sorted(names - set(known))
-
-
-# ---------------------------------------------------------------------------------------
-# Statistics and verdicts: from the document, or computed when the document has none.
-
-
-# The statistics methods of older vmvc versions, whose intervals and verdicts overstated
-# what few repetitions can carry: a report of such a result recomputes both.
-SUPERSEDED_METHODS = frozenset({"bootstrap percentile (BCa if possible) of the median"})
-
-
-@dataclass
-class Analysis:
-    statistics: dict[str, Any]
-    verdicts: list[dict[str, Any]]
-    note: str = ""  # why statistics are approximate, shown in the report
-
-
-def analyse(doc: ResultDocument) -> Analysis:
-    """The document's statistics and verdicts; computed only where the document lacks them."""
-    statistics, verdicts = doc.statistics, doc.verdicts
-    try:
-        from vmvc import claims, stats  # the engines that `vmvc bench` ran, if installed
-    except ImportError:
-        if statistics.get("summaries") and verdicts:
-            return Analysis(statistics, verdicts)
-        if statistics.get("summaries"):
-            return Analysis(statistics, _unmeasured_verdicts("no verdicts in the result"))
-        return _numpy_analysis(doc, "statistics module not available")
-    if statistics.get("method") in SUPERSEDED_METHODS:
-        # Computed by an older vmvc (bootstrap CIs of 3 values printed as 95 %, verdicts
-        # from emulated VMs): recompute from the raw samples rather than repeat them.
-        statistics, verdicts = {}, []
-    if statistics.get("summaries") and verdicts:
-        return Analysis(statistics, verdicts)
-    if not statistics.get("summaries"):
-        try:
-            statistics = stats.summarize(doc)
-        except Exception as exc:  # a report is still worth having without intervals
-            return _numpy_analysis(doc, f"statistics failed ({exc.__class__.__name__}: {exc})")
-    if not verdicts:
-        try:
-            verdicts = claims.evaluate(doc, statistics, _thresholds(doc))
-        except Exception as exc:
-            why = f"verdicts failed ({exc.__class__.__name__}: {exc})"
-            return Analysis(statistics, _unmeasured_verdicts(why), why)
-    return Analysis(statistics, verdicts)
-
-
-def _thresholds(doc: ResultDocument) -> Any:
-    from vmvc.config import Thresholds
-
-    try:
-        return Thresholds.model_validate(doc.config.get("thresholds") or {})
-    except Exception:
-        return Thresholds()
-
-
-def _numpy_analysis(doc: ResultDocument, why: str) -> Analysis:
-    groups: dict[tuple[str, str, str, str], list[Sample]] = {}
-    for s in doc.measured():
-        key = (s.host, s.backend, s.workload, metric_key(s.metric, s.metadata))
-        groups.setdefault(key, []).append(s)
-    summaries = []
-    for (host, backend, workload, metric), samples in groups.items():
-        values = np.array([s.value for s in samples], dtype=float)
-        summaries.append(
-            {
-                "host": host,
-                "backend": backend,
-                "workload": workload,
-                "metric": metric,
-                "unit": samples[0].unit,
-                "higher_is_better": samples[0].higher_is_better,
-                "n": len(values),
-                "median": float(np.median(values)),
-                "mean": float(np.mean(values)),
-                "min": float(np.min(values)),
-                "max": float(np.max(values)),
-                "ci_low": None,
-                "ci_high": None,
-                "outliers": [],
-                "values": values.tolist(),
-            }
-        )
-    note = f"{why}: medians only, no confidence intervals and no verdicts"
-    return Analysis({"summaries": summaries, "ratios": []}, _unmeasured_verdicts(why), note)
-
-
-def _unmeasured_verdicts(why: str) -> list[dict[str, Any]]:
-    return [
-        {"claim": cid, "title": title, "verdict": "not measured", "text": why, "numbers": {}}
-        for cid, title in CLAIM_TITLES.items()
-    ]
+NO_ANALYSIS = "no statistics and no verdicts in this document (it was not analysed)"
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,7 +67,7 @@ class Table:
 
 
 @dataclass
-class Verdict:
+class VerdictRow:
     claim: str
     title: str
     verdict: str
@@ -271,7 +83,7 @@ class Verdict:
 @dataclass
 class ReportView:
     doc: ResultDocument
-    analysis: Analysis
+    statistics: Statistics
     title: str
     run_id: str
     hosts: list[str]
@@ -280,42 +92,49 @@ class ReportView:
     accel: str | None
     emulated: bool
     backends: list[str]
-    verdicts: list[Verdict]
+    verdicts: list[VerdictRow]
     tables: list[Table]
     environment: list[tuple[str, str]]
     facts: list[tuple[str, dict[str, str]]]
     fact_backends: list[str]
     image_ids: dict[str, list[str]] = field(default_factory=dict)
     interval_note: str = ""
+    note: str = ""  # why the document has no statistics, shown in the report
 
     def label(self, backend: str) -> str:
-        return backend_label(backend, self.accel)
+        """The backend's long name as it recorded it: "VM (libvirt, emulated TCG)"."""
+        return self.doc.record(backend).display_name
+
+    def short_label(self, backend: str) -> str:
+        """The backend's column label as it recorded it: "VM", "container"."""
+        return self.doc.record(backend).label
 
     def pair_label(self, pair: tuple[str, str]) -> str:
-        return f"{short_label(pair[0])}/{short_label(pair[1])}"
+        return f"{self.short_label(pair[0])}/{self.short_label(pair[1])}"
 
 
-def build_view(doc: ResultDocument, analysis: Analysis | None = None) -> ReportView:
-    analysis = analysis or analyse(doc)
+def build_view(doc: ResultDocument) -> ReportView:
+    statistics = doc.statistics
+    note = statistics.note
+    if not note and not statistics.summaries and not doc.verdicts and doc.measured():
+        note = NO_ANALYSIS
     sample_hosts = sorted({s.host for s in doc.samples})
     if set(sample_hosts) <= {"local"}:
         hosts = [str(doc.environment.get("hostname") or "local")]
     else:
         hosts = sample_hosts
-    backends = order_backends(
+    backends = doc.order_backends(
         {s.backend for s in doc.samples} | {e.backend for e in doc.errors} | set(doc.facts)
     )
     # Per host: a remote host's VM has its own acceleration (environment.hosts.<name>).
-    vm_hosts = sorted({s.host for s in doc.samples if s.backend == "libvirt"})
+    vm_hosts = sorted({s.host for s in doc.samples if doc.record(s.backend).kind == "vm"})
     accels = [host_accel(doc.environment, h) for h in vm_hosts]
     accel = next((a for a in accels if a), doc.accel)
-    emulated = "tcg" in accels or (
-        doc.accel == "tcg" and any(v.get("emulated") for v in analysis.verdicts)
-    )
+    emulated = "tcg" in accels or (doc.accel == "tcg" and any(v.emulated for v in doc.verdicts))
     facts, fact_backends = _facts(doc)
     return ReportView(
         doc=doc,
-        analysis=analysis,
+        statistics=statistics,
         title=f"vmvc results: {doc.run_id}",
         run_id=doc.run_id,
         hosts=hosts,
@@ -324,24 +143,25 @@ def build_view(doc: ResultDocument, analysis: Analysis | None = None) -> ReportV
         accel=accel,
         emulated=emulated,
         backends=backends,
-        verdicts=[_verdict(v) for v in analysis.verdicts],
-        tables=_tables(doc, analysis.statistics, analysis.verdicts),
+        verdicts=[_verdict(v) for v in doc.verdicts],
+        tables=_tables(doc, statistics, doc.verdicts),
         environment=_environment(doc),
         facts=facts,
         fact_backends=fact_backends,
         image_ids=_image_ids(doc),
-        interval_note=interval_note(analysis.statistics),
+        interval_note=interval_note(statistics),
+        note=note,
     )
 
 
-def interval_note(statistics: dict[str, Any]) -> str:
+def interval_note(statistics: Statistics) -> str:
     """What a table cell means; no confidence is named where no interval could be computed."""
-    rows = statistics.get("summaries", []) + statistics.get("ratios", [])
-    median_n = statistics.get("median_needs_n", 6)
-    ratio_n = statistics.get("ratio_needs_n", 4)
+    rows: list[Any] = [*statistics.summaries, *statistics.ratios]
+    median_n = statistics.median_needs_n or 6
+    ratio_n = statistics.ratio_needs_n or 4
     ranges = "`median (range min-max, n = 3)` is the range of the values, not a confidence interval"
-    if any(finite(r.get("ci_low")) for r in rows):
-        confidence = f"{statistics.get('confidence', 0.95):.0%}"
+    if any(finite(r.ci_low) for r in rows):
+        confidence = f"{statistics.confidence:.0%}"
         return (
             f"`median [low, high]`: the median with its {confidence} distribution-free "
             f"interval (order statistics, from n ≥ {median_n}); ratios divide medians, with "
@@ -361,26 +181,22 @@ def _display_date(iso: str) -> str:
         return iso
 
 
-def _verdict(raw: dict[str, Any]) -> Verdict:
-    numbers = raw.get("numbers") or {}
-    if not isinstance(numbers, dict):
-        numbers = {"": numbers}
+def _verdict(stored: StoredVerdict) -> VerdictRow:
     shown: list[tuple[str, str]] = []
     details: list[tuple[str, str]] = []
-    for key, text, nested in _number_items(numbers, ""):
+    for key, text, nested in _number_items(stored.numbers, ""):
         (details if nested else shown).append((key, text))
-    claim = str(raw.get("claim", "?"))
-    return Verdict(
-        claim=claim,
-        title=str(raw.get("title") or CLAIM_TITLES.get(claim, "")),
-        verdict=str(raw.get("verdict", "not measured")),
-        text=str(raw.get("text", "")),
+    return VerdictRow(
+        claim=stored.claim,
+        title=stored.title,
+        verdict=stored.verdict,
+        text=stored.text,
         numbers=shown,
         details=details,
-        accel=raw.get("accel"),
-        emulated=bool(raw.get("emulated")),
-        qualifier=str(raw.get("qualifier") or ""),
-        host=str(raw.get("host") or ""),
+        accel=stored.accel,
+        emulated=stored.emulated,
+        qualifier=stored.qualifier,
+        host=stored.host,
     )
 
 
@@ -415,7 +231,7 @@ def _intervals(numbers: dict[str, Any]) -> dict[str, tuple[str, str]]:
             continue
         prefix = str(key).rsplit("_", 1)[0]
         candidates = [(f"{key}_ci_low", f"{key}_ci_high"), (f"{key}_low", f"{key}_high")]
-        if prefix != key:  # docker_slope with docker_ci_low / docker_ci_high
+        if prefix != key:  # <name>_slope with <name>_ci_low / <name>_ci_high
             candidates.append((f"{prefix}_ci_low", f"{prefix}_ci_high"))
         for low, high in candidates:
             if any(low in pair for pair in found.values()):
@@ -431,17 +247,14 @@ def _intervals(numbers: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def summary_index(statistics: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+def summary_index(statistics: Statistics) -> dict[tuple[str, str, str, str], Summary]:
     """(host, backend, workload, metric) -> summary."""
-    return {
-        (s["host"], s["backend"], s["workload"], s["metric"]): s
-        for s in statistics.get("summaries", [])
-    }
+    return {(s.host, s.backend, s.workload, s.metric): s for s in statistics.summaries}
 
 
 def ratio_estimate(
-    statistics: dict[str, Any],
-    summaries: dict[tuple[str, str, str, str], dict[str, Any]],
+    statistics: Statistics,
+    summaries: dict[tuple[str, str, str, str], Summary],
     key: tuple[str, str, str],
     pair: tuple[str, str],
 ) -> tuple[float, float | None, float | None] | None:
@@ -453,15 +266,15 @@ def ratio_estimate(
     """
     host, workload, metric = key
     num, den = pair
-    for r in statistics.get("ratios", []):
-        if (r.get("host"), r.get("workload"), r.get("metric")) != key:
+    for r in statistics.ratios:
+        if (r.host, r.workload, r.metric) != key:
             continue
-        if (r.get("numerator"), r.get("denominator")) == (num, den):
-            return r["ratio"], r.get("ci_low"), r.get("ci_high")
-        if (r.get("numerator"), r.get("denominator")) == (den, num) and r.get("ratio"):
-            low, high = r.get("ci_low"), r.get("ci_high")
+        if (r.numerator, r.denominator) == (num, den) and r.ratio is not None:
+            return r.ratio, r.ci_low, r.ci_high
+        if (r.numerator, r.denominator) == (den, num) and r.ratio:
+            low, high = r.ci_low, r.ci_high
             return (
-                1 / r["ratio"],
+                1 / r.ratio,
                 1 / high if finite(high) and high else None,
                 1 / low if finite(low) and low else None,
             )
@@ -469,16 +282,14 @@ def ratio_estimate(
         summaries.get((host, num, workload, metric)),
         summaries.get((host, den, workload, metric)),
     )
-    if a and b and b.get("median"):
-        return a["median"] / b["median"], None, None
+    if a and b and b.median:
+        return a.median / b.median, None, None
     return None
 
 
-def _pairs(backends: list[str]) -> list[tuple[str, str]]:
-    pairs = [(b, "native") for b in backends if b != "native" and "native" in backends]
-    if "libvirt" in backends and "docker" in backends:
-        pairs.append(("libvirt", "docker"))
-    return pairs
+def _pairs(doc: ResultDocument, backends: list[str]) -> list[tuple[str, str]]:
+    """The document's ratio pairs (from the backends' kinds) among these backends."""
+    return [(a, b) for a, b in doc.ratio_pairs() if a in backends and b in backends]
 
 
 def _metric_order(workload: str, keys: set[str]) -> list[str]:
@@ -491,14 +302,13 @@ def _metric_order(workload: str, keys: set[str]) -> list[str]:
     return ordered
 
 
-def _cell(summary: dict[str, Any]) -> str:
+def _cell(summary: Summary) -> str:
     """`median [low, high]`, or `median (range min-max, n = 3)` without an interval."""
-    if finite(summary.get("ci_low")) and finite(summary.get("ci_high")):
-        return format_estimate(summary["median"], summary["ci_low"], summary["ci_high"])
-    n = summary.get("n")
-    if isinstance(n, int) and n >= 2 and "min" in summary:
-        return format_range(summary["median"], summary["min"], summary["max"], n)
-    return format_number(summary["median"])
+    if finite(summary.ci_low) and finite(summary.ci_high):
+        return format_estimate(summary.median, summary.ci_low, summary.ci_high)
+    if summary.n >= 2:
+        return format_range(summary.median, summary.min, summary.max, summary.n)
+    return format_number(summary.median)
 
 
 def _memory_note(samples: list[Sample]) -> str:
@@ -532,15 +342,15 @@ def _io_note(samples: list[Sample]) -> str:
     )
 
 
-def _io_anomalies(verdicts: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
+def _io_anomalies(verdicts: list[StoredVerdict]) -> dict[tuple[str, str, str], float]:
     """(host, backend, metric) -> how much faster than native, from C03's anomaly list."""
     found: dict[tuple[str, str, str], float] = {}
     for verdict in verdicts:
-        if verdict.get("claim") != "C03":
+        if verdict.claim != "C03":
             continue
-        for item in (verdict.get("numbers") or {}).get("anomalies") or []:
+        for item in verdict.numbers.get("anomalies") or []:
             metric = str(item.get("resource", "")).split("/", 1)[-1]
-            key = (verdict.get("host") or "local", str(item.get("backend")), metric)
+            key = (verdict.host or "local", str(item.get("backend")), metric)
             found[key] = -float(item.get("overhead", 0.0))
     return found
 
@@ -554,20 +364,18 @@ def _row_note(workload: str, samples: list[Sample]) -> str:
 
 
 def _tables(
-    doc: ResultDocument,
-    statistics: dict[str, Any],
-    verdicts: list[dict[str, Any]] | None = None,
+    doc: ResultDocument, statistics: Statistics, verdicts: list[StoredVerdict]
 ) -> list[Table]:
     summaries = summary_index(statistics)
-    anomalies = _io_anomalies(verdicts or [])
+    anomalies = _io_anomalies(verdicts)
     measured = doc.measured()
     tables = []
     for host in sorted({s.host for s in measured}):
         on_host = [s for s in measured if s.host == host]
         for workload in order_workloads({s.workload for s in on_host}):
             samples = [s for s in on_host if s.workload == workload]
-            backends = order_backends({s.backend for s in samples})
-            pairs = _pairs(backends)
+            backends = doc.order_backends({s.backend for s in samples})
+            pairs = _pairs(doc, backends)
             rows = []
             keys = {metric_key(s.metric, s.metadata) for s in samples}
             for key in _metric_order(workload, keys):
@@ -582,7 +390,8 @@ def _tables(
                     est = ratio_estimate(statistics, summaries, (host, workload, key), pair)
                     if est is not None:
                         ratios[pair] = format_estimate(*est)
-                        if pair[1] == "native" and (host, pair[0], key) in anomalies:
+                        to_native = doc.record(pair[1]).kind == "native"
+                        if to_native and (host, pair[0], key) in anomalies:
                             ratios[pair] += " ANOMALY"
                 note = (
                     "Rows with (N=…): measured with N instances at once, one row per N."
@@ -592,7 +401,7 @@ def _tables(
                 flagged = [b for b in backends if (host, b, key) in anomalies]
                 if flagged:
                     faster = ", ".join(
-                        f"{short_label(b)} {anomalies[(host, b, key)]:+.0%}" for b in flagged
+                        f"{doc.record(b).label} {anomalies[(host, b, key)]:+.0%}" for b in flagged
                     )
                     note = (
                         f"ANOMALY in {display(key)}: faster than native ({faster}) by more than "
@@ -608,11 +417,7 @@ def _tables(
                         note,
                     )
                 )
-            tables.append(
-                Table(
-                    host, workload, WORKLOAD_TITLES.get(workload, workload), backends, pairs, rows
-                )
-            )
+            tables.append(Table(host, workload, workload_title(workload), backends, pairs, rows))
     return tables
 
 
@@ -624,12 +429,9 @@ ENVIRONMENT_ORDER = (
     "cores",
     "memory_mib",
     "accel",
-    "docker_version",
-    "libvirt_version",
-    "qemu_version",
     "python",
     "vmvc_version",
-)
+)  # then the engines' own keys (backend.environment()), by name
 
 
 def _environment(doc: ResultDocument) -> list[tuple[str, str]]:
@@ -650,7 +452,7 @@ FACT_ORDER = (
 
 
 def _facts(doc: ResultDocument) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
-    backends = order_backends(set(doc.facts))
+    backends = doc.order_backends(set(doc.facts))
     names: set[str] = set()
     for per_backend in doc.facts.values():
         names |= set(per_backend)
@@ -667,4 +469,4 @@ def _image_ids(doc: ResultDocument) -> dict[str, list[str]]:
         seen = ids.setdefault(inst.backend, [])
         if inst.image_id not in seen:
             seen.append(inst.image_id)
-    return {b: ids[b] for b in order_backends(set(ids))}
+    return {b: ids[b] for b in doc.order_backends(set(ids))}

@@ -1,7 +1,8 @@
-"""How every human-readable report writes a number (Markdown, HTML tables, chart hovers).
+"""How vmvc writes a number for people: reports, verdict sentences, compare, history.
 
-One function, `format_number`, so all formats agree to the last digit shown; CSV keeps full
-precision with `format_exact`. No dependencies: anything (claims text, CLI) may import it.
+One function, `format_number`, so every format agrees to the last digit shown; CSV keeps
+full precision with `format_exact`. The bottom layer: it imports nothing of vmvc, so the
+statistics, the claims, the exporters and the command line can all call it.
 """
 
 from __future__ import annotations
@@ -78,3 +79,13 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value)
+
+
+def format_quantity(value: Any, unit: str) -> str:
+    """A number with its unit (`8.56 s`); a byte count in MiB or GiB, as people read sizes."""
+    if value is None:
+        return "n/a"
+    if unit.lower() in {"bytes", "byte", "b"} and finite(value):
+        mib = float(value) / 2**20
+        return f"{format_number(mib / 1024)} GiB" if mib >= 1024 else f"{format_number(mib)} MiB"
+    return f"{format_number(value)} {unit}".rstrip()
