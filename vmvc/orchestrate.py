@@ -311,13 +311,7 @@ def _run_host(
     plain: bool,
 ) -> None:
     """One host's whole plan; its samples, trials and errors carry the host's name."""
-    tracker = RunTracker(
-        list(backends),
-        config.workloads,
-        repetitions=config.run.repetitions,
-        warmups=config.run.warmups,
-        settings=config.run,
-    )
+    tracker = RunTracker(list(backends), config.workloads)  # the runner gives it the plan
     tracker.resumed(doc, host=host)  # a resumed run's finished trials count as done
     view = PlainLog(tracker) if plain else LiveView(tracker)
     runner = BenchRunner(
