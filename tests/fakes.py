@@ -21,7 +21,6 @@ is recorded (`created`, `removed`, `live`), so a test can assert that nothing is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,21 +156,36 @@ class FakeBackend(Backend):
     def probe(self) -> Availability:
         return Availability(True, "in-process fake")
 
-    @contextlib.contextmanager
-    def _instance(self, spec: InstanceSpec) -> Iterator[Instance]:
+    def _instance(self, spec: InstanceSpec) -> FakeLease:
         number = len(self.created) + 1
         self.created.append(spec.name)
-        instance = FakeInstance(self, spec, number)
-        try:
-            instance._step("provision", self.timing.provision_s, spec.boot_timeout)
-            yield instance
-        finally:
-            self.removed.append(spec.name)
+        return FakeLease(self, FakeInstance(self, spec, number))
 
     def provision(
         self, artefacts: Artefacts, spec: InstanceSpec
     ) -> contextlib.AbstractContextManager[Instance]:
         return self._instance(spec)
+
+
+class FakeLease:
+    """What `provision` returns: removal happens in __exit__ only, as with a real engine (a
+    generator-based context manager would also clean up when garbage-collected, hiding a
+    runner that forgot to leave it)."""
+
+    def __init__(self, backend: FakeBackend, instance: FakeInstance) -> None:
+        self.backend = backend
+        self.instance = instance
+
+    def __enter__(self) -> Instance:
+        try:
+            self.instance._step("provision", self.backend.timing.provision_s, 60)
+        except BaseException:
+            self.backend.removed.append(self.instance.name)  # a failed create cleans itself
+            raise
+        return self.instance
+
+    def __exit__(self, *exc: object) -> None:
+        self.backend.removed.append(self.instance.name)
 
 
 def _scaled(line: str, factor: float) -> str:
