@@ -528,6 +528,9 @@ class LiveView:
                 style="bold green" if good else "bold red",
             )
             return head
+        if not t.trials:
+            head.append("planning", style="bold")  # the runner has not given its plan yet
+            return head
         number = min(t.done_trials + (1 if t.running else 0), t.total_trials)
         head.append(f"trial {max(number, 1)}/{t.total_trials} · elapsed {clock(t.elapsed())} · ")
         head.append(t.describe_estimate(), style="bold")

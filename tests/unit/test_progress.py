@@ -491,3 +491,8 @@ def test_estimate_follows_a_plan_with_capped_workloads() -> None:
     estimate = t.estimate()
     assert estimate is not None and not estimate.rough
     assert estimate.seconds == pytest.approx(durations[1] + durations[2])
+
+
+def test_live_view_before_the_plan_says_planning() -> None:
+    t, _ = tracker(send_plan=False)
+    assert "vmvc bench planning" in render_text(LiveView(t, Console(file=io.StringIO())))
