@@ -15,7 +15,6 @@ from types import FrameType
 from typing import Any
 
 from vmvc.backends.base import Backend, BackendError
-from vmvc.bench.lifecycle import applies
 from vmvc.cleanup import find_leftovers
 from vmvc.config import Config
 from vmvc.environment import host_environment
@@ -285,14 +284,7 @@ def _run_host(
     plain: bool,
 ) -> None:
     """One host's whole plan; its samples, trials and errors carry the host's name."""
-    tracker = RunTracker(
-        list(backends),
-        config.workloads,
-        repetitions=config.run.repetitions,
-        warmups=config.run.warmups,
-        settings=config.run,
-        planned=lambda kind, name: applies(kind, backends[name]),
-    )
+    tracker = RunTracker(list(backends), config.workloads)  # the runner gives it the plan
     tracker.resumed(doc, host=host)  # a resumed run's finished trials count as done
     view = PlainLog(tracker) if plain else LiveView(tracker)
     runner = BenchRunner(

@@ -3,7 +3,8 @@
 `RunTracker` holds what both views show: which trial runs, what each backend and workload
 has done, partial medians and the time left. `LiveView` redraws it in place on a terminal;
 `PlainLog` writes one ASCII line per event (pipes, CI logs, `--plain`), never an escape code.
-Both implement the runner's `Observer` protocol.
+Both implement the runner's `Observer` protocol (vmvc.events): they take typed events and
+never parse text.
 """
 
 from __future__ import annotations
@@ -23,13 +24,21 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS
-from vmvc.config import RunSettings
+from vmvc import events
+from vmvc.events import (
+    Event,
+    PhaseChanged,
+    PlannedTrial,
+    RunPlanned,
+    SampleRecorded,
+    TrialFailed,
+    TrialFinished,
+    TrialStarted,
+    WorkloadFailed,
+)
 from vmvc.keys import metric_key, split_key
-from vmvc.plan import instance_workloads
-from vmvc.plan import trial_kinds as planned_kinds
+from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 from vmvc.results import ResultDocument, Sample
-from vmvc.runner import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 
 # The figure shown per workload while the run goes (the one claims are judged on). A workload
 # not listed shows the first metric it reports.
@@ -47,16 +56,14 @@ HEADLINE = {
 }
 
 NOTES_SHOWN = 4
-# (backend, trial shape): the unit a duration is learnt for. The shape is the trial kind;
-# for an instance trial also what it measures, which differs between repetitions when some
-# workloads are limited to the first ones (a boot alone vs a boot and the steady workloads).
+# (backend, trial shape): the unit a duration is learnt for. The shape is the trial kind and
+# what it measures, which differs between repetitions when some workloads are limited to
+# the first ones (a boot alone vs a boot and the steady workloads); see PlannedTrial.shape.
 Pair = tuple[str, str]
 
 # CSI/OSC escape sequences and other control characters: an error message can carry a
 # guest's console output, which must neither garble the dashboard nor reach a plain log.
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|[\x00-\x1f\x7f]")
-# How the runner words a failed trial or workload: "<backend> <workload> repetition <n>: ..."
-_ERROR_NOTE = re.compile(r"^(?P<backend>\S+) (?P<workload>\S+) repetition (?P<number>-?\d+): ")
 
 
 def clean(text: str) -> str:
@@ -64,11 +71,11 @@ def clean(text: str) -> str:
     return _CONTROL.sub(lambda m: " " if m.group(0) in "\t\n\r" else "", text).strip()
 
 
-def trial_kinds(workloads: list[str]) -> list[str]:
-    """The trial kinds a measured repetition runs per backend when nothing is capped."""
-    return [
-        k for k in planned_kinds(workloads, {}, 0) if k in LIFECYCLE_WORKLOADS or k == "instance"
-    ]
+def failure_text(backend: str, workload: str, event: WorkloadFailed | TrialFailed) -> str:
+    """How a failure reads in the notes: '<backend> <workload> repetition <n>: <message>'."""
+    repetition = event.trial.repetition if isinstance(event, TrialFailed) else event.repetition
+    number = "warmup" if repetition < 0 else f"repetition {repetition + 1}"
+    return f"{backend} {workload} {number}: {event.message}"
 
 
 def fmt_value(value: float) -> str:
@@ -153,41 +160,33 @@ class BackendState:
 class RunTracker:
     """State shared by both views: what is running, what is done, how long is left.
 
-    The estimate learns a duration per (backend, trial kind): a VM trial under TCG takes
-    many times a native one, so one mean over all trials would be wrong most of the run.
+    Everything comes from the runner's events (vmvc.events): the plan once, then each
+    trial's start, phases, samples and end. The estimate learns a duration per (backend,
+    trial shape): a VM trial under TCG takes many times a native one, so one mean over all
+    trials would be wrong most of the run.
     """
 
     def __init__(
         self,
         backends: list[str],
         workloads: list[str],
-        repetitions: int = 1,
-        warmups: int = 0,
         *,
-        settings: RunSettings | None = None,
-        kinds: list[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        planned: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.backends = list(backends)
-        # Whether (trial kind, backend name) is planned: the runner's capability check.
-        self.planned = planned or (lambda _kind, _backend: True)
         self.workloads = list(workloads)
-        # The plan comes from the trial kinds (durations are learnt per kind and shape).
-        self.fixed_kinds = kinds is not None
-        self.kinds = list(kinds) if kinds is not None else trial_kinds(self.workloads)
-        self.caps = dict(settings.workload_repetitions) if settings else {}
-        self.repetitions = settings.repetitions if settings else repetitions
-        self.warmups = settings.warmups if settings else warmups
-        self.max_repetitions = max(
-            settings.max_repetitions if settings else self.repetitions, self.repetitions
-        )
-        self.time_budget_s = settings.time_budget_s if settings else None
+        # The runner's plan (RunPlanned); until it arrives the run has no trials.
+        self.trials: list[PlannedTrial] = []
+        self.repetitions = 0
+        self.warmups = 0
+        self.max_repetitions = 0
+        self.time_budget_s: float | None = None
         self.clock = clock
         self.started = clock()
         self.state = {b: BackendState() for b in self.backends}
         self.done_trials = 0
         self.failed_trials = 0
+        self.workload_errors = 0
         self.repetition: int | None = None  # of the trial running or last run
         self.warmup = False
         self.done_in_repetition: set[Pair] = set()
@@ -200,92 +199,98 @@ class RunTracker:
         self.units: dict[str, str] = {}
         self.notes: list[Note] = []
         self.finished_seconds: float | None = None
-        # (backend, kind, repetition) a resumed run skips: they succeeded before
-        self.skipped: set[tuple[str, str, int]] = set()
+        self.last_seconds = 0.0  # how long the last trial took
+        self._resumed: tuple[ResultDocument, str] | None = None
 
     # -- plan -----------------------------------------------------------------------------
 
-    def kinds_for(self, repetition: int) -> list[str]:
-        """The trial kinds of one repetition (negative: a warm-up), as the runner plans them."""
-        if self.fixed_kinds:
-            return list(self.kinds)
-        planned = planned_kinds(self.workloads, self.caps, repetition)
-        # a kind the runner planned that this module did not know (self.kinds grew)
-        extra = [k for k in self.kinds if k not in trial_kinds(self.workloads)]
-        return [k for k in planned if k in self.kinds] + (extra if repetition >= 0 else [])
-
-    def shape(self, kind: str, repetition: int) -> str:
-        if kind != INSTANCE_TRIAL or self.fixed_kinds:
-            return kind
-        return f"{kind}:{'+'.join(instance_workloads(self.workloads, self.caps, repetition))}"
-
     def pairs_for(self, repetition: int) -> list[Pair]:
-        return [
-            (b, self.shape(k, repetition))
-            for k in self.kinds_for(repetition)
-            for b in self.backends
-            if self.planned(k, b)
-        ]
-
-    @property
-    def pairs(self) -> list[Pair]:
-        """The trials of a measured repetition beyond every cap (what extra ones run)."""
-        return self.pairs_for(max([self.max_repetitions, *self.caps.values()]))
+        return [(t.backend, t.shape) for t in self.trials if t.repetition == repetition]
 
     def planned_repetitions(self) -> int:
         """Measured repetitions planned so far: the minimum, or more once the runner adds some."""
         current = self.repetition + 1 if self.repetition is not None else 0
         return max(self.repetitions, current)
 
+    def _repetitions(self, measured: int) -> range:
+        return range(-self.warmups, measured)
+
     @property
     def total_trials(self) -> int:
         return sum(len(self.pairs_for(r)) for r in self._repetitions(self.planned_repetitions()))
 
-    def _repetitions(self, measured: int) -> range:
-        return range(-self.warmups, measured)
-
     def planned_trials(self, backend: str) -> int:
-        return sum(
-            1
-            for r in self._repetitions(self.planned_repetitions())
-            for b, _ in self.pairs_for(r)
-            if b == backend
-        )
+        measured = self.planned_repetitions()
+        return sum(1 for t in self.trials if t.backend == backend and t.repetition < measured)
 
     def resumed(self, doc: ResultDocument, host: str = "local") -> None:
-        """Before a resumed run: the trials that succeeded before (the runner skips them)
-        count as done, their recorded durations seed the estimate, their values the medians."""
-        for trial in doc.trials:
-            if trial.host != host or trial.status != "ok" or trial.backend not in self.state:
+        """Before a resumed run: once the plan arrives, the trials that succeeded before (the
+        runner skips them) count as done, their recorded durations seed the estimate, their
+        values the medians."""
+        self._resumed = (doc, host)
+
+    def planned(self, plan: RunPlanned) -> None:
+        self.trials = list(plan.trials)
+        self.repetitions = plan.repetitions
+        self.warmups = plan.warmups
+        self.max_repetitions = max(plan.max_repetitions, plan.repetitions)
+        self.time_budget_s = plan.time_budget_s
+        if self._resumed is None:
+            return
+        doc, host = self._resumed
+        done = {(t.backend, t.kind, t.repetition): t for t in self.trials if t.done}
+        for record in doc.trials:
+            trial = done.get((record.backend, record.kind, record.repetition))
+            if record.host != host or record.status != "ok" or trial is None:
                 continue
-            self.skipped.add((trial.backend, trial.kind, trial.repetition))
-            self.durations[(trial.backend, self.shape(trial.kind, trial.repetition))].append(
-                trial.seconds
-            )
+            self.durations[(trial.backend, trial.shape)].append(record.seconds)
             self.done_trials += 1
             self.state[trial.backend].trials_done += 1
         for sample in doc.samples:
             kind = INSTANCE_TRIAL if sample.workload in INSTANCE_WORKLOADS else sample.workload
-            if sample.host == host and (sample.backend, kind, sample.repetition) in self.skipped:
+            if sample.host == host and (sample.backend, kind, sample.repetition) in done:
                 self.sample(sample)
 
     # -- events ---------------------------------------------------------------------------
 
-    def trial_started(self, backend: str, kind: str, repetition: int, warmup: bool) -> None:
-        if kind not in self.kinds:
-            self.kinds.append(kind)  # a kind the runner plans that this module does not know
-        if repetition != self.repetition:
-            self.repetition = repetition
-            self.done_in_repetition = set()
-        self.warmup = warmup
-        self.running = (backend, self.shape(kind, repetition))
-        self.running_since = self.clock()
-        label = "warmup" if warmup else f"repetition {repetition + 1}/{self.planned_repetitions()}"
-        self.current = f"{backend} · {kind} · {label}"
-        self.state[backend].phase = f"starting {kind}"
+    def notify(self, event: Event) -> None:
+        """Take one event of the runner (vmvc.events) into the state."""
+        match event:
+            case RunPlanned():
+                self.planned(event)
+            case TrialStarted(trial=trial):
+                self.trial_started(trial)
+            case PhaseChanged(backend=backend, text=text):
+                self.state[backend].phase = clean(text)
+            case SampleRecorded(sample=sample):
+                self.sample(sample)
+            case WorkloadFailed():
+                self.state[event.backend].failed_in[event.workload].add(event.repetition)
+                self.workload_errors += 1
+                self.note(failure_text(event.backend, event.workload, event), error=True)
+            case TrialFinished(trial=trial):
+                self.trial_finished(trial, ok=True)
+            case TrialFailed(trial=trial):
+                self.state[trial.backend].failed_in[trial.kind].add(trial.repetition)
+                self.note(failure_text(trial.backend, trial.kind, event), error=True)
+                self.trial_finished(trial, ok=False, message=event.message)
+            case events.Note(text=text):
+                self.note(text, error=False)
 
-    def phase(self, backend: str, text: str) -> None:
-        self.state[backend].phase = clean(text)
+    def trial_started(self, trial: PlannedTrial) -> None:
+        if trial.repetition != self.repetition:
+            self.repetition = trial.repetition
+            self.done_in_repetition = set()
+        self.warmup = trial.warmup
+        self.running = (trial.backend, trial.shape)
+        self.running_since = self.clock()
+        label = (
+            "warmup"
+            if trial.warmup
+            else f"repetition {trial.repetition + 1}/{self.planned_repetitions()}"
+        )
+        self.current = f"{trial.backend} · {trial.kind} · {label}"
+        self.state[trial.backend].phase = f"starting {trial.kind}"
 
     def sample(self, sample: Sample) -> None:
         if sample.warmup:
@@ -298,24 +303,20 @@ class RunTracker:
         self.first_metric.setdefault(sample.workload, sample.metric)
         self.units.setdefault(key, sample.unit)
 
-    def trial_finished(self, backend: str, kind: str, ok: bool, message: str = "") -> float:
+    def trial_finished(self, trial: PlannedTrial, *, ok: bool, message: str = "") -> float:
         """Record the trial's outcome; returns how long it took."""
-        pair = (backend, self.shape(kind, self.repetition if self.repetition is not None else 0))
+        pair = (trial.backend, trial.shape)
         seconds = self.clock() - self.running_since
+        self.last_seconds = seconds
         (self.durations if ok else self.failed_durations)[pair].append(seconds)
         self.done_in_repetition.add(pair)
         self.running = None
         self.done_trials += 1
-        state = self.state[backend]
+        state = self.state[trial.backend]
         state.trials_done += 1
         if ok:
             # "done" only when no repetition can follow: the runner may add some up to the max.
-            most = sum(
-                1
-                for r in self._repetitions(self.max_repetitions)
-                for b, _ in self.pairs_for(r)
-                if b == backend
-            )
+            most = sum(1 for t in self.trials if t.backend == trial.backend)
             state.phase = "done" if state.trials_done >= most else "waiting"
         else:
             self.failed_trials += 1
@@ -324,15 +325,8 @@ class RunTracker:
             state.phase = f"FAILED: {state.last_failure}" if message else "FAILED"
         return seconds
 
-    def message(self, text: str) -> Note:
-        """A note from the runner; the runner's failure reports become errors of a workload."""
-        text = clean(text)
-        match = _ERROR_NOTE.match(text)
-        error = bool(match and match["backend"] in self.state)
-        if match and error:
-            repetition = int(match["number"]) - 1  # the runner counts from 1 for people
-            self.state[match["backend"]].failed_in[match["workload"]].add(repetition)
-        note = Note(text, error)
+    def note(self, text: str, *, error: bool) -> Note:
+        note = Note(clean(text), error)
         self.notes.append(note)
         return note
 
@@ -351,15 +345,14 @@ class RunTracker:
         return self.clock() - self.started
 
     def errors(self) -> int:
-        return sum(note.error for note in self.notes)
+        """Failed trials and workloads that failed inside a trial that went on."""
+        return self.failed_trials + self.workload_errors
 
     def summary(self) -> str:
         """'4 trials, none failed' or '4 trials, 1 failed, 2 workload errors (...)'."""
         failed = f"{self.failed_trials} failed" if self.failed_trials else "none failed"
         text = f"{plural(self.done_trials, 'trial')}, {failed}"
-        # The runner reports each failed trial once as an error; the rest are workloads
-        # that failed inside a trial that went on.
-        workload_errors = max(0, self.errors() - self.failed_trials)
+        workload_errors = self.workload_errors
         if workload_errors:
             text += f", {plural(workload_errors, 'workload error')}"
         if self.failed_trials or workload_errors:
@@ -437,9 +430,9 @@ class RunTracker:
 
         def to_run(repetition: int) -> list[Pair]:
             return [
-                p
-                for p in self.pairs_for(repetition)
-                if (p[0], p[1].split(":")[0], repetition) not in self.skipped
+                (t.backend, t.shape)
+                for t in self.trials
+                if t.repetition == repetition and not t.done
             ]
 
         seconds = 0.0
@@ -459,17 +452,20 @@ class RunTracker:
         last_planned = self.repetitions - 1
         if self.repetition is not None:
             last_planned = max(last_planned, self.repetition)
-        extra = max(0, self.max_repetitions - 1 - last_planned)
-        per_repetition = sum(cost(p) for p in self.pairs) if extra else 0.0
-        if extra and self.time_budget_s is not None:
-            # The runner starts another repetition only while its run is within the budget.
-            starts_at = self.elapsed() + seconds
-            if starts_at > self.time_budget_s:
-                extra = 0
-            elif per_repetition > 0:
-                extra = min(extra, int((self.time_budget_s - starts_at) // per_repetition) + 1)
+        # Past the minimum the runner starts another repetition (of the plan) only while a
+        # CI is wide and its run is within the time budget.
+        starts_at = self.elapsed() + seconds
+        extra, extra_seconds = 0, 0.0
+        for repetition in range(last_planned + 1, self.max_repetitions):
+            pairs = to_run(repetition)
+            if not pairs:
+                break  # the runner stops where its plan ends
+            if self.time_budget_s is not None and starts_at > self.time_budget_s:
+                break
+            length = sum(cost(p) for p in pairs)
+            extra, extra_seconds, starts_at = extra + 1, extra_seconds + length, starts_at + length
         ordered = [b for b in self.backends if b in rough]
-        return Estimate(seconds, ordered, extra, extra * per_repetition)
+        return Estimate(seconds, ordered, extra, extra_seconds)
 
     def describe_estimate(self) -> str:
         estimate = self.estimate()
@@ -531,6 +527,9 @@ class LiveView:
                 f"{self.outcome} after {clock(t.elapsed())}: {t.summary()}",
                 style="bold green" if good else "bold red",
             )
+            return head
+        if not t.trials:
+            head.append("planning", style="bold")  # the runner has not given its plan yet
             return head
         number = min(t.done_trials + (1 if t.running else 0), t.total_trials)
         head.append(f"trial {max(number, 1)}/{t.total_trials} · elapsed {clock(t.elapsed())} · ")
@@ -603,29 +602,9 @@ class LiveView:
 
     # -- Observer -------------------------------------------------------------------------
 
-    def trial_started(self, backend: str, kind: str, repetition: int, warmup: bool) -> None:
+    def notify(self, event: Event) -> None:
         with self._lock:
-            self.tracker.trial_started(backend, kind, repetition, warmup)
-        self._refresh()
-
-    def phase(self, backend: str, text: str) -> None:
-        with self._lock:
-            self.tracker.phase(backend, text)
-        self._refresh()
-
-    def sample(self, sample: Sample) -> None:
-        with self._lock:
-            self.tracker.sample(sample)
-        self._refresh()
-
-    def trial_finished(self, backend: str, kind: str, ok: bool, message: str) -> None:
-        with self._lock:
-            self.tracker.trial_finished(backend, kind, ok, message)
-        self._refresh()
-
-    def message(self, text: str) -> None:
-        with self._lock:
-            self.tracker.message(text)
+            self.tracker.notify(event)
         self._refresh()
 
 
@@ -639,7 +618,6 @@ class PlainLog:
         self._number = 0
 
     def __enter__(self) -> PlainLog:
-        self._line(f"plan: {_plan_line(self.tracker)}")
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
@@ -664,20 +642,44 @@ class PlainLog:
         indent = "  " if text.startswith("  ") else ""
         print(f"[{clock(self.tracker.elapsed())}] {indent}{safe}", file=self.stream, flush=True)
 
-    def trial_started(self, backend: str, kind: str, repetition: int, warmup: bool) -> None:
+    def notify(self, event: Event) -> None:
         t = self.tracker
-        t.trial_started(backend, kind, repetition, warmup)
-        self._number = t.done_trials + 1
-        label = "warmup" if warmup else f"repetition {repetition + 1}/{t.planned_repetitions()}"
-        self._line(f"trial {self._number}/{t.total_trials}: {backend} {kind} {label}")
+        t.notify(event)
+        match event:
+            case RunPlanned():
+                self._line(f"plan: {_plan_line(t)}")
+            case TrialStarted(trial=trial):
+                self._number = t.done_trials + 1
+                label = (
+                    "warmup"
+                    if trial.warmup
+                    else f"repetition {trial.repetition + 1}/{t.planned_repetitions()}"
+                )
+                self._line(
+                    f"trial {self._number}/{t.total_trials}: {trial.backend} {trial.kind} {label}"
+                )
+            case PhaseChanged(backend=backend, text=text):
+                self._line(f"  {backend}: {text}")
+            case SampleRecorded(sample=sample):
+                self._sample(sample)
+            case WorkloadFailed() | events.Note():
+                note = t.notes[-1]
+                self._line(f"{'error' if note.error else 'note'}: {note.text}")
+            case TrialFinished(trial=trial) | TrialFailed(trial=trial):
+                failed = isinstance(event, TrialFailed)
+                if failed:
+                    self._line(f"error: {t.notes[-1].text}")
+                why = (
+                    f": {event.message}" if isinstance(event, TrialFailed) and event.message else ""
+                )
+                self._line(
+                    f"trial {self._number}/{t.total_trials} {'FAILED' if failed else 'done'}: "
+                    f"{trial.backend} {trial.kind} in {t.last_seconds:.1f} s{why}; "
+                    f"{t.describe_estimate()}"
+                )
 
-    def phase(self, backend: str, text: str) -> None:
-        self.tracker.phase(backend, text)
-        self._line(f"  {backend}: {text}")
-
-    def sample(self, sample: Sample) -> None:
+    def _sample(self, sample: Sample) -> None:
         t = self.tracker
-        t.sample(sample)
         if not sample.warmup and t.headline(sample.workload) == sample.metric:
             count = sample.metadata.get("n")
             count = count if isinstance(count, int) else None
@@ -688,17 +690,3 @@ class PlainLog:
                 f"  {sample.backend} {sample.workload} {name} = "
                 f"{fmt_value(sample.value)} {sample.unit}{summary}"
             )
-
-    def trial_finished(self, backend: str, kind: str, ok: bool, message: str) -> None:
-        t = self.tracker
-        seconds = t.trial_finished(backend, kind, ok, message)
-        outcome = "done" if ok else "FAILED"
-        why = f": {message}" if not ok and message else ""
-        self._line(
-            f"trial {self._number}/{t.total_trials} {outcome}: {backend} {kind} "
-            f"in {seconds:.1f} s{why}; {t.describe_estimate()}"
-        )
-
-    def message(self, text: str) -> None:
-        note = self.tracker.message(text)
-        self._line(f"{'error' if note.error else 'note'}: {note.text}")

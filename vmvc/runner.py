@@ -5,6 +5,10 @@ so slow drift of a noisy host spreads over all backends instead of biasing one. 
 is an instance's whole life: provision, ready (startup phases), idle footprint, then the
 steady workloads inside it. What each repetition runs is decided by vmvc.plan (warm-ups and
 capped workloads). The result file is rewritten atomically after every trial.
+
+The observer hears typed events (vmvc.events): the whole plan once, then each trial's start,
+phases, samples and end. The clock and the sleep are parameters so the runner's tests run
+on a fake clock (tests/fakes.py) in milliseconds.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
+from vmvc import events
 from vmvc.agent.protocol import AgentError
 from vmvc.backends.base import Backend, InstanceSpec
 from vmvc.bench import AGENT_WORKLOADS, footprint, startup
 from vmvc.bench.base import Measurement, ParseError
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, applies
 from vmvc.config import STEADY_WORKLOADS, Config
+from vmvc.events import Observer, PlannedTrial
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_run_dir, run_workdir
 from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS, Plan, instance_workloads, trial_kinds
@@ -36,15 +41,7 @@ from vmvc.results import (
     save,
 )
 
-
-class Observer(Protocol):
-    """What the live view (or plain log) is told as the run goes."""
-
-    def trial_started(self, backend: str, kind: str, repetition: int, warmup: bool) -> None: ...
-    def phase(self, backend: str, text: str) -> None: ...
-    def sample(self, sample: Sample) -> None: ...
-    def trial_finished(self, backend: str, kind: str, ok: bool, message: str) -> None: ...
-    def message(self, text: str) -> None: ...
+__all__ = ["BenchRunner", "Observer", "TrialFailed", "error_kind", "finish"]
 
 
 class TrialFailed(Exception):
@@ -64,6 +61,9 @@ class BenchRunner:
         observer: Observer,
         host: str = "local",
         needs_more: Callable[[ResultDocument, float], tuple[bool, str]] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.backends = backends
@@ -73,6 +73,8 @@ class BenchRunner:
         self.observer = observer
         self.host = host
         self.needs_more = needs_more
+        self.clock = clock
+        self.sleep = sleep
         self.workdir = run_workdir(doc.run_id)
         if config.run.seed is None:
             # Recorded in the result's config, so the run order can be reproduced.
@@ -112,13 +114,47 @@ class BenchRunner:
     def done(self) -> set[tuple[str, str, str, int]]:
         return {t.key for t in self.doc.trials if t.status == "ok"}
 
+    def planned_trials(self, plan: Plan) -> list[PlannedTrial]:
+        """A repetition's trials as the observer sees them (a resumed run's done ones marked)."""
+        finished = self.done()
+        return [
+            PlannedTrial(
+                backend=backend,
+                kind=kind,
+                repetition=plan.repetition,
+                measures=tuple(plan.instance_workloads) if kind == INSTANCE_TRIAL else (kind,),
+                done=(self.host, backend, kind, plan.repetition) in finished,
+            )
+            for backend, kind in plan.trials
+        ]
+
+    def whole_plan(self) -> events.RunPlanned:
+        """Every trial the run may make, warm-ups to the maximum repetitions, in run order."""
+        settings = self.config.run
+        trials: list[PlannedTrial] = []
+        for repetition in range(-settings.warmups, settings.max_repetitions):
+            plan = self.plan(repetition)
+            if repetition >= 0 and not plan.trials:
+                break  # the run stops there too (see run)
+            trials += self.planned_trials(plan)
+        return events.RunPlanned(
+            backends=tuple(self.backends),
+            workloads=tuple(self.config.workloads),
+            trials=tuple(trials),
+            repetitions=settings.repetitions,
+            max_repetitions=max(settings.max_repetitions, settings.repetitions),
+            warmups=settings.warmups,
+            time_budget_s=settings.time_budget_s,
+        )
+
     # -- running --------------------------------------------------------------------------
 
     def run(self) -> ResultDocument:
-        started = time.monotonic()
+        started = self.clock()
         # Made now and exclusively under the root-only work root: a dir that exists already
         # (planted, or left by a dead run) is refused, never reused (vmvc.paths).
         make_run_dir(self.doc.run_id)
+        self.observer.notify(self.whole_plan())
         try:
             for repetition in range(-self.config.run.warmups, 0):
                 self._run_repetition(self.plan(repetition))
@@ -141,31 +177,27 @@ class BenchRunner:
         if repetition >= settings.max_repetitions:
             bound = "fixed count" if settings.repetitions == settings.max_repetitions else "maximum"
             return self._stop(f"{bound} of {repetition} repetitions reached")
-        if time.monotonic() - started > settings.time_budget_s:
-            self.observer.message(f"time budget of {settings.time_budget_s:.0f} s reached")
+        if self.clock() - started > settings.time_budget_s:
             return self._stop(f"time budget of {settings.time_budget_s:.0f} s reached")
         if self.needs_more is None:
             return self._stop(f"minimum of {repetition} repetitions reached (no stopping rule)")
         more, why = self.needs_more(self.doc, settings.target_ci_width)
         if more:
-            self.observer.message(f"{why}: repetition {repetition + 1}")
+            self.observer.notify(events.Note(f"{why}: repetition {repetition + 1}"))
             return True
         return self._stop(f"after {repetition} repetitions: {why}")
 
     def _stop(self, why: str) -> bool:
         """Record in the result why this host's run stopped where it did (run.stop_reason)."""
         self.doc.run.setdefault("stop_reason", {})[self.host] = why
+        self.observer.notify(events.Note(f"stopped: {why}"))
         return False
 
     def _run_repetition(self, plan: Plan) -> None:
-        finished = self.done()
-        for backend_name, kind in plan.trials:
-            key = (self.host, backend_name, kind, plan.repetition)
-            if key in finished:
+        for trial in self.planned_trials(plan):
+            if trial.done:
                 continue  # resumed run: this trial already succeeded
-            self._run_trial(
-                backend_name, kind, plan.repetition, plan.warmup, plan.instance_workloads
-            )
+            self._run_trial(trial, plan.instance_workloads)
 
     def _forget_partial(self, backend_name: str, kind: str, repetition: int) -> None:
         """A retried trial (resume) replaces what its failed attempt recorded."""
@@ -192,35 +224,40 @@ class BenchRunner:
             )
         ]
 
-    def _run_trial(
-        self,
-        backend_name: str,
-        kind: str,
-        repetition: int,
-        warmup: bool,
-        measured: list[str] | None = None,
-    ) -> None:
+    def _run_trial(self, trial: PlannedTrial, measured: list[str] | None = None) -> None:
+        backend_name, kind, repetition, warmup = (
+            trial.backend,
+            trial.kind,
+            trial.repetition,
+            trial.warmup,
+        )
         self._forget_partial(backend_name, kind, repetition)
-        self.observer.trial_started(backend_name, kind, repetition, warmup)
-        started = time.monotonic()
-        status: str = "ok"
+        self.observer.notify(events.TrialStarted(trial))
+        started = self.clock()
+        # Until the trial returns it has not succeeded: one cut short by Ctrl-C is saved as
+        # failed, so a resumed run measures it again instead of keeping its partial samples.
+        status: str = "failed"
         message = ""
+        kind_of_error = ""
         try:
             if kind == INSTANCE_TRIAL:
                 self._instance_trial(backend_name, repetition, warmup, measured)
             else:
                 self._lifecycle_trial(backend_name, kind, repetition, warmup)
+            status = "ok"
         except (TrialFailed, AgentError, ParseError, ToolError, OSError, RuntimeError) as exc:
-            status, message = "failed", _one_line(exc)
+            status, message, kind_of_error = "failed", _one_line(exc), error_kind(exc)
             tail = exc.console_tail if isinstance(exc, TrialFailed) else []
             self._record_error(backend_name, kind, repetition, message, tail)
-        except Exception as exc:  # an engine error (docker/libvirt) must not end the run
+        except Exception as exc:  # an engine's own error must not end the run
             status, message = "failed", f"{exc.__class__.__name__}: {_one_line(exc)}"
+            kind_of_error = error_kind(exc)
             self._record_error(backend_name, kind, repetition, message, [])
         finally:
             self.doc.trials = [
                 t for t in self.doc.trials if t.key != (self.host, backend_name, kind, repetition)
             ]
+            seconds = round(self.clock() - started, 3)
             self.doc.trials.append(
                 TrialRecord(
                     backend=backend_name,
@@ -229,11 +266,14 @@ class BenchRunner:
                     warmup=warmup,
                     status="ok" if status == "ok" else "failed",
                     host=self.host,
-                    seconds=round(time.monotonic() - started, 3),
+                    seconds=seconds,
                 )
             )
             save(self.doc, self.path)
-        self.observer.trial_finished(backend_name, kind, status == "ok", message)
+        if status == "ok":
+            self.observer.notify(events.TrialFinished(trial, seconds))
+        else:
+            self.observer.notify(events.TrialFailed(trial, seconds, kind_of_error, message))
 
     def spec(self, backend_name: str, *, restart_on_crash: bool = False) -> InstanceSpec:
         index = self._names.get(backend_name, 0) + 1
@@ -257,11 +297,9 @@ class BenchRunner:
         backend = self.backends[backend_name]
         chosen = self.config.workloads if measured is None else measured
         timeouts = self.config.timeouts
-        self.observer.phase(backend_name, "provisioning")
+        self._phase(backend_name, "provisioning")
         with backend.provision(self.artefacts, self.spec(backend_name)) as instance:
-            self.observer.phase(
-                backend_name, "booting" if backend_name == "libvirt" else "starting"
-            )
+            self._phase(backend_name, "booting" if backend.kind == "vm" else "starting")
             try:
                 info = instance.wait_ready(timeouts.boot_s)
             except AgentError as exc:
@@ -288,8 +326,8 @@ class BenchRunner:
                     startup.measurements(instance.phases),
                 )
             if "footprint" in chosen:
-                self.observer.phase(backend_name, "footprint (idle)")
-                time.sleep(footprint.SETTLE_SECONDS)
+                self._phase(backend_name, "footprint (idle)")
+                self.sleep(footprint.SETTLE_SECONDS)
                 self._record(
                     backend_name,
                     "footprint",
@@ -301,7 +339,7 @@ class BenchRunner:
                 if name not in chosen:
                     continue
                 workload = AGENT_WORKLOADS[name]
-                self.observer.phase(backend_name, name)
+                self._phase(backend_name, name)
                 try:
                     lines = instance.run(name, workload.command(self.config), timeouts.workload_s)
                     measured = workload.parse(lines)
@@ -310,11 +348,16 @@ class BenchRunner:
                     self._record_error(
                         backend_name, name, repetition, _one_line(exc), instance.console_tail()
                     )
+                    self.observer.notify(
+                        events.WorkloadFailed(
+                            backend_name, name, repetition, error_kind(exc), _one_line(exc)
+                        )
+                    )
                     if instance.log.closed:
                         raise TrialFailed("instance died", instance.console_tail()) from None
                     continue
                 self._record(backend_name, name, repetition, warmup, measured)
-            self.observer.phase(backend_name, "tearing down")
+            self._phase(backend_name, "tearing down")
 
     def _lifecycle_trial(self, backend_name: str, kind: str, repetition: int, warmup: bool) -> None:
         workload = LIFECYCLE_WORKLOADS[kind]
@@ -323,7 +366,7 @@ class BenchRunner:
             backend=self.backends[backend_name],
             artefacts=self.artefacts,
             make_spec=self.spec,
-            phase=lambda text: self.observer.phase(backend_name, text),
+            phase=lambda text: self._phase(backend_name, text),
             host=self.host,
             known_facts=self.doc.facts.get(backend_name),
         )
@@ -354,7 +397,10 @@ class BenchRunner:
                 metadata=m.metadata,
             )
             self.doc.samples.append(sample)
-            self.observer.sample(sample)
+            self.observer.notify(events.SampleRecorded(sample))
+
+    def _phase(self, backend: str, text: str) -> None:
+        self.observer.notify(events.PhaseChanged(backend, text))
 
     def _record_error(
         self, backend: str, workload: str, repetition: int, message: str, tail: list[str]
@@ -369,7 +415,21 @@ class BenchRunner:
                 console_tail=tail[-20:],
             )
         )
-        self.observer.message(f"{backend} {workload} repetition {repetition + 1}: {message}")
+
+
+def error_kind(exc: BaseException) -> str:
+    """What failed, in one word the views can count and colour without parsing text."""
+    if isinstance(exc, TrialFailed):
+        return "instance"
+    if isinstance(exc, AgentError):
+        return "agent"
+    if isinstance(exc, ParseError):
+        return "parse"
+    if isinstance(exc, ToolError):
+        return "tool"
+    if isinstance(exc, OSError):
+        return "os"
+    return "engine"
 
 
 def _one_line(exc: BaseException) -> str:

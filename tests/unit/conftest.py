@@ -18,6 +18,7 @@ helper). Use the fixtures rather than importing conftest: that works in any impo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,11 @@ import pytest
 
 from vmvc.backend_records import fill_backend_info
 from vmvc.results import ResultDocument, Sample
+
+# Unit tests never reach an engine: should one try, it fails at once instead of hanging or
+# quietly using the host's dockerd or libvirtd (set before any test imports a client).
+os.environ["DOCKER_HOST"] = "unix:///nonexistent"
+os.environ["LIBVIRT_DEFAULT_URI"] = "qemu+unix:///system?socket=/nonexistent"
 
 # workload/metric -> (unit, higher_is_better), as the runner records them.
 METRICS: dict[str, tuple[str, bool]] = {

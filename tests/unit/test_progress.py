@@ -8,8 +8,19 @@ import re
 import pytest
 from rich.console import Console
 
-from vmvc.config import RunSettings
-from vmvc.progress import LiveView, PlainLog, RunTracker, clean, clock, trial_kinds
+from vmvc.events import (
+    Note,
+    PhaseChanged,
+    PlannedTrial,
+    RunPlanned,
+    SampleRecorded,
+    TrialFailed,
+    TrialFinished,
+    TrialStarted,
+    WorkloadFailed,
+)
+from vmvc.plan import instance_workloads, trial_kinds
+from vmvc.progress import LiveView, PlainLog, RunTracker, clean, clock
 from vmvc.results import ResultDocument, Sample, TrialRecord
 
 
@@ -26,6 +37,29 @@ class FakeClock:
         self.now += seconds
 
 
+def make_plan(
+    backends: tuple[str, ...] = ("native", "libvirt"),
+    workloads: tuple[str, ...] = ("startup", "cpu"),
+    repetitions: int = 3,
+    max_repetitions: int | None = None,
+    warmups: int = 0,
+    time_budget_s: float = 3600,
+    caps: dict[str, int] | None = None,
+    done: frozenset[tuple[str, int]] = frozenset(),
+) -> RunPlanned:
+    """The plan a runner would give for these settings (every kind on every backend)."""
+    most = max_repetitions or repetitions
+    trials = []
+    for repetition in range(-warmups, most):
+        measured = tuple(instance_workloads(workloads, caps or {}, repetition))
+        for kind in trial_kinds(workloads, caps or {}, repetition):
+            for backend in backends:
+                measures = measured if kind == "instance" else (kind,)
+                finished = (backend, repetition) in done
+                trials.append(PlannedTrial(backend, kind, repetition, measures, finished))
+    return RunPlanned(backends, workloads, tuple(trials), repetitions, most, warmups, time_budget_s)
+
+
 def tracker(
     backends: tuple[str, ...] = ("native", "libvirt"),
     workloads: tuple[str, ...] = ("startup", "cpu"),
@@ -33,24 +67,43 @@ def tracker(
     max_repetitions: int | None = None,
     warmups: int = 0,
     time_budget_s: float = 3600,
+    *,
+    send_plan: bool = True,
+    caps: dict[str, int] | None = None,
 ) -> tuple[RunTracker, FakeClock]:
     fake = FakeClock()
-    settings = RunSettings(
-        repetitions=repetitions,
-        max_repetitions=max_repetitions or repetitions,
-        warmups=warmups,
-        time_budget_s=time_budget_s,
-    )
-    t = RunTracker(list(backends), list(workloads), settings=settings, clock=fake)
+    t = RunTracker(list(backends), list(workloads), clock=fake)
+    if send_plan:
+        plan = make_plan(
+            backends, workloads, repetitions, max_repetitions, warmups, time_budget_s, caps
+        )
+        t.notify(plan)
     return t, fake
+
+
+def trial_of(t: RunTracker, backend: str, repetition: int, kind: str = "instance") -> PlannedTrial:
+    """The planned trial (a test may start one beyond the plan: it is made up)."""
+    for trial in t.trials:
+        if (trial.backend, trial.kind, trial.repetition) == (backend, kind, repetition):
+            return trial
+    return PlannedTrial(backend, kind, repetition, (kind,))
+
+
+def start(t: RunTracker, backend: str, repetition: int) -> PlannedTrial:
+    trial = trial_of(t, backend, repetition)
+    t.notify(TrialStarted(trial))
+    return trial
 
 
 def run_trial(
     t: RunTracker, fake: FakeClock, backend: str, repetition: int, seconds: float, ok: bool = True
 ) -> None:
-    t.trial_started(backend, "instance", repetition, repetition < 0)
+    trial = start(t, backend, repetition)
     fake.advance(seconds)
-    t.trial_finished(backend, "instance", ok, "" if ok else "boom")
+    if ok:
+        t.notify(TrialFinished(trial, seconds))
+    else:
+        t.notify(TrialFailed(trial, seconds, "engine", "boom"))
 
 
 def sample(backend: str, workload: str, metric: str, value: float, rep: int = 0) -> Sample:
@@ -65,7 +118,7 @@ def sample(backend: str, workload: str, metric: str, value: float, rep: int = 0)
 def test_no_estimate_before_the_first_trial_finishes() -> None:
     t, fake = tracker()
     assert t.estimate() is None
-    t.trial_started("native", "instance", 0, False)
+    start(t, "native", 0)
     fake.advance(5)
     assert t.estimate() is None
     assert t.describe_estimate() == "left: known after the first trial"
@@ -91,7 +144,7 @@ def test_estimate_counts_down_within_a_running_trial() -> None:
     run_trial(t, fake, "native", 0, 1.0)
     run_trial(t, fake, "libvirt", 0, 20.0)
     run_trial(t, fake, "native", 1, 1.0)
-    t.trial_started("libvirt", "instance", 1, False)
+    start(t, "libvirt", 1)
     fake.advance(5.0)
     assert t.estimate().seconds == pytest.approx(15.0)
     fake.advance(30.0)  # slower than ever before: the estimate says 0, never negative
@@ -108,7 +161,7 @@ def test_estimate_uses_the_median_duration() -> None:
 def test_estimate_is_rough_until_every_backend_ran_once() -> None:
     t, fake = tracker(repetitions=2)
     run_trial(t, fake, "native", 0, 2.0)
-    t.trial_started("libvirt", "instance", 0, False)
+    start(t, "libvirt", 0)
     fake.advance(7.0)
     estimate = t.estimate()
     # libvirt is untimed: it is assumed to take at least as long as it already has.
@@ -158,7 +211,7 @@ def test_inside_an_extra_repetition_the_plan_grows() -> None:
     run_trial(t, fake, "native", 1, 2.0)
     assert t.total_trials == 2
     assert t.state["native"].phase == "waiting"  # not "done": more repetitions may follow
-    t.trial_started("native", "instance", 2, False)  # the runner found a CI too wide
+    start(t, "native", 2)  # the runner found a CI too wide
     assert t.total_trials == 3
     assert t.planned_repetitions() == 3
     assert "repetition 3/3" in t.current
@@ -169,7 +222,8 @@ def test_inside_an_extra_repetition_the_plan_grows() -> None:
 
 
 def test_a_resumed_run_counts_what_it_skips() -> None:
-    t, fake = tracker(repetitions=2)
+    fake = FakeClock()
+    t = RunTracker(["native", "libvirt"], ["startup", "cpu"], clock=fake)
     doc = ResultDocument(
         run_id="r",
         started_at="2025-01-01T00:00:00+00:00",
@@ -186,6 +240,7 @@ def test_a_resumed_run_counts_what_it_skips() -> None:
         ],
     )
     t.resumed(doc)
+    t.notify(make_plan(repetitions=2, done=frozenset({("native", 0), ("libvirt", 0)})))
     assert t.done_trials == 2
     assert t.state["libvirt"].trials_done == 1
     assert t.median("libvirt", "cpu") == (636.0, 1, "u")
@@ -194,16 +249,21 @@ def test_a_resumed_run_counts_what_it_skips() -> None:
     estimate = t.estimate()
     assert estimate.seconds == pytest.approx(21.0)
     assert estimate.rough == []
-    t.trial_started("native", "instance", 1, False)
-    fake.advance(1.0)
-    t.trial_finished("native", "instance", True)
+    run_trial(t, fake, "native", 1, 1.0)
     assert t.estimate().seconds == pytest.approx(20.0)
 
 
-def test_trial_kinds_follow_the_runner() -> None:
-    assert trial_kinds(["startup", "cpu"]) == ["instance"]
-    assert trial_kinds(["cpu", "clone"]) == ["instance", "clone"]
-    assert trial_kinds(["clone"]) == ["clone"]
+def test_the_plan_is_the_runners() -> None:
+    """The tracker counts what the runner planned, kinds it has never heard of included."""
+    fake = FakeClock()
+    t = RunTracker(["docker"], ["cpu"], clock=fake)
+    assert t.total_trials == 0
+    trials = tuple(
+        PlannedTrial("docker", kind, r, (kind,)) for r in range(2) for kind in ("instance", "new")
+    )
+    t.notify(RunPlanned(("docker",), ("cpu",), trials, 2, 2, 0, 3600))
+    assert t.total_trials == 4
+    assert t.planned_trials("docker") == 4
 
 
 # -- what is tracked --------------------------------------------------------------------------
@@ -241,25 +301,25 @@ def test_a_workload_without_headline_shows_its_first_metric() -> None:
 def test_failures_are_counted_and_errors_classified() -> None:
     t, fake = tracker(repetitions=1)
     run_trial(t, fake, "native", 0, 1.0)
-    t.trial_started("libvirt", "instance", 0, False)
-    note = t.message("libvirt cpu repetition 1: agent did not answer")
+    trial = start(t, "libvirt", 0)
+    t.notify(WorkloadFailed("libvirt", "cpu", 0, "agent", "agent did not answer"))
     fake.advance(2.0)
-    t.trial_finished("libvirt", "instance", False, "instance died")
-    assert note.error
+    assert t.notes[-1].error
+    assert t.notes[-1].text == "libvirt cpu repetition 1: agent did not answer"
     assert t.state["libvirt"].failed_repetitions("cpu") == 1
     # The instance died too: startup had its value, footprint lost repetition 1 with it.
-    t.message("libvirt instance repetition 1: instance died")
-    t.sample(sample("libvirt", "startup", "total_s", 8.0, 0))
+    t.notify(SampleRecorded(sample("libvirt", "startup", "total_s", 8.0, 0)))
+    t.notify(TrialFailed(trial, 2.0, "instance", "instance died"))
     assert t.state["libvirt"].failed_repetitions("cpu") == 1
     assert t.state["libvirt"].failed_repetitions("startup") == 0
     assert t.state["libvirt"].failed_repetitions("footprint") == 1
     assert t.state["libvirt"].failures == 1
     assert t.state["libvirt"].phase == "FAILED: instance died"
     assert t.failed_trials == 1
-    assert not t.message("time budget of 3600 s reached").error
+    t.notify(Note("time budget of 3600 s reached"))
+    assert not t.notes[-1].error
     t.finish()
     assert t.state["libvirt"].phase.startswith("FAILED")  # stays visible at the end
-    # Two error notes: one is the failed trial itself, the other a workload inside it.
     assert t.summary() == ("2 trials, 1 failed, 1 workload error (see 'errors' in the result)")
     assert t.state["native"].phase == "done"
 
@@ -287,30 +347,36 @@ def test_clock() -> None:
 
 def simulate(view: LiveView | PlainLog, fake: FakeClock) -> None:
     """A small run through the Observer protocol: one success, one failure, one note."""
+    plan = make_plan(backends=("native", "docker"), repetitions=2)
     with view:
+        view.notify(plan)
         for rep in (0, 1):
-            view.trial_started("native", "instance", rep, False)
-            view.phase("native", "provisioning")
+            native = trial_of(view.tracker, "native", rep)
+            view.notify(TrialStarted(native))
+            view.notify(PhaseChanged("native", "provisioning"))
             fake.advance(0.5)
-            view.sample(sample("native", "startup", "total_s", 0.01 * (rep + 1), rep))
-            view.phase("native", "cpu")
-            view.sample(sample("native", "cpu", "events_per_s", 2000.0 + rep, rep))
+            view.notify(
+                SampleRecorded(sample("native", "startup", "total_s", 0.01 * (rep + 1), rep))
+            )
+            view.notify(PhaseChanged("native", "cpu"))
+            view.notify(SampleRecorded(sample("native", "cpu", "events_per_s", 2000.0 + rep, rep)))
             fake.advance(1.0)
-            view.trial_finished("native", "instance", True, "")
-            view.trial_started("docker", "instance", rep, False)
-            view.phase("docker", "starting")
+            view.notify(TrialFinished(native, 1.5))
+            docker = trial_of(view.tracker, "docker", rep)
+            view.notify(TrialStarted(docker))
+            view.notify(PhaseChanged("docker", "starting"))
             fake.advance(2.0)
             if rep == 0:
-                view.message("docker instance repetition 1: \x1b[31mcontainer gone\x1b[0m ✗")
-                view.trial_finished("docker", "instance", False, "container gone")
+                why = "\x1b[31mcontainer gone\x1b[0m ✗"
+                view.notify(TrialFailed(docker, 2.0, "engine", why))
             else:
-                view.sample(sample("docker", "startup", "total_s", 0.2, rep))
-                view.trial_finished("docker", "instance", True, "")
-        view.message("a 95 % CI is still wider than 10 %: repetition 3")
+                view.notify(SampleRecorded(sample("docker", "startup", "total_s", 0.2, rep)))
+                view.notify(TrialFinished(docker, 2.0))
+        view.notify(Note("a 95 % CI is still wider than 10 %: repetition 3"))
 
 
 def test_plain_log_is_one_ascii_line_per_event_without_escapes() -> None:
-    t, fake = tracker(backends=("native", "docker"), repetitions=2)
+    t, fake = tracker(backends=("native", "docker"), repetitions=2, send_plan=False)
     stream = io.StringIO()
     simulate(PlainLog(t, stream), fake)
     text = stream.getvalue()
@@ -344,17 +410,18 @@ def render_text(view: LiveView, width: int = 110) -> str:
 def test_live_view_shows_progress_medians_estimate_and_failures() -> None:
     t, fake = tracker(backends=("native", "docker"), repetitions=2, max_repetitions=4)
     view = LiveView(t, Console(file=io.StringIO(), force_terminal=True, width=110))
-    view.trial_started("native", "instance", 0, False)
-    view.phase("native", "cpu")
-    view.sample(sample("native", "cpu", "events_per_s", 2313.0, 0))
+    native = trial_of(t, "native", 0)
+    view.notify(TrialStarted(native))
+    view.notify(PhaseChanged("native", "cpu"))
+    view.notify(SampleRecorded(sample("native", "cpu", "events_per_s", 2313.0, 0)))
     fake.advance(1.0)
-    view.trial_finished("native", "instance", True, "")
-    view.trial_started("docker", "instance", 0, False)
+    view.notify(TrialFinished(native, 1.0))
+    docker = trial_of(t, "docker", 0)
+    view.notify(TrialStarted(docker))
     fake.advance(3.0)
-    view.message("docker instance repetition 1: image missing")
-    view.trial_finished("docker", "instance", False, "image missing")
-    view.trial_started("native", "instance", 1, False)
-    view.phase("native", "booting")
+    view.notify(TrialFailed(docker, 3.0, "engine", "image missing"))
+    view.notify(TrialStarted(trial_of(t, "native", 1)))
+    view.notify(PhaseChanged("native", "booting"))
     screen = render_text(view)
     assert "trial 3/4" in screen
     assert "left ~0:04" in screen  # the rest of native (1 s) and docker (3 s), 0 s elapsed
@@ -367,7 +434,7 @@ def test_live_view_shows_progress_medians_estimate_and_failures() -> None:
 
 
 def test_live_view_final_state_stays_and_says_how_it_ended() -> None:
-    t, fake = tracker(backends=("native", "docker"), repetitions=2)
+    t, fake = tracker(backends=("native", "docker"), repetitions=2, send_plan=False)
     output = io.StringIO()
     view = LiveView(t, Console(file=output, force_terminal=True, width=110, color_system=None))
     simulate(view, fake)
@@ -387,7 +454,7 @@ def test_live_view_says_interrupted() -> None:
     t, fake = tracker(backends=("native",), repetitions=2)
     view = LiveView(t, Console(file=io.StringIO(), force_terminal=True, width=100))
     with pytest.raises(KeyboardInterrupt), view:
-        view.trial_started("native", "instance", 0, False)
+        view.notify(TrialStarted(trial_of(t, "native", 0)))
         fake.advance(4)
         raise KeyboardInterrupt
     assert "interrupted after 0:04: 0 trials" in render_text(view)
@@ -410,11 +477,13 @@ def test_estimate_follows_a_plan_with_capped_workloads() -> None:
     """Quick-profile shape: a warm-up boot, steady workloads in the first repetition only,
     then boots alone. Each instance-trial shape is timed apart, so the estimate after the
     first repetition is exact (the live view's promise: within 25 %)."""
-    fake = FakeClock()
-    settings = RunSettings(
-        repetitions=3, max_repetitions=3, warmups=1, workload_repetitions={"cpu": 1}
+    t, fake = tracker(
+        backends=("libvirt",),
+        workloads=("startup", "cpu", "footprint"),
+        repetitions=3,
+        warmups=1,
+        caps={"cpu": 1},
     )
-    t = RunTracker(["libvirt"], ["startup", "cpu", "footprint"], settings=settings, clock=fake)
     assert t.total_trials == 4
     durations = {-1: 5.0, 0: 20.0, 1: 5.0, 2: 5.0}  # the boot alone, the boot and cpu
     run_trial(t, fake, "libvirt", -1, durations[-1])
@@ -424,7 +493,6 @@ def test_estimate_follows_a_plan_with_capped_workloads() -> None:
     assert estimate.seconds == pytest.approx(durations[1] + durations[2])
 
 
-def test_warmup_runs_only_what_every_repetition_measures() -> None:
-    t, _ = tracker(backends=("docker",), workloads=("startup", "cpu", "clone"), warmups=1)
-    assert t.kinds_for(-1) == ["instance"]  # no lifecycle trial in a warm-up
-    assert t.kinds_for(0) == ["instance", "clone"]
+def test_live_view_before_the_plan_says_planning() -> None:
+    t, _ = tracker(send_plan=False)
+    assert "vmvc bench planning" in render_text(LiveView(t, Console(file=io.StringIO())))

@@ -1,14 +1,21 @@
 """Bad input, table-driven: every case exits 2 with one line saying what is wrong and how to
-fix it, prints no traceback, and creates nothing (no result, no instance, no work dir)."""
+fix it, prints no traceback, and creates nothing (no result, no work dir, no cache entry).
+
+The CLI runs in-process with no engine reachable (tests/unit/conftest.py): every refusal
+must come before vmvc talks to dockerd or libvirtd, or the case fails with another message.
+Its work root and cache are private to the test, so anything it made would be seen.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .conftest import created_since, run_vmvc, vmvc_leftovers
+from vmvc import cli
 
 CONFIGS = {
     "zero-repetitions": ("[run]\nrepetitions = 0\n", "run.repetitions"),
@@ -99,10 +106,41 @@ def test_there_are_at_least_25_cases() -> None:
     assert len(CASES) >= 25
 
 
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_vmvc(
+    *args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Done:
+    """`vmvc ARGS` in this process, as its console script runs it (vmvc.cli.main)."""
+    monkeypatch.setattr(sys, "argv", ["vmvc", *args])
+    code: int | str | None = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return Done(code if isinstance(code, int) else 1, captured.out, captured.err)
+
+
 @pytest.mark.parametrize(("kind", "given", "message"), CASES)
-def test_bad_input(tmp_path: Path, kind: str, given: object, message: str) -> None:
+def test_bad_input(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    given: object,
+    message: str,
+) -> None:
     out = tmp_path / "out"
-    before = vmvc_leftovers()
+    state = tmp_path / "state"
+    monkeypatch.setenv("VMVC_WORKDIR", str(state / "work"))
+    monkeypatch.setenv("VMVC_CACHE", str(state / "cache"))
+    monkeypatch.setenv("COLUMNS", "300")  # one error line, however long, is not wrapped
     if kind == "config":
         path = tmp_path / "bad.toml"
         if isinstance(given, bytes):
@@ -117,14 +155,15 @@ def test_bad_input(tmp_path: Path, kind: str, given: object, message: str) -> No
         mapping = {k.replace("-", "_"): str(v) for k, v in paths.items()}
         mapping["missing"] = str(tmp_path / "missing.json")
         args = [a.replace("-", "_").format(**mapping) if a.startswith("{") else a for a in given]  # type: ignore[union-attr]
-    done = run_vmvc(*args, timeout=120)
+    done = run_vmvc(*args, monkeypatch=monkeypatch, capsys=capsys)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
     assert message in errors[0], errors[0]
     assert not out.exists(), "a result directory was created"
-    assert created_since(before) == []
+    made = sorted(p.relative_to(state) for p in state.rglob("*")) if state.exists() else []
+    assert made == [], f"vmvc made {made}"
     if kind == "result":
         produced = [p for p in tmp_path.iterdir() if p.suffix in {".html", ".md", ".csv"}]
         assert produced == [], "a report file was created"
