@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from vmvc.agent.protocol import LineLog, ReadyInfo
 from vmvc.image.build import Artefacts
@@ -155,7 +155,10 @@ def available_backend_classes() -> dict[str, type[Backend]]:
         from vmvc.backends.native import NativeBackend
 
         found = {"native": NativeBackend, "docker": DockerBackend, "libvirt": LibvirtBackend}
-    return found
+    # The usual order everywhere (runs, doctor, reports): the baseline, then containers, VMs
+    # and sandboxes, whatever order the installed packages' entry points come in.
+    kinds = get_args(BackendKind)
+    return dict(sorted(found.items(), key=lambda item: kinds.index(item[1].kind)))
 
 
 def iter_names(run_id: str, backend: str) -> Iterator[str]:
