@@ -10,8 +10,8 @@ no capabilities, a root filesystem that is read-only and a private /data.
 What the sandbox sees (bwrap's arguments, `sandbox_argv`):
 - `/` is the image's rootfs, bind-mounted read-only; `/data` is the instance's own directory
   under its workdir (fio's file lives there); /proc of its own PID namespace, a minimal /dev,
-  a tmpfs /tmp; no /sys and no network (`--unshare-all` includes `--unshare-net`: only a
-  loopback device that is down).
+  a tmpfs /tmp; no /sys and no network (`--unshare-all` includes `--unshare-net`: a private
+  loopback device and no other interface).
 - `--die-with-parent`: if vmvc dies (even `kill -9`), the kernel kills the sandbox;
   `--new-session`: the agent cannot reach vmvc's terminal.
 - `--clearenv`: the agent gets PATH, LC_ALL and the run id only.
