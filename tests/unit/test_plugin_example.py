@@ -9,7 +9,7 @@ import ast
 import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -53,8 +53,16 @@ def test_the_plugin_describes_itself_as_a_sandbox(plugin: ModuleType) -> None:
 
 
 def test_the_plugin_refuses_a_remote_host(plugin: ModuleType) -> None:
-    availability = plugin.BwrapBackend(config=None, host=object()).probe()
+    remote = SimpleNamespace(name="lab1")
+    availability = plugin.BwrapBackend(config=None, host=remote).probe()
     assert not availability.available
+    assert "local host only" in availability.reason
+
+
+def test_the_local_host_is_local_however_vmvc_passes_it(plugin: ModuleType) -> None:
+    assert plugin.is_local(None)
+    assert plugin.is_local(SimpleNamespace(name="local"))
+    assert not plugin.is_local(SimpleNamespace(name="lab1"))
 
 
 def _options(argv: list[str]) -> list[str]:

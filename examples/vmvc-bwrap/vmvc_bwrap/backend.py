@@ -45,6 +45,7 @@ RUN_ID_ENV = "VMVC_BWRAP_RUN_ID"
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")  # what it carries is printed by `vmvc clean`
 AGENT = "/opt/vmvc/agent"
 SANDBOX_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+LOCAL_HOST = "local"  # the name vmvc gives this machine among its hosts
 PROBE_SECONDS = 10.0
 STOP_SECONDS = 5.0
 MIB = 2**20
@@ -111,6 +112,19 @@ def process_tree_memory(pid: int) -> dict[str, float]:
         "total_mib": pss / MIB,
         "processes": float(len(processes)),
     }
+
+
+def is_local(host: object | None) -> bool:
+    """vmvc passes no host, or the host named "local", for this machine."""
+    return host is None or getattr(host, "name", None) == LOCAL_HOST
+
+
+def not_offered(reason: str) -> Availability:
+    """Unavailable; where vmvc knows the distinction, "not offered on this host" (skipped
+    and said, even when named) rather than "broken here"."""
+    if "offered" in Availability.__dataclass_fields__:
+        return Availability(False, reason, **{"offered": False})
+    return Availability(False, reason)
 
 
 class BwrapInstance(Instance):
@@ -205,8 +219,8 @@ class BwrapBackend(Backend):
         self.host = host
 
     def probe(self) -> Availability:
-        if self.host is not None:
-            return Availability(False, "bwrap runs only on the local host")
+        if not is_local(self.host):
+            return not_offered("bwrap runs on the local host only")
         if shutil.which("bwrap") is None:
             return Availability(False, "bubblewrap is not installed", "apt-get install bubblewrap")
         # The exact namespaces a sandbox gets: a host that forbids user namespaces fails here.
