@@ -149,18 +149,24 @@ def available_backend_classes() -> dict[str, type[Backend]]:
     found: dict[str, type[Backend]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         found[entry.name] = entry.load()
+    found = in_usual_order(found)
     if not found:  # running from a source tree that was never installed
         from vmvc.backends.docker import DockerBackend
         from vmvc.backends.libvirt import LibvirtBackend
         from vmvc.backends.native import NativeBackend
 
         found = {"native": NativeBackend, "docker": DockerBackend, "libvirt": LibvirtBackend}
-    # The usual order everywhere (runs, doctor, reports): the baseline, then containers, VMs
-    # and sandboxes, whatever order the installed packages' entry points come in.
-    kinds = get_args(BackendKind)
-    return dict(sorted(found.items(), key=lambda item: kinds.index(item[1].kind)))
+    return found
 
 
 def iter_names(run_id: str, backend: str) -> Iterator[str]:
     for index in itertools.count(1):
         yield f"vmvc-{run_id}-{backend}-{index}"
+
+
+def in_usual_order(classes: dict[str, type[Backend]]) -> dict[str, type[Backend]]:
+    """The usual order everywhere (runs, doctor, reports): the baseline, then containers, VMs
+    and sandboxes, whatever order the installed packages' entry points come in (setuptools
+    writes them alphabetically)."""
+    kinds = get_args(BackendKind)
+    return dict(sorted(classes.items(), key=lambda item: kinds.index(item[1].kind)))
