@@ -151,6 +151,8 @@ def test_plugin_backend_runs_and_reports_end_to_end(
         report = run_vmvc("report", str(result_path), "-f", fmt, "-o", "-")
         assert report.returncode == 0, f"{fmt}: {report.stderr[-2000:]}"
         assert "bwrap" in report.stdout, fmt
+    markdown = run_vmvc("report", str(result_path), "-f", "md", "-o", "-").stdout
+    assert "| bwrap |" in markdown  # a column of its own, headed by the backend's label
 
     # Nothing of the sandbox is left: no process, no work dir.
     assert sandbox_processes(run_id) == {}
@@ -166,7 +168,9 @@ def test_an_unknown_backend_lists_the_installed_plugin(installed: None) -> None:
     assert "bwrap" in line and "Traceback" not in done.stderr
 
 
-def test_the_sandbox_dies_with_vmvc_even_on_kill_9(installed: None, tmp_path: Path) -> None:
+def test_the_sandbox_dies_with_vmvc_even_on_kill_9(
+    installed: None, tmp_path: Path, no_leftovers: None
+) -> None:
     """--die-with-parent: a `kill -9` of vmvc leaves no sandbox process (only its work dir,
     which the next vmvc command reports and `vmvc clean` removes)."""
     config = write_config(
