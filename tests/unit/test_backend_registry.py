@@ -110,3 +110,18 @@ def test_bench_refuses_an_unknown_backend_in_one_line_listing_the_installed() ->
     for name in available_backend_classes():
         assert name in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_a_plugin_that_fails_to_import_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> dict[str, type]:
+        raise ModuleNotFoundError("No module named 'vmvc_broken'")
+
+    monkeypatch.setattr(base, "available_backend_classes", broken)
+    for args in (["--backend", "docker"], []):
+        result = CliRunner().invoke(_bench_app(), ["bench", *args, "--plain"])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == (
+            "error: cannot load the installed backends: No module named 'vmvc_broken'"
+        )
