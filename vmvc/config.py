@@ -205,10 +205,11 @@ BACKEND_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
 def installed_backend_names() -> list[str]:
-    """Names of the installed backends: vmvc's own first (in its declared order), then plugins.
+    """Names of the installed backends: vmvc's own first, then plugins.
 
     Only the entry points' names are read, nothing is imported: loading a config never runs a
-    plugin's code, and a broken plugin fails where it is used, not here.
+    plugin's code, and a broken plugin fails where it is used, not here. (The order of a run,
+    by kind, is set where the classes are loaded: vmvc.backends.base.in_usual_order.)
     """
     entries = list(entry_points(group=BACKEND_ENTRY_POINT_GROUP))
     own = [e.name for e in entries if e.module.partition(".")[0] == "vmvc"]
