@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from vmvc.config import ALL_WORKLOADS, BACKEND_NAMES, Config, ConfigError, load_config
+from vmvc.config import ALL_WORKLOADS, Config, ConfigError, load_config
 from vmvc.safe_text import one_line
 
 app = typer.Typer(
@@ -79,7 +79,11 @@ def bench(
     ctx: typer.Context,
     backend: Annotated[
         list[str] | None,
-        typer.Option("--backend", "-b", help="native, docker, libvirt or all (repeatable)."),
+        typer.Option(
+            "--backend",
+            "-b",
+            help="An installed backend (`vmvc doctor` lists them) or all (repeatable).",
+        ),
     ] = None,
     workload: Annotated[
         list[str] | None,
@@ -157,9 +161,10 @@ def bench(
     overrides: dict[str, Any] = {}
     requested_all = not backend or "all" in backend
     if backend and not requested_all:
-        unknown = [b for b in backend if b not in BACKEND_NAMES]
+        installed = _installed_backends()
+        unknown = [b for b in backend if b not in installed]
         if unknown:
-            fail(f"unknown backend '{unknown[0]}' (allowed: {', '.join(BACKEND_NAMES)}, all)")
+            fail(f"unknown backend '{unknown[0]}' (installed: {', '.join(installed)}; or all)")
         overrides["backends"] = list(dict.fromkeys(backend))
     if workload:
         overrides["workloads"] = workload
@@ -176,6 +181,14 @@ def bench(
         resumed, config = _resumable(output, resume)
     else:
         config = _config(profile, config_file, overrides)
+        if requested_all:
+            # every installed backend in the usual order (a source tree never pip-installed
+            # has no entry points: the config's default list is empty there)
+            installed = _installed_backends()
+            chosen = config.backends or installed
+            config.backends = [n for n in installed if n in chosen] + [
+                n for n in chosen if n not in installed
+            ]
         if repetitions is not None:
             # Exactly N for every chosen workload: none is limited to fewer (vmvc.plan).
             config.run.workload_repetitions = {}
@@ -238,6 +251,16 @@ def bench(
                 markup=False,
             )
         raise typer.Exit(1)
+
+
+def _installed_backends() -> list[str]:
+    """Every backend of the entry-point group, built-in or plugin, by name."""
+    from vmvc.backends.base import available_backend_classes
+
+    try:
+        return list(available_backend_classes())
+    except Exception as exc:  # a plugin package that fails to import: say which, no traceback
+        fail(f"cannot load the installed backends: {exc or type(exc).__name__}")
 
 
 def _resumable(output: Path, resume: str) -> tuple[Any, Config]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,7 +28,9 @@ STEADY_WORKLOADS = ("cpu", "memory", "io")
 BASIC_WORKLOADS = ("startup", "cpu", "memory", "io", "footprint")
 LIFECYCLE_WORKLOADS = ("provision", "clone", "scale", "recovery", "portability", "isolation")
 ALL_WORKLOADS = BASIC_WORKLOADS + LIFECYCLE_WORKLOADS
-BACKEND_NAMES = ("native", "docker", "libvirt")
+# Backends are whatever is installed in this group (vmvc's own and any plugin package); the
+# same group vmvc.backends.base loads them from. Config only needs their names.
+BACKEND_ENTRY_POINT_GROUP = "vmvc.backends"
 Accel = Literal["auto", "kvm", "tcg"]
 
 
@@ -201,10 +204,25 @@ class HostSettings(Strict):
 BACKEND_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
+def installed_backend_names() -> list[str]:
+    """Names of the installed backends: vmvc's own first, then plugins.
+
+    Only the entry points' names are read, nothing is imported: loading a config never runs a
+    plugin's code, and a broken plugin fails where it is used, not here. (The order of a run,
+    by kind, is set where the classes are loaded: vmvc.backends.base.in_usual_order.)
+    """
+    entries = list(entry_points(group=BACKEND_ENTRY_POINT_GROUP))
+    own = [e.name for e in entries if e.module.partition(".")[0] == "vmvc"]
+    return list(dict.fromkeys(own + [e.name for e in entries]))
+
+
 class Config(Strict):
     profile: Literal["quick", "default", "nightly"] = "quick"
+    # Default: every installed backend (`--backend all` then skips the unavailable ones).
+    # The model checks only the form of a name: a saved result whose plugin has since been
+    # uninstalled must still load; load_config refuses names that are not installed.
     backends: list[Annotated[str, Field(pattern=BACKEND_NAME_PATTERN)]] = Field(
-        default_factory=lambda: list(BACKEND_NAMES)
+        default_factory=installed_backend_names
     )
     workloads: list[str] = Field(default_factory=lambda: list(BASIC_WORKLOADS))
     accel: Accel = "auto"
@@ -259,7 +277,7 @@ class Config(Strict):
     def _known_backends(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one backend is needed")
-        return value
+        return list(dict.fromkeys(value))
 
     @field_validator("workloads")
     @classmethod
@@ -354,6 +372,23 @@ def load_config(
             f"{source}: key 'instance.memory_mib': {config.instance.memory_mib} MiB is more "
             f"than this host's memory ({host_mib} MiB)"
         )
+    _check_installed_backends(config, source, overrides)
     if config.run.max_repetitions < config.run.repetitions:
         config.run.max_repetitions = config.run.repetitions
     return config
+
+
+def _check_installed_backends(
+    config: Config, source: str, overrides: dict[str, Any] | None
+) -> None:
+    installed = installed_backend_names()
+    if not installed:  # a source tree never pip-installed: vmvc.backends.base falls back
+        return
+    unknown = [name for name in config.backends if name not in installed]
+    if unknown:
+        if overrides and "backends" in overrides:
+            source = "command line"
+        raise ConfigError(
+            f"{source}: key 'backends': unknown backend '{unknown[0]}' "
+            f"(installed: {', '.join(installed)})"
+        )

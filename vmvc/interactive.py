@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from vmvc.config import ALL_WORKLOADS, BACKEND_NAMES, BASIC_WORKLOADS, PROFILES, RunSettings
+from vmvc.config import ALL_WORKLOADS, BASIC_WORKLOADS, PROFILES, RunSettings
 
 DEFAULT_PROFILE = "quick"
 
@@ -142,7 +142,10 @@ def backend_options(checks: Sequence[Any]) -> list[BackendOption]:
             continue
         name = check.name.removeprefix("backend ")
         found[name] = BackendOption(name, check.status == "ok", check.detail, check.fix)
-    order = [n for n in BACKEND_NAMES if n in found] + sorted(set(found) - set(BACKEND_NAMES))
+    from vmvc.backends.base import available_backend_classes
+
+    installed = list(available_backend_classes())  # in the usual order: baseline first
+    order = [n for n in installed if n in found] + sorted(set(found) - set(installed))
     return [found[n] for n in order]
 
 

@@ -123,6 +123,8 @@ class OtherBackend(FakeBackend):
 def fakes(monkeypatch: pytest.MonkeyPatch) -> Config:
     classes: dict[str, type[Backend]] = {"fake": FakeBackend, "other": OtherBackend}
     monkeypatch.setattr(selection, "available_backend_classes", lambda: classes)
+    # The config accepts only installed backends: these two are "installed" for this test.
+    monkeypatch.setattr("vmvc.config.installed_backend_names", lambda: list(classes))
     HEALTH.clear()
     return _config([LAB], backends=["fake", "other"])
 

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from vmvc.agent.protocol import LineLog, ReadyInfo
 from vmvc.backends.capabilities import (
@@ -237,7 +237,7 @@ def available_backend_classes() -> dict[str, type[Backend]]:
         found[entry.name] = entry.load()
     if not found:  # running from a source tree that was never installed
         found = {name: _load(target) for name, target in source_tree_entry_points().items()}
-    return found
+    return in_usual_order(found)
 
 
 def source_tree_entry_points() -> dict[str, str]:
@@ -260,3 +260,11 @@ def _load(target: str) -> type[Backend]:
 def iter_names(run_id: str, backend: str) -> Iterator[str]:
     for index in itertools.count(1):
         yield f"vmvc-{run_id}-{backend}-{index}"
+
+
+def in_usual_order(classes: dict[str, type[Backend]]) -> dict[str, type[Backend]]:
+    """The usual order everywhere (runs, doctor, reports): the baseline, then containers, VMs
+    and sandboxes, whatever order the installed packages' entry points come in (setuptools
+    writes them alphabetically)."""
+    kinds = get_args(BackendKind)
+    return dict(sorted(classes.items(), key=lambda item: kinds.index(item[1].kind)))
