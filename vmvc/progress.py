@@ -36,7 +36,7 @@ from vmvc.events import (
     TrialStarted,
     WorkloadFailed,
 )
-from vmvc.keys import metric_key, split_key
+from vmvc.keys import metric_key, split_form, split_key
 from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 from vmvc.results import ResultDocument, Sample
 
@@ -375,7 +375,16 @@ class RunTracker:
         }
         per_n.pop(None, None)
         if not per_n:
-            return f"{workload}/{metric}"
+            plain = f"{workload}/{metric}"
+            # Measured in named forms: the first form recorded (never a pool of them).
+            forms = [
+                key
+                for key in values
+                if key.startswith(f"{workload}/")
+                and split_form(key.split("/", 1)[1])[0] == metric
+                and split_form(key.split("/", 1)[1])[1] is not None
+            ]
+            return plain if plain in values or not forms else forms[0]
         return per_n.get(n) or per_n[max(per_n)]
 
     def median(
@@ -396,6 +405,9 @@ class RunTracker:
         """'@N=3' when the headline median is one instance count's, else ''."""
         key = self.headline_key(backend, workload)
         count = split_key(key.split("/", 1)[1])[1] if key else None
+        form = split_form(key.split("/", 1)[1])[1] if key else None
+        if form is not None:
+            return f" ({form})"
         return "" if count is None else f" @N={count}"
 
     def estimate(self) -> Estimate | None:
