@@ -466,20 +466,22 @@ def _portability(build_doc, vm: dict[str, list[float]], ct: dict[str, list[float
 
 
 def test_c06_compares_each_form_with_the_same_form_only(build_doc):
-    # Compressed sizes are tiny, uncompressed ones large: a pooled or crossed ratio would
-    # show; per form both sides are equal-sized, so each form's ratio is exactly 1.
-    sizes = {"uncompressed": [2.0e8] * 4, "compressed": [7.0e7] * 4}
+    # Per form the VM/container ratio is 1.0 (uncompressed) and 1.5 (compressed); a ratio
+    # across forms would be 0.45 or 3.33, a pooled one something else again.
     doc = _portability(
         build_doc,
-        {f"export_bytes@{form}": v for form, v in sizes.items()},
-        {f"export_bytes@{form}": v for form, v in sizes.items()},
+        {"export_bytes@uncompressed": [2.0e8] * 4, "export_bytes@compressed": [9.0e7] * 4},
+        {"export_bytes@uncompressed": [2.0e8] * 4, "export_bytes@compressed": [6.0e7] * 4},
     )
     verdict = verdict_of(doc, "C06")
     assert verdict.verdict == "reported"
-    for form in sizes:
-        assert verdict.numbers[form]["export_bytes"]["ratio"] == 1.0
-    assert "1.00\N{MULTIPLICATION SIGN}" in verdict.text
-    assert "0.35" not in verdict.text and "2.86" not in verdict.text  # never across forms
+    assert verdict.numbers["uncompressed"]["export_bytes"]["ratio"] == pytest.approx(1.0)
+    assert verdict.numbers["compressed"]["export_bytes"]["ratio"] == pytest.approx(1.5)
+    uncompressed, compressed = verdict.text.split("Compressed (")
+    assert "1.00\N{MULTIPLICATION SIGN}" in uncompressed
+    assert "1.50\N{MULTIPLICATION SIGN}" in compressed
+    for crossed in ("0.45", "0.450", "3.33"):
+        assert crossed not in verdict.text
 
 
 def test_c06_reports_no_form_that_only_one_side_was_measured_in(build_doc):

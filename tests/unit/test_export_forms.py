@@ -15,6 +15,7 @@ import pytest
 from vmvc import catalogue, stats
 from vmvc.backends.libvirt_engine import bundle
 from vmvc.backends.libvirt_engine.domain_xml import DomainDisk, DomainSpec, domain_xml
+from vmvc.bench import export_forms
 from vmvc.bench.export_forms import COMPRESSED, FORMS, UNCOMPRESSED, reading, writing
 from vmvc.keys import display, metric_key, split_form, split_key
 from vmvc.orchestrate import reanalyse
@@ -71,6 +72,20 @@ def test_each_form_gives_back_the_engines_plain_stream(tmp_path: Path, form) -> 
         assert len(on_disk) < len(STREAM) / 10
     with reading(archive, form) as source:
         assert source.read(3) + source.read() == STREAM
+
+
+def test_a_reader_that_stops_early_still_ends_the_decompressor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tar stops reading at its end marker; the rest of the stream (more than a pipe holds)
+    # must not leave the decompressor blocked on a full pipe.
+    monkeypatch.setattr(export_forms, "_FINISH_TIMEOUT_S", 5)
+    archive = tmp_path / "export.zst"
+    with writing(archive, COMPRESSED) as sink:
+        sink.write(STREAM)
+    assert len(STREAM) > 2**16  # more than a Linux pipe buffers
+    with reading(archive, COMPRESSED) as source:
+        assert source.read(100) == STREAM[:100]
 
 
 def test_a_damaged_compressed_export_fails_the_import(tmp_path: Path) -> None:
