@@ -153,6 +153,13 @@ def test_the_report_shows_one_row_per_form_uncompressed_first(build_doc) -> None
     assert "holds: libvirt things" in text
 
 
+def test_the_charts_have_one_bar_per_form(build_doc) -> None:
+    doc = _portability_doc(build_doc)
+    reanalyse(doc)
+    html = render(doc, "html")
+    assert '"x":["export_bytes (uncompressed)","export_bytes (compressed)"]' in html
+
+
 # -- the VM bundle (libvirt engine): pure tar and XML logic, no daemon --------------------
 
 
