@@ -311,6 +311,7 @@ class BenchRunner:
                     image_id=info.image_id,
                     kernel=info.kernel,
                     host=self.host,
+                    limits=instance.applied_limits(),
                 )
             )
             if info.image_id != self.artefacts.image_id:
