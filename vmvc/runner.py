@@ -155,6 +155,11 @@ class BenchRunner:
         # (planted, or left by a dead run) is refused, never reused (vmvc.paths).
         make_run_dir(self.doc.run_id)
         self.observer.notify(self.whole_plan())
+        if self.config.run.shuffle and len(self.backends) > 1:
+            # said once, so a log shows how to replay the order (--seed)
+            self.observer.notify(
+                events.Note(f"backend order shuffled in every repetition, seed {self.seed}")
+            )
         try:
             for repetition in range(-self.config.run.warmups, 0):
                 self._run_repetition(self.plan(repetition))

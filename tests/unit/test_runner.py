@@ -140,6 +140,8 @@ def test_the_default_shuffles_with_a_recorded_seed(tmp_path: Path) -> None:
     assert isinstance(seed, int) and load(tmp_path / "result.json").config["run"]["seed"] == seed
     measured = [[b for b, r in seen.started() if r == rep] for rep in range(4)]
     assert len({tuple(o) for o in measured}) > 1  # not one fixed order
+    notes = [n.text for n in seen.of(events.Note)]
+    assert f"backend order shuffled in every repetition, seed {seed}" in notes
 
 
 def test_a_resumed_shuffled_run_keeps_its_order(tmp_path: Path) -> None:
