@@ -1,9 +1,10 @@
 """Plan execution: repetitions interleaved across backends, timing, teardown, saving as it goes.
 
-One repetition runs every backend once (A B C, A B C, ... or shuffled with a recorded seed),
-so slow drift of a noisy host spreads over all backends instead of biasing one. Each trial
-is an instance's whole life: provision, ready (startup phases), idle footprint, then the
-steady workloads inside it. What each repetition runs is decided by vmvc.plan (warm-ups and
+One repetition runs every backend once, in a shuffled order by default (B A C, C B A, ...,
+from a recorded seed; `shuffle = false` gives A B C, A B C, ...), so slow drift of a noisy
+host spreads over all backends instead of biasing one. Each trial is an instance's whole
+life: provision, ready (startup phases), idle footprint, then the steady workloads inside
+it. What each repetition runs is decided by vmvc.plan (warm-ups and
 capped workloads). The result file is rewritten atomically after every trial.
 
 The observer hears typed events (vmvc.events): the whole plan once, then each trial's start,
