@@ -162,3 +162,19 @@ def test_vm_limits_from_a_recorded_live_domain_xml() -> None:
     limits = limits_from_domain_xml((DATA / "libvirt-live-domain.xml").read_text())
     assert (limits["cpus"], limits["memory_mib"], limits["swap_mib"]) == (1, 512.0, 0)
     assert "unpinned" in str(limits["how"])
+
+
+def test_native_without_cgroup_controllers_is_unavailable_not_unconfined(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmvc.backends.native_engine import backend as native
+    from vmvc.config import Config
+
+    monkeypatch.setattr(native.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(native.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(native, "detect", lambda: None)
+    availability = native.NativeBackend(Config()).probe()
+    assert not availability.available
+    assert "cgroup" in availability.reason
+    monkeypatch.setattr(native, "detect", lambda: Layout(1, Path("/c/cpu"), Path("/c/memory")))
+    assert native.NativeBackend(Config()).probe().available
