@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 
 from vmvc.agent.protocol import AgentError
-from vmvc.backends.base import InstanceSpec
+from vmvc.backends.base import Instance, InstanceSpec
 from vmvc.backends.docker import DockerBackend
 from vmvc.backends.native import NativeBackend
 from vmvc.backends.native_engine.cgroups import PARENT, detect
@@ -36,7 +36,7 @@ def _spec(run_id: str, backend: str) -> InstanceSpec:
     )
 
 
-def _inside(instance, small_config: Config) -> dict[str, object]:
+def _inside(instance: Instance) -> dict[str, object]:
     """What the instance shows from inside: CPUs, and whether a working set past the
     memory limit is killed while one well within it runs."""
     facts = dict(line.split("=", 1) for line in instance.run("facts", [], 60) if "=" in line)
@@ -78,9 +78,7 @@ def test_native_gets_the_containers_limits(
                 with backend.provision(artefacts, spec) as instance:
                     instance.wait_ready(60)
                     limits = instance.applied_limits()
-                    seen[backend.name] = {k: limits[k] for k in COMPARED} | _inside(
-                        instance, small_config
-                    )
+                    seen[backend.name] = {k: limits[k] for k in COMPARED} | _inside(instance)
                     if backend.name == "native":
                         group = layout.cpu / PARENT / spec.name
                         # every process of the tree was born inside the cgroup
