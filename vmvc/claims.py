@@ -26,6 +26,7 @@ A result with several hosts gets one set of verdicts per host.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -478,6 +479,9 @@ def c03_overhead(ctx: Context) -> Outcome:
         "noise_threshold": noise,
     }
     anomaly_text = _anomaly_text(ctx, anomalies, noise)
+    kernels = kernel_mismatch(ctx)
+    if kernels is not None:
+        numbers["kernels"] = kernels
     if vm_half == NOT_MEASURED:
         text = "Not measured: no resource has both a VM and a native result."
         return NOT_MEASURED, text + anomaly_text, {"anomalies": anomalies} if anomalies else {}
@@ -502,7 +506,52 @@ def c03_overhead(ctx: Context) -> Outcome:
         )
     else:
         text += "; container overhead not measured."
-    return verdict, text + anomaly_text, numbers
+    return verdict, text + anomaly_text + _kernel_text(kernels), numbers
+
+
+def _kernel_of(ctx: Context, backend: str) -> str:
+    """The kernel release the backend's instances on this host reported from inside."""
+    for inst in ctx.doc.instances:
+        if inst.backend == backend and inst.host == ctx.host and inst.kernel:
+            return inst.kernel
+    return ""
+
+
+def kernel_mismatch(ctx: Context) -> dict[str, Any] | None:
+    """The VM guest's kernel against the host's, for C03 (None when either is unknown).
+
+    Native and the container run the host's kernel, the guest its own: where the two differ
+    (the guest cannot boot the host's kernel version, e.g. a custom host kernel), part of
+    what C03 books as the VM's overhead may be the kernel. The host's is what native (else
+    the container) reported from inside on that host, else this machine's recorded one.
+    """
+    guest = _kernel_of(ctx, ctx.vm)
+    host = _kernel_of(ctx, ctx.native) or _kernel_of(ctx, ctx.container)
+    if not host and ctx.host == "local":
+        host = str(ctx.doc.environment.get("kernel") or "")
+    if not guest or not host:
+        return None
+    return {"guest": guest, "host": host, "differs": guest != host}
+
+
+def _short_release(release: str) -> str:
+    """6.1.0-57-cloud-amd64 -> 6.1 (major.minor), else the release itself."""
+    match = re.match(r"(\d+\.\d+)", release)
+    return match.group(1) if match else release
+
+
+def _kernel_text(kernels: dict[str, Any] | None) -> str:
+    if not kernels or not kernels["differs"]:
+        return ""
+    guest, host = kernels["guest"], kernels["host"]
+    releases = ""
+    if _short_release(guest) != _short_release(host):
+        guest, host = _short_release(guest), _short_release(host)
+        releases = f" ({kernels['guest']} vs {kernels['host']})"
+    return (
+        f" Kernel differs: {guest} guest vs {host} host{releases}; part of the overhead may "
+        "be the kernel."
+    )
 
 
 def _anomaly_text(ctx: Context, anomalies: list[dict[str, Any]], noise: float) -> str:

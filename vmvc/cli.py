@@ -105,6 +105,13 @@ def bench(
         int | None,
         typer.Option("--repetitions", "-n", help="Exactly this many measured repetitions."),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the shuffled backend order (default: drawn and recorded in the "
+            "result, so a run can be replayed with it)."
+        ),
+    ] = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Directory for <run-id>.json/.md/.html.")
     ] = Path("results"),
@@ -176,6 +183,10 @@ def bench(
         if repetitions < 1:
             fail("--repetitions must be at least 1")
         overrides["run"] = {"repetitions": repetitions, "max_repetitions": repetitions}
+    if seed is not None:
+        if not 0 <= seed < 2**63:
+            fail(f"--seed must be from 0 to 2**63-1, not {seed}")
+        overrides.setdefault("run", {})["seed"] = seed
     resumed = None
     if resume is not None:
         resumed, config = _resumable(output, resume)

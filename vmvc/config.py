@@ -41,7 +41,10 @@ class Strict(BaseModel):
 class RunSettings(Strict):
     repetitions: int = Field(3, ge=1, le=1000, description="minimum measured repetitions")
     max_repetitions: int = Field(3, ge=1, le=1000)
-    warmups: int = Field(0, ge=0, le=100)
+    # At least one warm-up boot per backend and a shuffled backend order, in every profile
+    # and by default: a fixed order (native first, the VM last) would book the host's drift
+    # and the cold caches of the first trial on the same backend every time ("equal footing").
+    warmups: int = Field(1, ge=0, le=100)
     target_ci_width: float = Field(
         0.10,
         gt=0,
@@ -49,8 +52,10 @@ class RunSettings(Strict):
         description="stop when the 95% interval of every ratio a verdict uses is this narrow",
     )
     time_budget_s: float = Field(3600, gt=0, description="stop adding repetitions after this")
-    shuffle: bool = False
-    seed: int | None = None
+    shuffle: bool = True
+    # None: drawn at random by the runner and recorded in the result's config, so the run
+    # order can be replayed (`--seed`) and a resumed run keeps the order it started with.
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
     # workload -> measured repetitions that include it (the first N); unlisted: every one.
     # Start-up and footprint come from every boot; see vmvc.plan.
     workload_repetitions: dict[str, int] = Field(default_factory=dict)

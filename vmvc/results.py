@@ -191,6 +191,17 @@ class InstanceReport(_Tagged):
     image_id: str
     kernel: str = ""
     host: str = "local"
+    # The CPU and memory limits the engine applied to this instance, read back from where
+    # the engine keeps them (cgroup files, docker inspect, the domain XML): equal footing.
+    limits: dict[str, str | int | float] = Field(default_factory=dict)
+
+    @field_validator("limits")
+    @classmethod
+    def _plain_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _plain_json(value)
+        if len(value) > 32 or any(len(str(v)) > 200 for v in value.values()):
+            raise ValueError("limits: at most 32 short values")
+        return value
 
 
 class TrialRecord(_Tagged):

@@ -1,9 +1,10 @@
 """Plan execution: repetitions interleaved across backends, timing, teardown, saving as it goes.
 
-One repetition runs every backend once (A B C, A B C, ... or shuffled with a recorded seed),
-so slow drift of a noisy host spreads over all backends instead of biasing one. Each trial
-is an instance's whole life: provision, ready (startup phases), idle footprint, then the
-steady workloads inside it. What each repetition runs is decided by vmvc.plan (warm-ups and
+One repetition runs every backend once, in a shuffled order by default (B A C, C B A, ...,
+from a recorded seed; `shuffle = false` gives A B C, A B C, ...), so slow drift of a noisy
+host spreads over all backends instead of biasing one. Each trial is an instance's whole
+life: provision, ready (startup phases), idle footprint, then the steady workloads inside
+it. What each repetition runs is decided by vmvc.plan (warm-ups and
 capped workloads). The result file is rewritten atomically after every trial.
 
 The observer hears typed events (vmvc.events): the whole plan once, then each trial's start,
@@ -155,6 +156,11 @@ class BenchRunner:
         # (planted, or left by a dead run) is refused, never reused (vmvc.paths).
         make_run_dir(self.doc.run_id)
         self.observer.notify(self.whole_plan())
+        if self.config.run.shuffle and len(self.backends) > 1:
+            # said once, so a log shows how to replay the order (--seed)
+            self.observer.notify(
+                events.Note(f"backend order shuffled in every repetition, seed {self.seed}")
+            )
         try:
             for repetition in range(-self.config.run.warmups, 0):
                 self._run_repetition(self.plan(repetition))
@@ -311,6 +317,7 @@ class BenchRunner:
                     image_id=info.image_id,
                     kernel=info.kernel,
                     host=self.host,
+                    limits=instance.applied_limits(),
                 )
             )
             if info.image_id != self.artefacts.image_id:

@@ -74,6 +74,10 @@ def vmvc_leftovers() -> list[str]:
     found += [f"domain {d.name()}" for d in conn.listAllDomains() if d.name().startswith("vmvc-")]
     conn.close()
     found += [f"dir {p}" for p in work_root().glob("vmvc-*")]
+    # native instances' cgroups (v1: one per controller; v2: one), see native_engine.cgroups
+    cgroups = Path("/sys/fs/cgroup")
+    found += [f"cgroup {p}" for p in cgroups.glob("*/vmvc/vmvc-*")]
+    found += [f"cgroup {p}" for p in cgroups.glob("vmvc/vmvc-*")]
     return sorted(set(found))
 
 

@@ -24,6 +24,7 @@ accel = "tcg"
 repetitions = 2
 max_repetitions = 2
 warmups = 0
+shuffle = false  # the kill -9 test waits for docker's trial, then the VM's boot
 [workload.cpu]
 seconds = {cpu_seconds}
 """

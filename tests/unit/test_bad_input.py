@@ -33,6 +33,7 @@ CONFIGS = {
     "bad-mirror": ('[image]\nmirror = "ftp://x"\n', "mirror must be"),
     "shell-in-package": ('[image]\npackages = ["fio; rm -rf /"]\n', "not a Debian package"),
     "unknown-profile": ('profile = "turbo"\n', "unknown profile 'turbo'"),
+    "negative-seed": ("[run]\nseed = -1\n", "run.seed"),
     "invalid-toml": ("[run\n", "invalid TOML"),
     "not-utf8": (b"\xff\xfe[run]\n", "not UTF-8"),
 }
@@ -43,6 +44,7 @@ ARGUMENTS = {
     "bad-accel-arg": (["bench", "--accel", "maybe"], "--accel must be"),
     "zero-repetitions-arg": (["bench", "-n", "0"], "--repetitions must be at least 1"),
     "not-a-number": (["bench", "-n", "abc"], "--repetitions"),
+    "negative-seed-arg": (["bench", "--seed", "-1"], "--seed must be from 0"),
     "unknown-profile-arg": (["bench", "--profile", "turbo"], "unknown profile 'turbo'"),
     "missing-config": (["bench", "--config", "/nonexistent/vmvc.toml"], "config file not found"),
     "config-is-directory": (["bench", "--config", "/tmp"], "cannot read config"),

@@ -10,6 +10,7 @@ import pytest
 
 from vmvc import claims, stats
 from vmvc.config import Thresholds
+from vmvc.results import InstanceReport
 
 STEADY = (
     "cpu/events_per_s",
@@ -501,3 +502,76 @@ def test_c06_does_not_compare_exports_recorded_in_each_engines_own_form(build_do
     verdict = verdict_of(doc, "C06")
     assert verdict.verdict == "not measured"
     assert "each engine's own form" in verdict.text
+
+
+# ---------------------------------------------------------------- C03: the guest's own kernel
+
+
+def with_kernels(doc, **kernels: str):
+    """Each backend's instances report this kernel from inside (as InstanceReport does)."""
+    doc.instances = [
+        InstanceReport(backend=backend, repetition=0, image_id="sha256:1111", kernel=kernel)
+        for backend, kernel in kernels.items()
+    ]
+    return doc
+
+
+def test_c03_flags_a_guest_kernel_other_than_the_hosts(build_doc):
+    doc = with_kernels(
+        steady_doc(build_doc, vm_factor=0.3, ct_factor=1.0),
+        native="6.18.44-fc-v595",
+        docker="6.18.44-fc-v595",
+        libvirt="6.1.0-57-cloud-amd64",
+    )
+    verdict = verdict_of(doc, "C03")
+    assert verdict.numbers["kernels"] == {
+        "guest": "6.1.0-57-cloud-amd64",
+        "host": "6.18.44-fc-v595",
+        "differs": True,
+    }
+    assert "Kernel differs: 6.1 guest vs 6.18 host" in verdict.text
+    assert "part of the overhead may be the kernel" in verdict.text
+    assert verdict.verdict == "confirmed"  # a flag, not a change of verdict
+
+
+def test_c03_names_full_releases_when_only_the_package_differs(build_doc):
+    doc = with_kernels(
+        steady_doc(build_doc, vm_factor=0.3, ct_factor=1.0),
+        native="6.1.0-18-amd64",
+        libvirt="6.1.0-57-cloud-amd64",
+    )
+    assert "Kernel differs: 6.1.0-57-cloud-amd64 guest vs 6.1.0-18-amd64 host;" in (
+        verdict_of(doc, "C03").text
+    )
+
+
+def test_c03_says_nothing_when_guest_and_host_run_the_same_kernel(build_doc):
+    # a Debian host whose guest boots the host's own kernel package
+    doc = with_kernels(
+        steady_doc(build_doc, vm_factor=0.3, ct_factor=1.0),
+        native="6.1.0-18-amd64",
+        libvirt="6.1.0-18-amd64",
+    )
+    verdict = verdict_of(doc, "C03")
+    assert verdict.numbers["kernels"]["differs"] is False
+    assert "Kernel differs" not in verdict.text
+
+
+def test_c03_takes_the_host_kernel_from_the_environment_without_native(build_doc):
+    doc = with_kernels(steady_doc(build_doc, vm_factor=0.3, ct_factor=1.0), libvirt="6.1.0-57")
+    doc.instances = [i for i in doc.instances if i.backend == "libvirt"]
+    kernels = verdict_of(doc, "C03").numbers["kernels"]
+    assert kernels["host"] == doc.environment["kernel"]
+    assert kernels["differs"] is True
+
+
+def test_c03_keeps_the_kernel_flag_when_not_judged_under_tcg(build_doc):
+    doc = with_kernels(
+        steady_doc(build_doc, vm_factor=0.3, ct_factor=1.0),
+        native="6.18.44-fc-v595",
+        libvirt="6.1.0-57-cloud-amd64",
+    )
+    doc.environment["accel"] = "tcg"
+    verdict = verdict_of(doc, "C03")
+    assert verdict.verdict == "not measured under KVM"
+    assert "Kernel differs: 6.1 guest vs 6.18 host" in verdict.text

@@ -105,3 +105,31 @@ def test_io_is_sized_past_the_caches_outside_quick(profile: str) -> None:
         # 1 GiB, the four jobs >= 20 s measured together, each >= 5 s after a ramp-up
         assert io.file_size_mib >= 1024 and 4 * io.runtime_s >= 20 and io.runtime_s >= 5
         assert io.ramp_s > 0
+
+
+CONFIGS = sorted((Path(__file__).parent.parent.parent / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_shuffles_and_warms_up(profile: str) -> None:
+    """Equal footing: no backend always first (or last), no cold first trial measured."""
+    run = load_config(profile).run
+    assert run.shuffle is True
+    assert run.warmups >= 1
+    assert run.seed is None  # drawn per run and recorded (vmvc.runner)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_shuffles_and_warms_up(path: Path) -> None:
+    run = load_config(path=path).run
+    assert run.shuffle is True and run.warmups >= 1
+
+
+def test_a_seed_fixes_the_order_from_a_file_or_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[run]\nseed = 1234\n")
+    assert load_config(path=path).run.seed == 1234
+    assert load_config(path=path, overrides={"run": {"seed": 7}}).run.seed == 7
+    path.write_text("[run]\nseed = -1\n")
+    with pytest.raises(ConfigError, match="seed"):
+        load_config(path=path)

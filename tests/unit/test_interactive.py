@@ -188,7 +188,10 @@ def test_vms_summary(
 
 
 def test_describe_profile() -> None:
-    assert describe_profile(RunSettings(repetitions=3, max_repetitions=3)) == "3 repetitions"
+    assert (
+        describe_profile(RunSettings(repetitions=3, max_repetitions=3, warmups=0))
+        == "3 repetitions"
+    )
     assert (
         describe_profile(RunSettings(repetitions=5, max_repetitions=15, warmups=1))
         == "5-15 repetitions (more only while CIs are wide), 1 warmup"

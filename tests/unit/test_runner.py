@@ -49,7 +49,9 @@ def work_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def make_config(**run: Any) -> Config:
-    settings = {"repetitions": 2, "max_repetitions": 2, "warmups": 0, **run}
+    # A fixed order unless a test asks for the (default) shuffle: most tests here are about
+    # other things and name trials by their place in the run.
+    settings = {"repetitions": 2, "max_repetitions": 2, "warmups": 0, "shuffle": False, **run}
     return Config(workloads=list(WORKLOADS), run=RunSettings(**settings))
 
 
@@ -127,6 +129,43 @@ def test_a_run_without_a_seed_records_the_one_it_drew(tmp_path: Path) -> None:
     replay = make_config(shuffle=True, seed=seed)
     _, again = run(replay, fakes("a", "b", "c", "d"), tmp_path / "again")
     assert again.started() == seen.started()
+
+
+def test_the_default_shuffles_with_a_recorded_seed(tmp_path: Path) -> None:
+    # RunSettings as a profile or config gives it: shuffled, warmed up, seed drawn
+    config = Config(workloads=list(WORKLOADS), run=RunSettings(repetitions=4, max_repetitions=4))
+    assert config.run.shuffle and config.run.warmups >= 1 and config.run.seed is None
+    doc, seen = run(config, fakes("a", "b", "c", "d", "e"), tmp_path)
+    seed = doc.config["run"]["seed"]
+    assert isinstance(seed, int) and load(tmp_path / "result.json").config["run"]["seed"] == seed
+    measured = [[b for b, r in seen.started() if r == rep] for rep in range(4)]
+    assert len({tuple(o) for o in measured}) > 1  # not one fixed order
+    notes = [n.text for n in seen.of(events.Note)]
+    assert f"backend order shuffled in every repetition, seed {seed}" in notes
+
+
+def test_a_resumed_shuffled_run_keeps_its_order(tmp_path: Path) -> None:
+    """A resume runs with the config stored in the result (vmvc.cli): same seed, same order."""
+    names = ("a", "b", "c", "d")
+    fresh = make_config(repetitions=3, max_repetitions=3, shuffle=True)  # seed drawn
+    first = fakes(*names)
+    first["c"].fail(instance=2, at="memory", how="interrupt")
+    doc = new_doc(fresh)
+    with pytest.raises(KeyboardInterrupt):
+        run(fresh, first, tmp_path, doc=doc)
+    finish(doc, tmp_path / "result.json", "interrupted")
+    saved = load(tmp_path / "result.json")
+    stored = Config.model_validate(saved.config)
+    assert stored.run.seed == fresh.run.seed is not None
+
+    _, resumed = run(stored, fakes(*names), tmp_path, doc=saved)
+    again = make_config(repetitions=3, max_repetitions=3, shuffle=True, seed=stored.run.seed)
+    _, replay = run(again, fakes(*names), tmp_path / "replay")
+    expected = [(t.backend, t.repetition) for t in replay.of(events.RunPlanned)[0].trials]
+    (plan,) = resumed.of(events.RunPlanned)
+    assert [(t.backend, t.repetition) for t in plan.trials] == expected
+    done = {(t.backend, t.repetition) for t in plan.trials if t.done}
+    assert done and resumed.started() == [trial for trial in expected if trial not in done]
 
 
 def test_the_plan_is_given_once_and_matches_what_runs(tmp_path: Path) -> None:

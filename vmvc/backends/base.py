@@ -130,6 +130,15 @@ class Instance(abc.ABC):
     def console_tail(self, count: int = 20) -> list[str]:
         return self.log.tail(count)
 
+    def applied_limits(self) -> dict[str, str | int | float]:
+        """The CPU and memory limits this instance runs under, read back from the engine
+        (not the requested ones): `cpus`, `memory_mib`, `swap_mib`, `how`. Empty: unknown.
+
+        Recorded with each instance in the result and shown in the report, so the equal
+        footing of native, container and VM is a measured fact, not an intention.
+        """
+        return {}
+
 
 # What a backend is, for the claims and the report: claims compare the first selected
 # backend of kind "vm" with the first of kind "container", and both with kind "native".

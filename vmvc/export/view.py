@@ -464,7 +464,34 @@ ENVIRONMENT_ORDER = (
 def _environment(doc: ResultDocument) -> list[tuple[str, str]]:
     env = doc.environment
     keys = [k for k in ENVIRONMENT_ORDER if k in env] + sorted(set(env) - set(ENVIRONMENT_ORDER))
-    return [(k, format_value(env[k])) for k in keys]
+    return [(k, format_value(env[k])) for k in keys] + footing_rows(doc)
+
+
+def footing_rows(doc: ResultDocument) -> list[tuple[str, str]]:
+    """How the backends were put on an equal footing (README "Equal footing").
+
+    The run order and its seed (so a run can be replayed), the warm-ups, and the limits each
+    backend's instances actually got, as the engine read them back (first instance of each).
+    """
+    run = doc.config.get("run") if isinstance(doc.config.get("run"), dict) else {}
+    rows: list[tuple[str, str]] = []
+    if run:
+        seed = run.get("seed")
+        if run.get("shuffle"):
+            order = f"shuffled in every repetition, seed {seed}"
+        else:
+            order = "fixed (the same backend order in every repetition)"
+        rows.append(("run order", order))
+        rows.append(("warm-ups", f"{run.get('warmups', 0)} per backend, not counted"))
+    seen: dict[str, str] = {}
+    for inst in doc.instances:
+        if inst.limits and inst.backend not in seen:
+            seen[inst.backend] = ", ".join(
+                f"{key} {format_value(value)}" for key, value in inst.limits.items()
+            )
+    for backend in doc.order_backends(list(seen)):
+        rows.append((f"limits ({doc.record(backend).label})", seen[backend]))
+    return rows
 
 
 FACT_ORDER = (

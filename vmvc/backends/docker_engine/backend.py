@@ -41,6 +41,7 @@ from vmvc.backends.docker_engine.labels import (
     owned_leftover,
     owner_labels,
 )
+from vmvc.backends.docker_engine.limits import limits_from_host_config
 from vmvc.backends.docker_engine.restart_log import follow_across_restarts
 from vmvc.backends.memory import MIB, cgroup_memory
 from vmvc.config import Config, HostSettings
@@ -185,6 +186,15 @@ class DockerInstance(Instance):
         if not self.on_this_host:
             return remote.read_exec(self.container, argv)
         return bytes(self.container.exec_run(argv).output)
+
+    def applied_limits(self) -> dict[str, str | int | float]:
+        """What dockerd applied, read back with `docker inspect` (HostConfig); {} (unknown)
+        if dockerd does not answer: a report line is not worth failing the trial for."""
+        try:
+            self.container.reload()
+        except docker.errors.DockerException:
+            return {}
+        return limits_from_host_config(self.container.attrs.get("HostConfig") or {})
 
     def host_pid(self) -> int:
         if not self.on_this_host:

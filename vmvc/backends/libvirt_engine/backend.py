@@ -48,6 +48,7 @@ from vmvc.backends.libvirt_engine.deadline import (
     with_deadline,
 )
 from vmvc.backends.libvirt_engine.domain_xml import METADATA_NS, DomainDisk, DomainSpec, domain_xml
+from vmvc.backends.libvirt_engine.limits import limits_from_domain_xml
 from vmvc.backends.libvirt_engine.pool import POOL_NAME, find_pool, remove_pool
 from vmvc.backends.libvirt_engine.remote import (
     FOOTPRINT_METHOD,
@@ -228,6 +229,17 @@ class LibvirtInstance(ConsoleGuest):
 
     def qemu_pid(self) -> int | None:
         return super().qemu_pid() if self.assets.on_this_host else None
+
+    def applied_limits(self) -> dict[str, str | int | float]:
+        """The guest's vCPUs and memory from its live domain XML (what QEMU was given)."""
+        if self.domain is None:
+            return {}
+        domain = self.domain
+        try:
+            xml = with_deadline(lambda: domain.XMLDesc(0), CALL_TIMEOUT_S, "XMLDesc")
+        except (libvirt.libvirtError, LibvirtTimeout):
+            return {}  # unknown; a report line is not worth failing the trial for
+        return limits_from_domain_xml(xml)
 
     def footprint(self) -> dict[str, float]:
         if self.assets.on_this_host:

@@ -7,10 +7,14 @@ only the device nodes the workloads use, and a tmpfs /tmp are mounted inside tha
 only. When the process exits the namespaces and every mount in them vanish, so nothing can
 leak onto the host.
 
+The whole tree runs in a cgroup of its own with the container's limits: a CFS quota of
+`vcpus` CPUs and `memory_mib` of memory without swap (vmvc.backends.native_engine.cgroups),
+so the baseline gets what the container and the VM get, not the whole host.
+
 What stays shared, on purpose: the network namespace (native *is* the host; instances do no
-networking either way), the cgroup (the baseline runs without limits, as a host process
-does), the user namespace and uid 0 (mounting and chroot need it), and the CPU, memory and
-the host filesystem /data lives on, which are what native is the baseline for.
+networking either way), the user namespace and uid 0 (mounting and chroot need it), and the
+CPUs, memory and the host filesystem /data lives on, which are what native is the baseline
+for.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ from vmvc.agent.protocol import AgentError, ReadyInfo, collect_task, command_lin
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover
 from vmvc.backends.capabilities import Capability
 from vmvc.backends.memory import process_tree_memory
+from vmvc.backends.native_engine.cgroups import (
+    CgroupError,
+    NativeCgroup,
+    detect,
+    enter_command,
+    existing,
+    run_id_of,
+)
 from vmvc.config import Config, HostSettings
 from vmvc.hosts import is_local
 from vmvc.image.build import Artefacts
@@ -84,15 +96,17 @@ RUN_ID_ENV = "VMVC_RUN_ID"
 class NativeInstance(Instance):
     backend = "native"
 
-    def __init__(self, spec: InstanceSpec, rootfs: Path) -> None:
+    def __init__(self, spec: InstanceSpec, rootfs: Path, cgroup: NativeCgroup) -> None:
         super().__init__()
         self.name = spec.name
         self.spec = spec
+        self.cgroup = cgroup
         data = make_dirs(spec.workdir / "data", PRIVATE_MODE)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", RUN_ID_ENV: spec.run_id, "LC_ALL": "C"}
         self._t0 = time.monotonic()
         self.process = subprocess.Popen(
             [
+                *enter_command(cgroup.procs_files),  # born inside its cgroup
                 *UNSHARE,
                 "--",
                 "/bin/sh",
@@ -143,6 +157,9 @@ class NativeInstance(Instance):
     def footprint(self) -> dict[str, float]:
         return process_tree_memory(self.process.pid)
 
+    def applied_limits(self) -> dict[str, str | int | float]:
+        return self.cgroup.limits()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(BrokenPipeError, OSError):
@@ -189,20 +206,39 @@ class NativeBackend(Backend):
                 return Availability(
                     False, f"'{tool}' is not installed", "apt-get install util-linux"
                 )
+        layout = detect()
+        if layout is None:
+            # Unconfined, native would have the whole host: not the baseline of a container
+            # limited to instance.vcpus and instance.memory_mib.
+            return Availability(
+                False,
+                "no cgroup cpu and memory controllers are mounted (native runs with the "
+                "container's limits)",
+                "mount the cgroup v2 hierarchy at /sys/fs/cgroup (or v1 cpu and memory)",
+            )
         return Availability(
-            True, "chroot of the workload rootfs in its own mount, PID, IPC and UTS namespaces"
+            True,
+            "chroot of the workload rootfs in its own mount, PID, IPC and UTS namespaces, "
+            f"in a cgroup v{layout.version} with the container's CPU and memory limits",
         )
 
     @contextlib.contextmanager
     def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
         make_dirs(spec.workdir, PRIVATE_MODE)
+        layout = detect()
+        if layout is None:
+            raise CgroupError("no cgroup cpu and memory controllers are mounted")
+        cgroup: NativeCgroup | None = None
         instance: NativeInstance | None = None
         try:
-            instance = NativeInstance(spec, artefacts.rootfs)
+            cgroup = NativeCgroup.create(layout, spec.name, spec.vcpus, spec.memory_mib)
+            instance = NativeInstance(spec, artefacts.rootfs, cgroup)
             yield instance
         finally:
             if instance is not None:
                 instance.stop()
+            if cgroup is not None:
+                cgroup.remove()
             shutil.rmtree(spec.workdir, ignore_errors=True)
 
     def memory_estimate_mib(self, memory_mib: int) -> float:
@@ -210,7 +246,13 @@ class NativeBackend(Backend):
         return PROCESS_ESTIMATE_MIB
 
     def environment(self) -> dict[str, Any]:
-        return {"native_isolation": "chroot + mount, PID, IPC and UTS namespaces"}
+        layout = detect()
+        confined = f"cgroup v{layout.version}" if layout else "no cgroup"
+        return {
+            "native_isolation": "chroot + mount, PID, IPC and UTS namespaces",
+            "native_limits": f"{confined}: CFS quota of instance.vcpus CPUs, "
+            "instance.memory_mib memory, no swap (as the container)",
+        }
 
     def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
         found = []
@@ -229,4 +271,16 @@ class NativeBackend(Backend):
                             remove=lambda p=proc: p.kill(),
                         )
                     )
+        layout = detect()
+        for group in existing(layout) if layout else []:
+            run_id = run_id_of(group.name) or ""
+            found.append(
+                Leftover(
+                    "cgroup",
+                    ", ".join(str(d) for d in group.dirs),
+                    run_id,
+                    run_id in live_run_ids,
+                    remove=group.remove,
+                )
+            )
         return found
