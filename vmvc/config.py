@@ -122,6 +122,10 @@ class IoSettings(Strict):
 # A scale count relative to the host's cores: "cores", "cores+1", "2*cores", "2*cores+1".
 _CORE_COUNT = re.compile(r"^(?:(?P<times>[1-9][0-9]?)\*)?cores(?:\+(?P<plus>[0-9]{1,3}))?$")
 MAX_SCALE_COUNT = 1024
+COUNTS_ALLOWED = (
+    "counts must be a non-empty list of integers from 1 to 1024 or of counts relative "
+    'to the cores like "cores", "cores+1", "2*cores+1"'
+)
 
 
 def host_cores() -> int:
@@ -150,17 +154,22 @@ class ScaleSettings(Strict):
     counts: list[int | str] = Field(default_factory=lambda: [1, "cores", "2*cores+1"])
     safe_memory_fraction: float = Field(0.5, gt=0, le=0.9)
 
+    @field_validator("counts", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        # TOML's true would otherwise be taken for the count 1.
+        if isinstance(value, list) and any(isinstance(c, bool) for c in value):
+            raise ValueError(COUNTS_ALLOWED)
+        return value
+
     @field_validator("counts")
     @classmethod
     def _positive_counts(cls, value: list[int | str]) -> list[int | str]:
-        allowed = (
-            "counts must be a non-empty list of integers from 1 to 1024 or of counts relative "
-            'to the cores like "cores", "cores+1", "2*cores+1"'
-        )
+        allowed = COUNTS_ALLOWED
         if not value:
             raise ValueError(allowed)
         for count in value:
-            if isinstance(count, bool) or (isinstance(count, int) and not 1 <= count <= 1024):
+            if isinstance(count, int) and not 1 <= count <= MAX_SCALE_COUNT:
                 raise ValueError(allowed)
             if isinstance(count, str) and _CORE_COUNT.match(count) is None:
                 raise ValueError(allowed)
