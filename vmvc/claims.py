@@ -578,8 +578,9 @@ def c05_scale(ctx: Context) -> Outcome:
     if knees:
         numbers["knee_at_cores"] = [c.backend for c in knees]
         names = " and ".join(ctx.label(c.backend) for c in knees)
+        curve, rise = ("curves are", "rise") if len(knees) > 1 else ("curve is", "rises")
         text += (
-            f" The {names} curve is flat up to the host's {knees[0].host_cpus} CPUs and rises "
+            f" The {names} {curve} flat up to the host's {knees[0].host_cpus} CPUs and {rise} "
             "past them: CPU saturation. That knee is the finding: one more instance costs "
             "nearly nothing while a core is free and a whole start's CPU time after that."
         )

@@ -525,3 +525,11 @@ def test_c06_and_c08_are_reported(realistic_doc, make_realistic):
     assert verdict_of(realistic_doc, "C08").verdict == "not measured under KVM"  # TCG
     kvm = make_realistic(accel="kvm")
     assert verdict_of(kvm, "C08").verdict == "reported"
+
+
+def test_c05_names_a_knee_on_both_sides(build_doc):
+    # Measured here under load: containers bend at the cores too (0.28, 0.26, 0.58 s).
+    doc = scale_doc(build_doc, {"docker": {1: 0.28, 2: 0.26, 5: 0.58}, "libvirt": KNEE})
+    verdict = verdict_of(doc, "C05")
+    assert set(verdict.numbers["knee_at_cores"]) == {"docker", "libvirt"}
+    assert "The VM and container curves are flat up to the host's 2 CPUs and rise" in verdict.text
