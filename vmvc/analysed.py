@@ -73,6 +73,50 @@ class Ratio(BaseModel):
     needs_n: int | None = None
 
 
+class CurvePoint(BaseModel):
+    """One instance count of a curve: the median over repetitions and its interval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    median: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    min: float
+    max: float
+    repetitions: int
+
+
+class Curve(BaseModel):
+    """A per-N metric of one (host, backend) as a curve, and a line only where one fits.
+
+    slope/intercept/r_squared describe the least-squares line through the per-N medians;
+    `fits` says whether it may be named (vmvc.linefit: enough counts, r² at the floor);
+    `note` says why not. host_cpus is where a CPU-bound curve bends; refused_counts are
+    the counts the memory guard refused (not measured, never silently dropped).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    backend: str
+    workload: str
+    metric: str
+    unit: str
+    points: list[CurvePoint] = Field(default_factory=list)
+    slope: float | None = None
+    intercept: float | None = None
+    r_squared: float | None = None
+    r2_floor: float
+    fits: bool = False
+    note: str = ""
+    host_cpus: int | None = None
+    # Flat up to host_cpus, rising past it (CPU saturation): then no line fits.
+    knee: bool = False
+    refused_counts: list[int] = Field(default_factory=list)
+    refused: str = ""
+
+
 class Statistics(BaseModel):
     """The `statistics` block: every summary and the ratios the claims and reports use."""
 
@@ -84,6 +128,8 @@ class Statistics(BaseModel):
     ratio_needs_n: int | None = None
     summaries: list[Summary] = Field(default_factory=list)
     ratios: list[Ratio] = Field(default_factory=list)
+    # Per-N metrics (scale's all_ready_s) as curves per backend, with a line where one fits.
+    curves: list[Curve] = Field(default_factory=list)
     # Why there are no statistics (the analysis failed on odd samples); shown in reports.
     note: str = ""
 
@@ -108,6 +154,13 @@ class Statistics(BaseModel):
                 if (r.host, r.numerator, r.denominator, r.workload, r.metric) == key
             ),
             None,
+        )
+
+    def curve(self, backend: str, workload: str, metric: str, host: str = "local") -> Curve | None:
+        """The curve of one (host, backend, workload, base metric), or None."""
+        key = (host, backend, workload, metric)
+        return next(
+            (c for c in self.curves if (c.host, c.backend, c.workload, c.metric) == key), None
         )
 
 

@@ -27,11 +27,9 @@ A result with several hosts gets one set of verdicts per host.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from vmvc import catalogue
 from vmvc import stats as st
@@ -43,6 +41,7 @@ from vmvc.analysed import (
     NOT_MEASURED,
     REFUTED,
     REPORTED,
+    Curve,
     Statistics,
     Verdict,
 )
@@ -149,42 +148,6 @@ class Context:
         if a is None or b is None:
             return None
         return st.ratio_summary(a["values"], b["values"], self.confidence)
-
-    def values_by_repetition(self, backend: str, workload: str, metric: str) -> dict[int, float]:
-        return {
-            s.repetition: s.value
-            for s in self.doc.measured()
-            if (s.host, s.backend, s.workload, s.metric) == (self.host, backend, workload, metric)
-        }
-
-    def sum_ratio(
-        self, top: str, bottom: str, workload: str, metrics: Iterable[str]
-    ) -> dict[str, Any] | None:
-        """Ratio of the medians of per-repetition phase sums, with the ratio interval.
-
-        Phases of one repetition come from the same trial, so they are summed per
-        repetition first (repetitions missing a phase are left out); the sums are then two
-        ordinary groups, and the ratio of their medians gets the same Mann-Whitney interval
-        (and the same shown coverage) as any other ratio. None when a group is missing.
-        """
-        metrics = list(metrics)
-        sums = {}
-        for backend in (top, bottom):
-            per_metric = [self.values_by_repetition(backend, workload, m) for m in metrics]
-            common = set.intersection(*(set(v) for v in per_metric)) if per_metric else set()
-            if not common:
-                return None
-            sums[backend] = [sum(v[r] for v in per_metric) for r in sorted(common)]
-        result = st.ratio_summary(sums[top], sums[bottom], self.confidence)
-        if result["ratio"] is None:
-            return None
-        return {
-            "numerator": top,
-            "denominator": bottom,
-            "numerator_median": float(np.median(sums[top])),
-            "denominator_median": float(np.median(sums[bottom])),
-            **result,
-        }
 
 
 @dataclass(frozen=True)
@@ -568,28 +531,32 @@ def _anomaly_text(ctx: Context, anomalies: list[dict[str, Any]], noise: float) -
 
 
 def c04_clone(ctx: Context) -> Outcome:
-    """(clone + clone-to-ready) VM / container, sum of medians, against c04_clone_ratio."""
-    metrics = ["clone_s", "clone_to_ready_s"]
-    vm, container = ctx.vm, ctx.container
-    ratio = ctx.sum_ratio(vm, container, "clone", metrics)
-    if ratio is None:
-        needs = [(b, "clone", m) for b in (vm, container) for m in metrics]
-        return NOT_MEASURED, _missing(ctx, needs), {}
-    threshold = ctx.thresholds.c04_clone_ratio
-    verdict = threshold_verdict(ratio["ci_low"], ratio["ci_high"], threshold)
-    text = (
-        f"Clone and start to ready: VM {fmt(ratio['numerator_median'])} s vs container "
-        f"{fmt(ratio['denominator_median'])} s (median of clone + clone-to-ready per "
-        f"repetition), VM/container {ratio_text(ratio, ctx.confidence)}; "
-        f"{_ci_position(verdict, threshold, ratio)}."
+    """The clone step alone (create from the prepared image), VM / container, against
+    c04_clone_ratio. Starting the clone is a boot, which C01 judges: it stays out of the
+    ratio and is shown as context, so C04 does not repeat C01."""
+    verdict, text, numbers = _threshold_ratio_claim(
+        ctx,
+        ctx.vm,
+        ctx.container,
+        "clone",
+        "clone_s",
+        ctx.thresholds.c04_clone_ratio,
+        "Clone step alone (create from the prepared image)",
     )
-    numbers = {
-        f"{vm}_s": ratio["numerator_median"],
-        f"{container}_s": ratio["denominator_median"],
-        f"n_{vm}": ratio["n_num"],
-        f"n_{container}": ratio["n_den"],
-        **_ratio_numbers(ratio, threshold),
+    if verdict == NOT_MEASURED:
+        return verdict, text, numbers
+    boot = {
+        b: summary["median"]
+        for b in (ctx.vm, ctx.container)
+        if (summary := ctx.summary(b, "clone", "clone_to_ready_s")) is not None
     }
+    if len(boot) == 2:
+        numbers["clone_to_ready_medians"] = boot
+        text += (
+            f" Starting the clone to ready (a boot, judged by C01, not here): "
+            f"{ctx.label(ctx.vm)} {fmt(boot[ctx.vm])} s vs {ctx.label(ctx.container)} "
+            f"{fmt(boot[ctx.container])} s."
+        )
     return verdict, text, numbers
 
 
@@ -607,44 +574,88 @@ def _latest_metadata(
     return dict(matching[-1].metadata) if matching else {}
 
 
-def c05_scale(ctx: Context) -> Outcome:
-    """Container slope (seconds per extra instance) below the VM's, CIs not overlapping."""
-    vm_name, ct_name = ctx.vm, ctx.container
-    vm = ctx.summary(vm_name, "scale", "time_per_instance_s")
-    ct = ctx.summary(ct_name, "scale", "time_per_instance_s")
-    if vm is None or ct is None:
-        needs = [(b, "scale", "time_per_instance_s") for b in (vm_name, ct_name)]
-        return NOT_MEASURED, _missing(ctx, needs), {}
-    known = None not in (vm["ci_low"], vm["ci_high"], ct["ci_low"], ct["ci_high"])
-    if known and ct["ci_high"] < vm["ci_low"]:
-        verdict, relation = CONFIRMED, "the CIs do not overlap, the container's is lower"
-    elif known and vm["ci_high"] < ct["ci_low"]:
-        verdict, relation = REFUTED, "the CIs do not overlap, the VM's is lower"
-    elif known:
-        verdict, relation = INCONCLUSIVE, "the CIs overlap"
+def _curve_text(ctx: Context, curve: Curve) -> str:
+    """'VM 6.5 s at N=1, 6.6 s at N=2, 10 s at N=3 (2 host CPUs); no slope: ...'."""
+    points = ", ".join(f"{fmt(p.median)} s at N={p.n}" for p in curve.points)
+    cpus = f" ({curve.host_cpus} host CPUs)" if curve.host_cpus else ""
+    if curve.fits and curve.slope is not None:
+        fit = (
+            f"a line fits: {fmt(curve.slope)} s per extra instance "
+            f"(r\N{SUPERSCRIPT TWO} = {curve.r_squared:.2f})"
+            if curve.r_squared is not None
+            else f"a flat line fits: {fmt(curve.slope)} s per extra instance"
+        )
     else:
-        verdict, relation = INCONCLUSIVE, "no interval to compare"
-    text = (
-        f"Time per extra instance: container {fmt(ct['median'])} s "
-        f"({ci_text(ct, ctx.confidence, ' s')}), VM "
-        f"{fmt(vm['median'])} s ({ci_text(vm, ctx.confidence, ' s')}); {relation}."
-    )
+        fit = curve.note
+    text = f"{ctx.label(curve.backend)} {points}{cpus}; {fit}"
+    if curve.refused_counts:
+        refused = ", ".join(f"N={n}" for n in curve.refused_counts)
+        text += f"; {refused} refused by the memory guard"
+    return text
+
+
+def c05_scale(ctx: Context) -> Outcome:
+    """Time until N instances are all ready, per N: VM / container at the largest N both
+    measured, against c05_scale_ratio; the curves (and a slope only where a line fits,
+    vmvc.curves) as the evidence. A knee at the core count (CPU saturation) is named as the
+    finding. The slopes decide nothing: a line through a knee hides it, and with a line on
+    both sides the per-N ratios already say which grows faster."""
+    vm_name, ct_name = ctx.vm, ctx.container
+    vm, ct = (ctx.stats.curve(b, "scale", "all_ready_s", ctx.host) for b in (vm_name, ct_name))
+    if vm is None or ct is None:
+        absent = [
+            f"{ctx.label(b)} scale/all_ready_s"
+            for b, c in ((vm_name, vm), (ct_name, ct))
+            if c is None
+        ]
+        return NOT_MEASURED, "Not measured: no " + ", no ".join(absent) + ".", {}
+    common = sorted({p.n for p in vm.points} & {p.n for p in ct.points})
+    raw: dict[int, dict[str, Any]] = {}
+    for n in common:
+        found = ctx.ratio(vm_name, ct_name, "scale", f"all_ready_s@N={n}")
+        if found and found.get("ratio") is not None:
+            raw[n] = found
+    per_n = {str(n): _ratio_numbers(r) for n, r in raw.items()}
+    curves = f"{_curve_text(ctx, ct)}. {_curve_text(ctx, vm)}."
     numbers: dict[str, Any] = {
-        f"{ct_name}_slope": ct["median"],
-        f"{ct_name}_ci_low": ct["ci_low"],
-        f"{ct_name}_ci_high": ct["ci_high"],
-        f"{vm_name}_slope": vm["median"],
-        f"{vm_name}_ci_low": vm["ci_low"],
-        f"{vm_name}_ci_high": vm["ci_high"],
-        "unit": vm["unit"],
-        f"n_{ct_name}": ct["n"],
-        f"n_{vm_name}": vm["n"],
-        "metadata": {
-            b: _latest_metadata(ctx, b, "scale", "time_per_instance_s") for b in (ct_name, vm_name)
-        },
+        "per_n": per_n,
+        "curves": {c.backend: c.model_dump() for c in (ct, vm)},
     }
-    if not known:
-        numbers["needs_n"] = vm.get("needs_n")
+    if not per_n:
+        return NOT_MEASURED, f"Not measured: no instance count both measured. {curves}", numbers
+    largest = max(raw)
+    ratio = raw[largest]
+    threshold = ctx.thresholds.c05_scale_ratio
+    verdict = threshold_verdict(ratio["ci_low"], ratio["ci_high"], threshold)
+    both = [b for b in (vm, ct) if b.fits and b.slope is not None]
+    text = (
+        f"Time until N are all ready, {ctx.label(vm_name)}/{ctx.label(ct_name)} at the "
+        f"largest N both measured (N={largest}): "
+        f"{ratio_text(ratio, ctx.confidence)}; "
+        f"{_ci_position(verdict, threshold, ratio)}. Curves: {curves}"
+    )
+    if len(both) == 2 and vm.slope is not None and ct.slope is not None:
+        numbers["slopes"] = {vm_name: vm.slope, ct_name: ct.slope}
+        lower = ctx.label(ct_name) if ct.slope < vm.slope else ctx.label(vm_name)
+        text += f" Where both lines fit, the {lower}'s slope is the lower."
+    knees = [c for c in (vm, ct) if c.knee]
+    if knees:
+        numbers["knee_at_cores"] = [c.backend for c in knees]
+        names = " and ".join(ctx.label(c.backend) for c in knees)
+        curve, rise = ("curves are", "rise") if len(knees) > 1 else ("curve is", "rises")
+        text += (
+            f" The {names} {curve} flat up to the host's {knees[0].host_cpus} CPUs and {rise} "
+            "past them: CPU saturation. That knee is the finding: one more instance costs "
+            "nearly nothing while a core is free and a whole start's CPU time after that."
+        )
+    numbers.update(
+        {
+            "largest_common_n": largest,
+            **_ratio_numbers(ratio, threshold),
+            f"n_{vm_name}": min(p.repetitions for p in vm.points),
+            f"n_{ct_name}": min(p.repetitions for p in ct.points),
+        }
+    )
     return verdict, text, numbers
 
 

@@ -6,6 +6,8 @@ with one line naming the file, the key and what is allowed, before anything is c
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from importlib import resources
 from importlib.metadata import entry_points
@@ -126,16 +128,65 @@ class IoSettings(Strict):
     ramp_s: int = Field(2, ge=0, le=600, description="fio ramp_time before each measured job")
 
 
+# A scale count relative to the host's cores: "cores", "cores+1", "2*cores", "2*cores+1".
+_CORE_COUNT = re.compile(r"^(?:(?P<times>[1-9][0-9]?)\*)?cores(?:\+(?P<plus>[0-9]{1,3}))?$")
+MAX_SCALE_COUNT = 1024
+COUNTS_ALLOWED = (
+    "counts must be a non-empty list of integers from 1 to 1024 or of counts relative "
+    'to the cores like "cores", "cores+1", "2*cores+1"'
+)
+
+
+def host_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, which a cpuset narrows), >= 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_count(count: int | str, cores: int) -> int:
+    """One entry of [workload.scale] counts as a number of instances on a host with `cores`."""
+    if isinstance(count, int):
+        return count
+    match = _CORE_COUNT.match(count)
+    if match is None:
+        raise ValueError(f"'{count}' is not a count")
+    return int(match["times"] or 1) * cores + int(match["plus"] or 0)
+
+
 class ScaleSettings(Strict):
-    counts: list[int] = Field(default_factory=lambda: [1, 2, 4])
+    # Instance counts launched at once, one round each. Numbers, or counts relative to the
+    # host's cores ("cores", "cores+1", "2*cores+1"): instances start in parallel until they
+    # outnumber the cores, so the curve's knee is at the core count and the counts must
+    # reach past it on any host (README, "Scale: a curve with a knee").
+    counts: list[int | str] = Field(default_factory=lambda: [1, "cores", "2*cores+1"])
     safe_memory_fraction: float = Field(0.5, gt=0, le=0.9)
+
+    @field_validator("counts", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        # TOML's true would otherwise be taken for the count 1.
+        if isinstance(value, list) and any(isinstance(c, bool) for c in value):
+            raise ValueError(COUNTS_ALLOWED)
+        return value
 
     @field_validator("counts")
     @classmethod
-    def _positive_counts(cls, value: list[int]) -> list[int]:
-        if not value or any(n < 1 or n > 1024 for n in value):
-            raise ValueError("counts must be a non-empty list of integers from 1 to 1024")
-        return sorted(set(value))
+    def _positive_counts(cls, value: list[int | str]) -> list[int | str]:
+        allowed = COUNTS_ALLOWED
+        if not value:
+            raise ValueError(allowed)
+        for count in value:
+            if isinstance(count, int) and not 1 <= count <= MAX_SCALE_COUNT:
+                raise ValueError(allowed)
+            if isinstance(count, str) and _CORE_COUNT.match(count) is None:
+                raise ValueError(allowed)
+        return value
+
+    def resolve(self, cores: int) -> list[int]:
+        """The counts on a host with `cores` CPUs: sorted, distinct, at most 1024 each."""
+        return sorted({min(MAX_SCALE_COUNT, resolve_count(c, cores)) for c in self.counts})
 
 
 class RecoverySettings(Strict):
@@ -157,6 +208,8 @@ class Thresholds(Strict):
     c02_footprint_ratio: float = Field(2.0, gt=0)
     c03_overhead_fraction: float = Field(0.05, gt=0, lt=10)
     c04_clone_ratio: float = Field(2.0, gt=0)
+    # C05: VM / container time until N are all ready, at the largest N both measured.
+    c05_scale_ratio: float = Field(2.0, gt=0)
     c10_density_ratio: float = Field(2.0, gt=0)
     noise_threshold: float = Field(0.05, ge=0, lt=10, description="compare: smallest real change")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from vmvc.config import LIFECYCLE_WORKLOADS, STEADY_WORKLOADS, Config
+from vmvc.config import LIFECYCLE_WORKLOADS, STEADY_WORKLOADS, Config, host_cores
 
 INSTANCE_TRIAL = "instance"
 INSTANCE_WORKLOADS = ("startup", "footprint", *STEADY_WORKLOADS)
@@ -78,7 +78,7 @@ def vm_boots(config: Config) -> dict[str, int]:
         INSTANCE_TRIAL: 1,
         "clone": 2,
         "recovery": 2 * settings.recovery.trials,
-        "scale": sum(settings.scale.counts),
+        "scale": sum(settings.scale.resolve(host_cores())),
         "provision": 0,
         "portability": 0,
     }

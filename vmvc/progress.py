@@ -49,7 +49,7 @@ HEADLINE = {
     "memory": "bandwidth_mib_s",
     "io": "randread_4k_iops",
     "provision": "define_s",
-    "clone": "clone_to_ready_s",
+    "clone": "clone_s",
     "scale": "all_ready_s",
     "recovery": "recovery_s",
     "portability": "export_s",

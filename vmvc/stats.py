@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from vmvc import catalogue
+from vmvc import catalogue, curves
 from vmvc import intervals as iv
 from vmvc.analysed import Ratio, Statistics, Summary
-from vmvc.keys import metric_key
+from vmvc.keys import metric_key, split_key
 from vmvc.results import ResultDocument, Sample
 
 # Stored with the statistics: a report of an older result whose method differs recomputes.
@@ -231,6 +231,7 @@ def summarize(doc: ResultDocument, *, confidence: float = CONFIDENCE) -> Statist
     """
     summaries = [_summary(key, samples, confidence) for key, samples in group_samples(doc).items()]
     return Statistics(
+        curves=curves.build(doc, summaries),
         confidence=confidence,
         method=METHOD,
         median_needs_n=iv.median_min_n(confidence),
@@ -267,16 +268,16 @@ DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
         for workload, metric in catalogue.steady_resources()
         for kind in ("vm", "container")
     ),
-    ("clone", "clone_to_ready_s", "vm", "container"),  # C04 (its larger phase)
+    ("clone", "clone_s", "vm", "container"),  # C04: the clone step alone (boot is C01)
     ("recovery", "recovery_s", "vm", "container"),  # C08
     ("scale", "density_instances", "container", "vm"),  # C10
 )
-# C05 compares two medians' intervals (non-overlap), so those medians decide too; so do the
-# headline medians of a run with one backend, which has no ratio at all.
-C05_SLOPE = ("scale", "time_per_instance_s")
+# C05: the VM/container ratio of the time until N are all ready, at the largest N both
+# measured (a per-N key, so it is found at run time: see _largest_common_key).
+C05_CURVE = ("scale", "all_ready_s", "vm", "container")
+# The headline medians of a run with one backend, which has no ratio at all.
 DECISION_MEDIANS = frozenset(
     {
-        C05_SLOPE,
         ("startup", "total_s"),
         ("footprint", "total_mib"),
         ("cpu", "events_per_s"),
@@ -285,6 +286,16 @@ DECISION_MEDIANS = frozenset(
         ("io", "randwrite_4k_iops"),
     }
 )
+
+
+def largest_common_key(top_keys: list[str], bottom_keys: list[str], base: str) -> str | None:
+    """``base@N=k`` for the largest k both sides measured, or None."""
+    counts = [
+        {n for key in keys if (split := split_key(key))[0] == base and (n := split[1]) is not None}
+        for keys in (top_keys, bottom_keys)
+    ]
+    common = counts[0] & counts[1]
+    return metric_key(base, {"n": max(common)}) if common else None
 
 
 def repetition_status(
@@ -318,11 +329,23 @@ def repetition_status(
             center = _median_of(np.asarray(a)) / bottom_median if bottom_median else 0.0
             width = relative_width(ratio_ci(a, b, confidence=confidence), center)
             checked.append((f"{top}/{bottom} {workload}/{metric}", width))
+    workload, base, top_kind, bottom_kind = C05_CURVE
+    top, bottom = doc.first_of_kind(top_kind), doc.first_of_kind(bottom_kind)
+    if top is not None and bottom is not None:
+        key = largest_common_key(
+            [m for (b, w, m) in groups if (b, w) == (top, workload)],
+            [m for (b, w, m) in groups if (b, w) == (bottom, workload)],
+            base,
+        )
+        if key is not None:
+            a, b = groups[(top, workload, key)], groups[(bottom, workload, key)]
+            bottom_median = _median_of(np.asarray(b))
+            center = _median_of(np.asarray(a)) / bottom_median if bottom_median else 0.0
+            width = relative_width(ratio_ci(a, b, confidence=confidence), center)
+            checked.append((f"{top}/{bottom} {workload}/{key}", width))
     ratios_found = bool(checked)
     for (backend, workload, metric), values in groups.items():
-        if (workload, metric) in DECISION_MEDIANS and (
-            (workload, metric) == C05_SLOPE or not ratios_found
-        ):
+        if (workload, metric) in DECISION_MEDIANS and not ratios_found:
             width = ci_relative_width(values, confidence=confidence)
             checked.append((f"{backend} {workload}/{metric}", width))
     if not checked:

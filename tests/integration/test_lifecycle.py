@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import psutil
 import pytest
 
+from vmvc import stats
 from vmvc.backends.base import Backend, InstanceSpec
 from vmvc.backends.docker import DockerBackend
 from vmvc.backends.libvirt import LibvirtBackend
@@ -26,11 +28,11 @@ from vmvc.backends.native import NativeBackend
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, LifecycleResult, applies
 from vmvc.bench.scale import ScaleRefused
-from vmvc.config import Config
+from vmvc.config import Config, host_cores, resolve_count
 from vmvc.image.build import Artefacts
 from vmvc.liveness import hold_run_lock
 from vmvc.paths import run_workdir
-from vmvc.results import ResultDocument, new_run_id, now_iso
+from vmvc.results import ResultDocument, Sample, new_run_id, now_iso
 
 from .conftest import load_json, run_vmvc
 
@@ -151,33 +153,88 @@ def test_clone(harness: Harness, backends: dict[str, Backend]) -> None:
     # A full copy stores the whole root file system; the overlay only its changes.
     assert vm["full_copy_s"].metadata["full_copy_bytes"] > 50 * vm["clone_bytes"].value
     assert vm["clone_to_ready_s"].value > ct["clone_to_ready_s"].value  # a whole boot
+    # C04's input is the clone step alone: creating from the image, no boot in it.
+    assert vm["clone_s"].metadata["step"] == "qemu-img create (overlay) + virsh define"
+    assert ct["clone_s"].metadata["step"].startswith("docker create")
+    for measured in (ct, vm):
+        assert measured["clone_s"].value < measured["clone_to_ready_s"].value
+    assert vm["clone_s"].value < vm["clone_to_ready_s"].value / 5  # a boot is not in it
     assert not applies("clone", backends["native"])
 
 
 def test_scale(harness: Harness, backends: dict[str, Backend], small_config: Config) -> None:
-    config = small_config.model_copy(deep=True)
-    config.workload.scale.counts = [1, 2]
-    for name in ("native", "docker", "libvirt"):
+    """Counts past the core count on the engines (one short VM round), a count the memory
+    guard refuses reported in every sample, and the curves the analysis makes of them."""
+    cores = host_cores()
+    available_mib = psutil.virtual_memory().available / 2**20
+    rounds: dict[str, list[int | str]] = {
+        # 1024 at once never fits the limit below: refused, reported, and the rest runs.
+        "native": [1, "cores", "2*cores+1", 1024],
+        "docker": [1, "cores", "2*cores+1", 1024],
+        "libvirt": [1, "cores+1"],  # one VM, then one more than the cores: 4 boots on 2
+    }
+    doc = ResultDocument(run_id=harness.doc.run_id, started_at=now_iso())
+    for name, counts in rounds.items():
+        config = small_config.model_copy(deep=True)
+        config.workload.scale.counts = counts
+        if name != "libvirt":  # the limit: twice what 2*cores+1 instances are estimated at
+            estimate = backends[name].memory_estimate_mib(config.instance.memory_mib)
+            limit = 2 * (2 * cores + 1) * estimate
+            config.workload.scale.safe_memory_fraction = min(0.9, limit / available_mib)
         measured = harness.result("scale", backends[name], config).measurements
+        expected = config.workload.scale.resolve(cores)
+        ran = [n for n in expected if n != 1024]
+        assert max(ran) > cores, name  # past the core count
         per_n = {
             (m.metric, m.metadata["n"]): m
             for m in measured
             if m.metric in ("all_ready_s", "memory_mib")
         }
-        assert set(per_n) == {
-            (metric, n) for metric in ("all_ready_s", "memory_mib") for n in (1, 2)
-        }
+        assert set(per_n) == {(metric, n) for metric in ("all_ready_s", "memory_mib") for n in ran}
         for (metric, n), m in per_n.items():
             assert m.value > 0, (name, metric, n)
             assert m.unit == ("s" if metric == "all_ready_s" else "MiB")
-        assert len(per_n[("all_ready_s", 2)].metadata["ready_s"]) == 2
+        ready = [m for m in measured if m.metric == "all_ready_s"]
+        assert len(per_n[("all_ready_s", max(ran))].metadata["ready_s"]) == max(ran)
+        for m in ready:
+            assert m.metadata["host_cpus"] == cores
+            if 1024 in expected:
+                assert m.metadata["refused_counts"] == [1024], name
+                assert f"N=1024 on {name} refused" in m.metadata["refused"]
         fits = {m.metric: m for m in measured if "n" not in m.metadata}
-        assert {"time_per_instance_s", "memory_per_instance_mib"} <= set(fits), name
+        assert "time_per_instance_s" not in fits  # the analysis fits the curve, if a line fits
         assert fits["memory_per_instance_mib"].value > 0, name
         assert fits["density_instances"].value > 1, name
         assert fits["density_instances"].unit == "instances"
         if name == "libvirt":  # a VM holds most of its guest's memory, a container little
             assert fits["memory_per_instance_mib"].value > 50
+        doc.samples += [
+            Sample(
+                backend=name,
+                workload="scale",
+                metric=m.metric,
+                value=m.value,
+                unit=m.unit,
+                repetition=1,
+                metadata=m.metadata,
+            )
+            for m in measured
+        ]
+    curves = {c.backend: c for c in stats.summarize(doc).curves}
+    for name, counts in rounds.items():
+        curve = curves[name]
+        assert curve.host_cpus == cores
+        assert [p.n for p in curve.points] == [n for n in config_counts(counts, cores)]
+        # A slope is named exactly where the fit rule allows it; else the note says why.
+        assert (curve.slope is not None) == curve.fits
+        assert curve.fits or curve.note.startswith("no slope: ")
+    assert "2 instance counts cannot show whether a line fits" in curves["libvirt"].note
+    assert curves["docker"].refused_counts == [1024]
+
+
+def config_counts(counts: list[int | str], cores: int) -> list[int]:
+    """The counts that ran: resolved on this host, without the refused 1024."""
+    return [n for n in sorted({resolve_count(c, cores) for c in counts}) if n != 1024]
 
 
 def test_scale_refuses_before_launching(

@@ -19,7 +19,34 @@ def test_profiles_load(profile: str) -> None:
 def test_profiles_grow() -> None:
     quick, default, nightly = (load_config(p) for p in PROFILES)
     assert quick.run.repetitions <= default.run.repetitions <= nightly.run.repetitions
-    assert max(nightly.workload.scale.counts) >= 16
+    assert max(nightly.workload.scale.resolve(4)) >= 16
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("cores", [1, 2, 4, 16, 64])
+def test_every_profile_scales_past_the_core_count(profile: str, cores: int) -> None:
+    counts = load_config(profile).workload.scale.resolve(cores)
+    assert min(counts) == 1
+    assert max(counts) > cores  # the knee at the core count is inside the curve
+    if profile != "quick":
+        assert cores in counts  # the point where the curve bends
+        # Enough counts for a line to be tested at all (one core: 1 and the cores coincide).
+        assert len(counts) >= 3 or cores == 1
+
+
+def test_quick_scale_adds_one_count_past_the_cores() -> None:
+    # Quick must stay quick: under TCG every instance of every N is a boot.
+    assert load_config("quick").workload.scale.resolve(2) == [1, 3]
+
+
+def test_scale_counts_relative_to_the_cores(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[workload.scale]\ncounts = [3, "cores", "2*cores+1", "cores+1"]\n')
+    scale = load_config(None, path).workload.scale
+    assert scale.resolve(2) == [2, 3, 5]
+    assert scale.resolve(4) == [3, 4, 5, 9]
+    path.write_text("[workload.scale]\ncounts = [1, 7]\n")  # an explicit override stays
+    assert load_config(None, path).workload.scale.resolve(64) == [1, 7]
 
 
 def test_file_overrides_profile_and_cli_overrides_file(tmp_path: Path) -> None:

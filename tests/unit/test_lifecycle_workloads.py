@@ -507,10 +507,37 @@ def test_scale_refuses_from_the_backends_estimate_before_launching(
     memory = SimpleNamespace(total=8192 * 2**20, available=4096 * 2**20)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
     # the fake's estimate is 100 MiB an instance; half of 4096 MiB holds 20 of them
-    harness.config.workload.scale.counts = [1, 20, 21]
-    with pytest.raises(ScaleRefused, match=r"N=21 on fake .*largest that fits: 20"):
+    harness.config.workload.scale.counts = [21, 30]
+    with pytest.raises(ScaleRefused, match=r"N=21 on fake .*none fits"):
         harness.run("scale")
     assert harness.engine.made == []  # refused before anything was launched
+
+
+def test_scale_reports_a_refused_count_and_runs_the_others(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = SimpleNamespace(total=8192 * 2**20, available=4096 * 2**20)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
+    harness.config.workload.scale.counts = [1, 2, 21]  # 21 x 100 MiB > half of 4096 MiB
+    measured = harness.run("scale").measurements
+    ready = [m for m in measured if m.metric == "all_ready_s"]
+    assert [m.metadata["n"] for m in ready] == [1, 2]
+    for m in ready:  # every sample names what was refused, so the report can show it
+        assert m.metadata["refused_counts"] == [21]
+        assert "N=21 on fake refused" in m.metadata["refused"]
+    assert len(harness.engine.made) == 3  # N=1 and N=2 ran; nothing of N=21
+    harness.assert_clean()
+
+
+def test_scale_resolves_counts_from_the_host_cores(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("vmvc.bench.scale.host_cores", lambda: 3)
+    harness.config.workload.scale.counts = [1, "cores+1"]
+    ready = [m for m in harness.run("scale").measurements if m.metric == "all_ready_s"]
+    assert [m.metadata["n"] for m in ready] == [1, 4]
+    assert all(m.metadata["host_cpus"] == 3 for m in ready)
+    harness.assert_clean()
 
 
 def test_scale_measures_each_round_and_tears_it_down(harness: Harness) -> None:

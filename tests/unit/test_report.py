@@ -502,3 +502,35 @@ def test_report_flags_io_anomaly_and_says_io_was_not_past_the_caches(build_doc) 
     assert "ANOMALY in seqread" in markdown
     assert "not counted in C03" in markdown
     assert "Not past the caches: a 64 MiB file, 3 s per job after 1 s ramp-up" in markdown
+
+
+def test_report_shows_the_scale_curve_a_slope_only_where_a_line_fits(build_doc) -> None:
+    rng = np.random.default_rng(6)
+    curves = {"docker": {1: 0.28, 2: 0.40, 5: 0.85}, "libvirt": {1: 6.5, 2: 6.6, 5: 16.3}}
+    data = {
+        b: {f"scale/all_ready_s@N={n}": list(v * rng.uniform(0.98, 1.02, 7)) for n, v in c.items()}
+        for b, c in curves.items()
+    }
+    meta = {
+        f"{b}:scale/all_ready_s@N={n}": {
+            "host_cpus": 2,
+            "refused_counts": [9],
+            "refused": f"scale N=9 on {b} refused: needs about 4608 MiB",
+        }
+        for b, c in curves.items()
+        for n in c
+    }
+    doc = build_doc(data, accel="kvm", metadata=meta)
+    reanalyse(doc)
+    markdown = render(doc, "md")
+    rows = {r["metric"]: r for r in _md_tables(markdown)[md_text(workload_title("scale"))]}
+    slope = rows[md_text("all_ready_s: slope")]
+    assert slope["container"].startswith(format_number(doc.statistics.curves[0].slope))
+    assert "per instance (r² = " in slope["container"]
+    assert slope["VM"].startswith("no slope: the curve bends at the 2 host CPUs (r² = ")
+    assert rows[md_text("all_ready_s: refused")]["VM"] == "N=9"
+    assert "N=9 on libvirt refused" in markdown
+    html = render(doc, "html")
+    assert "no slope: the curve bends at the 2 host CPUs" in html
+    charts = re.findall(r'"dash": ?"dash"', html)
+    assert len(charts) == 1  # the container's fitted line; none through the VM's knee

@@ -3,9 +3,11 @@
 While a first instance is up and ready (the "server" being replicated), a second one is
 defined from the same prepared image (CLONE, `Backend.define` without a source):
 
-clone_s           defining it. docker: `docker create` on the same image layers; libvirt: a
-                  qcow2 copy-on-write overlay of the base disk plus `virsh define`.
-clone_to_ready_s  start of the clone to its ready marker.
+clone_s           defining it: the clone step alone, C04's input. docker: `docker create` on
+                  the same image layers; libvirt: a qcow2 copy-on-write overlay of the base
+                  disk plus `virsh define`.
+clone_to_ready_s  start of the clone to its ready marker: a boot, which C01 judges; C04
+                  shows it as context only.
 clone_bytes       what the host stores for the clone's own data once it is ready (docker:
                   the container's read-write and init layer dirs, allocated blocks, `SizeRw`
                   in the metadata; libvirt: the overlay file's allocated size).
@@ -14,7 +16,8 @@ full_copy_s       for contrast, where the backend can (FULL_COPY): a full copy o
                   sparse), its size in the metadata.
 
 Files only this harness needs per instance (the VM's kernel/initrd copies and data disk) are
-made before the clone timer starts. C04 reads clone_s + clone_to_ready_s.
+made before the clone timer starts. C04 reads clone_s alone (issue 13: the clone itself was
+1.07x, the 36x of clone + boot was the boot, i.e. C01 again).
 """
 
 from __future__ import annotations

@@ -4,27 +4,32 @@ Each round launches N instances concurrently (one thread each, all specs made fi
 until every one printed its ready marker, measures the host memory they hold, and tears
 them all down before the next round. Samples per N (metadata n):
 
-all_ready_s  launch to the last ready marker
+all_ready_s  launch to the last ready marker: the curve (vmvc.curves fits a line to it in
+             the analysis step only where one fits, vmvc.linefit)
 memory_mib   sum of the instances' own footprints (VM: QEMU PSS; container: cgroup + shim;
              native: process tree PSS); the host's MemAvailable drop is in the metadata
 
-then the fitted cost per extra instance (vmvc.bench.scalefit): time_per_instance_s,
-memory_per_instance_mib and density_instances. Native scales plain agent processes.
-Instances boot in parallel until they outnumber the host's cores (a 1-vCPU VM keeps one
-core busy while it boots), so all_ready_s is flat up to about the core count and rises
-after it: the counts should reach past the cores (host_cpus is in the fits' metadata).
+then the fitted memory per extra instance (vmvc.bench.scalefit): memory_per_instance_mib and
+density_instances. Native scales plain agent processes.
+
+Counts may be relative to the host's cores ("cores+1", vmvc.config.ScaleSettings): instances
+boot in parallel until they outnumber the cores (a 1-vCPU VM keeps one core busy while it
+boots), so all_ready_s is flat up to about the core count and rises after it. The counts are
+resolved here with the CPUs this process may use (host_cpus in every sample's metadata).
 
 Before anything is launched, every N whose estimated memory exceeds safe_memory_fraction of
-the host's available memory is refused with one line (the trial fails, nothing starts).
+the host's available memory is refused with one line: the other counts still run, and the
+refused ones are named in every sample's metadata (refused_counts, refused) and so in the
+report. Only when no N fits does the trial fail (nothing starts).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -35,6 +40,7 @@ from vmvc.bench import footprint
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult
 from vmvc.bench.scalefit import ScalePoint, fit_measurements
+from vmvc.config import host_cores
 
 MIB = 1024 * 1024
 # Extra time a round may take beyond one boot timeout before it is given up.
@@ -45,24 +51,47 @@ class ScaleRefused(RuntimeError):
     """A requested N would not fit safely in the host's memory (nothing was launched)."""
 
 
-def check_counts(
-    backend: str, per_instance_mib: float, fraction: float, counts: list[int], available_mib: float
-) -> None:
-    """Refuse (raise) before launching if the largest N would not fit safely.
+@dataclass(frozen=True)
+class Refusal:
+    """An N the memory guard refused before launching anything (reported, never dropped)."""
+
+    n: int
+    needs_mib: float
+    limit_mib: float
+
+    def text(self, backend: str, fraction: float, available_mib: float) -> str:
+        return (
+            f"scale N={self.n} on {backend} refused: needs about {self.needs_mib:.0f} MiB, "
+            f"more than {fraction:.0%} of the {available_mib:.0f} MiB available"
+        )
+
+
+def split_counts(
+    per_instance_mib: float, fraction: float, counts: list[int], available_mib: float
+) -> tuple[list[int], list[Refusal]]:
+    """(counts that fit, refusals): an N fits when its estimated memory is within the limit.
 
     `per_instance_mib` is the backend's conservative estimate (Backend.memory_estimate_mib).
     """
     limit = available_mib * fraction
-    refused = [n for n in counts if per_instance_mib * n > limit]
-    if refused:
-        fitting = [n for n in counts if n not in refused]
-        hint = f"largest that fits: {max(fitting)}" if fitting else "none fits"
+    fitting = [n for n in counts if per_instance_mib * n <= limit]
+    refused = [Refusal(n, per_instance_mib * n, limit) for n in counts if n not in fitting]
+    return fitting, refused
+
+
+def check_counts(
+    backend: str, per_instance_mib: float, fraction: float, counts: list[int], available_mib: float
+) -> list[Refusal]:
+    """The refusals among `counts`; raise ScaleRefused (nothing launched) if none fits."""
+    fitting, refused = split_counts(per_instance_mib, fraction, counts, available_mib)
+    if not fitting:
+        first = refused[0]
         raise ScaleRefused(
-            f"scale N={refused[0]} on {backend} needs about "
-            f"{per_instance_mib * refused[0]:.0f} MiB, more than "
-            f"{fraction:.0%} of the {available_mib:.0f} MiB available ({hint}); "
+            f"scale N={first.n} on {backend} needs about {first.needs_mib:.0f} MiB, more than "
+            f"{fraction:.0%} of the {available_mib:.0f} MiB available (none fits); "
             "lower [workload.scale] counts"
         )
+    return refused
 
 
 @dataclass
@@ -93,16 +122,33 @@ class ScaleWorkload:
 
     def run(self, context: LifecycleContext) -> LifecycleResult:
         backend, config = context.backend, context.config
-        counts = list(config.workload.scale.counts)
+        cores = host_cores()
+        counts = config.workload.scale.resolve(cores)
+        fraction = config.workload.scale.safe_memory_fraction
         memory = psutil.virtual_memory()
         total_mib, available_mib = memory.total / MIB, memory.available / MIB
-        check_counts(
+        refused = check_counts(
             backend.name,
             backend.memory_estimate_mib(config.instance.memory_mib),
-            config.workload.scale.safe_memory_fraction,
+            fraction,
             counts,
             available_mib,
         )
+        for refusal in refused:
+            context.phase(refusal.text(backend.name, fraction, available_mib))
+        counts = [n for n in counts if n not in {r.n for r in refused}]
+        # Every sample says what the round was part of: the host's cores (where the curve
+        # bends) and the counts the memory guard refused, so a report shows them.
+        conditions: dict[str, Any] = {
+            "host_cpus": cores,
+            "vcpus_per_instance": config.instance.vcpus,
+            "counts": counts,
+        }
+        if refused:
+            conditions["refused_counts"] = [r.n for r in refused]
+            conditions["refused"] = "; ".join(
+                r.text(backend.name, fraction, available_mib) for r in refused
+            )
         measured: list[Measurement] = []
         points: list[ScalePoint] = []
         for n in counts:
@@ -117,7 +163,12 @@ class ScaleWorkload:
                     result.all_ready_s,
                     "s",
                     False,
-                    {"n": n, "ready_s": result.ready_s, "first_ready_s": min(result.ready_s)},
+                    {
+                        "n": n,
+                        "ready_s": result.ready_s,
+                        "first_ready_s": min(result.ready_s),
+                        **conditions,
+                    },
                 )
             )
             measured.append(
@@ -134,10 +185,6 @@ class ScaleWorkload:
                     },
                 )
             )
-        conditions = {
-            "host_cpus": os.cpu_count(),
-            "vcpus_per_instance": context.config.instance.vcpus,
-        }
         measured += fit_measurements(points, total_mib, available_mib, conditions)
         return LifecycleResult(measured)
 

@@ -1,87 +1,24 @@
-"""The cost of one more instance: straight-line fits of scale results against N (pure).
+"""The memory cost of one more instance: straight-line fits of scale results against N (pure).
 
 Scale measures, for each N, the time until N instances launched at once are all ready and
-the host memory they hold. The slope of a least-squares line through those points is the
-cost per extra instance (C05), and host memory divided by the memory slope is how many
-instances would fit (C10). Nothing here touches an engine, so it is unit-tested directly.
+the host memory they hold. The slope of a least-squares line through the memory points is
+the memory per extra instance, and host memory divided by it is how many instances would
+fit (C10). The time points are not fitted here: they are a curve with a knee at the core
+count, shown per N, and the analysis step (vmvc.curves) names a slope only where a line fits
+(vmvc.linefit). Nothing here touches an engine, so it is unit-tested directly.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as sps
-
 from vmvc.bench.base import Measurement
+from vmvc.linefit import LineFit, fit_line
 
-
-@dataclass(frozen=True)
-class LineFit:
-    """y = slope * N + intercept; r_squared and stderr are None where undefined."""
-
-    slope: float
-    intercept: float
-    r_squared: float | None
-    slope_stderr: float | None
-    intercept_stderr: float | None
-    points: int
-
-    def metadata(self, counts: Sequence[int]) -> dict[str, Any]:
-        return {
-            "intercept": self.intercept,
-            "r_squared": self.r_squared,
-            "slope_stderr": self.slope_stderr,
-            "intercept_stderr": self.intercept_stderr,
-            "points": self.points,
-            "counts": list(counts),
-        }
-
-
-def _finite(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def fit_line(counts: Sequence[float], values: Sequence[float]) -> LineFit | None:
-    """Least-squares line through (N, value); None with fewer than two distinct N.
-
-    With exactly two points the line is exact but says nothing about its uncertainty, so
-    the standard errors are None (scipy would report 0). With constant values the slope is
-    0 and the fit is exact: standard errors 0, r_squared None (0/0: no variance to explain).
-    """
-    if len(counts) != len(values):
-        raise ValueError("counts and values differ in length")
-    if len(set(counts)) < 2:
-        return None
-    with warnings.catch_warnings():
-        # Constant values make scipy divide 0 by 0 for r; handled below.
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        result = sps.linregress(list(map(float, counts)), list(map(float, values)))
-    constant = len(set(values)) == 1
-    if constant:
-        slope_stderr: float | None = 0.0
-        intercept_stderr: float | None = 0.0
-        r_squared = None
-    elif len(counts) == 2:
-        slope_stderr = intercept_stderr = None
-        r_squared = 1.0
-    else:
-        slope_stderr = _finite(result.stderr)
-        intercept_stderr = _finite(result.intercept_stderr)
-        r = _finite(result.rvalue)
-        r_squared = None if r is None else r * r
-    return LineFit(
-        slope=0.0 if constant else float(result.slope),
-        intercept=float(values[0]) if constant else float(result.intercept),
-        r_squared=r_squared,
-        slope_stderr=slope_stderr,
-        intercept_stderr=intercept_stderr,
-        points=len(counts),
-    )
+__all__ = ["LineFit", "ScalePoint", "density", "fit_line", "fit_measurements"]
 
 
 def density(memory_mib: float, memory_per_instance_mib: float) -> float | None:
@@ -108,20 +45,18 @@ def fit_measurements(
     host_available_mib: float,
     conditions: dict[str, Any] | None = None,
 ) -> list[Measurement]:
-    """time_per_instance_s, memory_per_instance_mib and density_instances from the rounds.
+    """memory_per_instance_mib and density_instances from the rounds.
 
     density_instances is host total memory / memory slope ("how many would fit on this
     host"); the metadata adds the same count for the memory that was available when the
     workload started (what would fit next to whatever else was running). No fit (fewer
     than two distinct N) gives no measurements; a non-positive memory slope gives no density.
-    `conditions` (e.g. host CPUs) is added to every fit's metadata: instances start in
-    parallel until they outnumber the cores, so the slope depends on N against the cores.
+    `conditions` (e.g. host CPUs) is added to every fit's metadata.
     """
     extra = dict(conditions or {})
     counts = [p.n for p in points]
-    time_fit = fit_line(counts, [p.all_ready_s for p in points])
     memory_fit = fit_line(counts, [p.memory_mib for p in points])
-    if time_fit is None or memory_fit is None:
+    if memory_fit is None:
         return []
     memory_metadata = memory_fit.metadata(counts)
     drops = [p.host_drop_mib for p in points]
@@ -130,9 +65,6 @@ def fit_measurements(
         drop_fit = fit_line(counts, [float(d) for d in drops if d is not None])
         memory_metadata["host_available_drop_slope_mib"] = drop_fit.slope if drop_fit else None
     measured = [
-        Measurement(
-            "time_per_instance_s", time_fit.slope, "s", False, time_fit.metadata(counts) | extra
-        ),
         Measurement(
             "memory_per_instance_mib", memory_fit.slope, "MiB", False, memory_metadata | extra
         ),

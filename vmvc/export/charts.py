@@ -487,10 +487,43 @@ class ChartBuilder:
                 )
             if not data:
                 continue
+            fits = self._fitted_lines(metric)
+            data += [line for line, _text in fits if line]
             xaxis = {"title": {"text": "instances started together (N)"}, "gridcolor": GRID}
             ticks = sorted({x for d in data for x in d["x"] if isinstance(x, int | float)})
             if ticks:  # linear axis: a constant cost per instance shows as a straight line
                 xaxis |= {"tickvals": ticks, "rangemode": "tozero"}
             lay = layout(samples[0].unit, xaxis=xaxis)
             note = "Median over repetitions; whiskers show the fastest and slowest repetition."
+            if fits:
+                note += " " + " ".join(text for _line, text in fits)
             self._add("scale", f"scale-{metric}", title, data, lay, note, False)
+
+    def _fitted_lines(self, metric: str) -> list[tuple[dict[str, Any], str]]:
+        """Per curve of this host: a dashed fitted line where one fits (else none), and the
+        sentence for the caption: the slope and r², or why there is no slope."""
+        found = []
+        for curve in self.stats.curves:
+            if (curve.host, curve.workload, curve.metric) != (self.host, "scale", metric):
+                continue
+            label = self.view.short_label(curve.backend)
+            if not (curve.fits and curve.slope is not None and curve.intercept is not None):
+                found.append(({}, f"{label}: {curve.note}."))
+                continue
+            xs = [curve.points[0].n, curve.points[-1].n]
+            r2 = (
+                "" if curve.r_squared is None else f", r\N{SUPERSCRIPT TWO} = {curve.r_squared:.2f}"
+            )
+            text = f"{label}: {format_number(curve.slope)} {curve.unit} per extra instance{r2}."
+            line = self._trace(
+                curve.backend,
+                type="scatter",
+                mode="lines",
+                x=xs,
+                y=[curve.intercept + curve.slope * x for x in xs],
+                line={"color": self._color(curve.backend), "width": 1, "dash": "dash"},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+            found.append((line, text))
+        return found

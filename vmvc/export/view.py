@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from vmvc.analysed import VERDICT_KINDS, Statistics, Summary
+from vmvc.analysed import VERDICT_KINDS, Curve, Statistics, Summary
 from vmvc.analysed import Verdict as StoredVerdict
 from vmvc.catalogue import form_rank, order_metrics, order_workloads, workload_title
 from vmvc.environment import host_accel
@@ -444,8 +444,48 @@ def _tables(
                         note,
                     )
                 )
+            rows += _curve_rows(statistics, host, workload, backends)
             tables.append(Table(host, workload, workload_title(workload), backends, pairs, rows))
     return tables
+
+
+CURVE_NOTE = (
+    "Slope: a least-squares line through the per-N medians, shown only where a line fits "
+    "(at least 3 instance counts, r\N{SUPERSCRIPT TWO} \N{GREATER-THAN OR EQUAL TO} {floor:g}, "
+    "and no knee at the host's core count); elsewhere the rows per N are the curve and the "
+    "cell says why there is no slope."
+)
+
+
+def _curve_cell(curve: Curve) -> str:
+    """'0.144 s per instance (r² = 0.99)' where a line fits, else why not."""
+    if curve.fits and curve.slope is not None:
+        fit = f"{format_number(curve.slope)} {curve.unit} per instance"
+        if curve.r_squared is not None:
+            fit += f" (r\N{SUPERSCRIPT TWO} = {curve.r_squared:.2f})"
+        return fit
+    return curve.note
+
+
+def _curve_rows(statistics: Statistics, host: str, workload: str, backends: list[str]) -> list[Row]:
+    """The curves' fit (or why none) and the counts the memory guard refused, per backend."""
+    curves = {c.backend: c for c in statistics.curves if c.host == host and c.workload == workload}
+    if not curves:
+        return []
+    rows = []
+    for metric in dict.fromkeys(c.metric for c in curves.values()):
+        mine = {b: curves[b] for b in backends if b in curves and curves[b].metric == metric}
+        floor = next(iter(mine.values())).r2_floor
+        cells = {b: _curve_cell(c) for b, c in mine.items()}
+        rows.append(Row(f"{metric}: slope", "", None, cells, {}, CURVE_NOTE.format(floor=floor)))
+        refused = {b: c for b, c in mine.items() if c.refused_counts}
+        if refused:
+            cells = {b: ", ".join(f"N={n}" for n in c.refused_counts) for b, c in refused.items()}
+            note = "Refused by the memory guard, not measured: " + "; ".join(
+                c.refused for c in refused.values() if c.refused
+            )
+            rows.append(Row(f"{metric}: refused", "", None, cells, {}, note))
+    return rows
 
 
 ENVIRONMENT_ORDER = (
