@@ -261,7 +261,7 @@ def ci_relative_width(values: Sequence[float], *, confidence: float = CONFIDENCE
 # medians.
 DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ("startup", "total_s", "vm", "container"),  # C01
-    ("footprint", "total_mib", "vm", "container"),  # C02
+    ("density", "first_instance_mib", "vm", "container"),  # C02
     *(
         (workload, metric, kind, "native")  # C03, per resource and kind
         for workload, metric in catalogue.steady_resources()
@@ -269,7 +269,7 @@ DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("clone", "clone_to_ready_s", "vm", "container"),  # C04 (its larger phase)
     ("recovery", "recovery_s", "vm", "container"),  # C08
-    ("scale", "density_instances", "container", "vm"),  # C10
+    ("density", "density_instances", "container", "vm"),  # C10
 )
 # C05 compares two medians' intervals (non-overlap), so those medians decide too; so do the
 # headline medians of a run with one backend, which has no ratio at all.
@@ -278,7 +278,7 @@ DECISION_MEDIANS = frozenset(
     {
         C05_SLOPE,
         ("startup", "total_s"),
-        ("footprint", "total_mib"),
+        ("density", "first_instance_mib"),
         ("cpu", "events_per_s"),
         ("memory", "bandwidth_mib_s"),
         ("io", "randread_4k_iops"),

@@ -213,7 +213,7 @@ def test_c01_single_repetition_is_inconclusive(build_doc):
     assert "no interval" in verdict.text
 
 
-# ---------------------------------------------------------------- C02 footprint
+# ---------------------------------------------------------------- C02 first instance
 
 
 @pytest.mark.parametrize(
@@ -222,13 +222,13 @@ def test_c01_single_repetition_is_inconclusive(build_doc):
 )
 def test_c02_outcomes(build_doc, vm, spread, expected):
     doc = two_backends(
-        build_doc, "footprint/total_mib", {"docker": 14.0, "libvirt": vm}, spread=spread, n=5
+        build_doc, "density/first_instance_mib", {"docker": 14.0, "libvirt": vm}, spread=spread, n=5
     )
     assert verdict_of(doc, "C02").verdict == expected
 
 
 def test_c02_not_measured(build_doc):
-    doc = two_backends(build_doc, "footprint/total_mib", {"docker": 14.0})
+    doc = two_backends(build_doc, "density/first_instance_mib", {"docker": 14.0})
     assert verdict_of(doc, "C02").verdict == "not measured"
 
 
@@ -390,7 +390,7 @@ def test_c05_keeps_the_sample_metadata(realistic_doc):
 def test_c10_outcomes(build_doc, docker, libvirt, spread, expected):
     doc = two_backends(
         build_doc,
-        "scale/density_instances",
+        "density/density_instances",
         {"docker": docker, "libvirt": libvirt},
         spread=spread,
         n=5,
@@ -401,7 +401,7 @@ def test_c10_outcomes(build_doc, docker, libvirt, spread, expected):
 
 
 def test_c10_not_measured(build_doc):
-    doc = two_backends(build_doc, "scale/density_instances", {"libvirt": 95.6})
+    doc = two_backends(build_doc, "density/density_instances", {"libvirt": 95.6})
     assert verdict_of(doc, "C10").verdict == "not measured"
 
 

@@ -59,16 +59,19 @@ def test_verdicts_on_the_recorded_run() -> None:
     doc = load(RECORDED)  # emulated (TCG) VMs, three repetitions
     fill_backend_info(doc)  # written before runs recorded backend_info
     verdicts = {v.claim: v for v in claims.evaluate(doc, stats.summarize(doc), Thresholds())}
-    for claim in ("C01", "C02", "C03", "C04", "C05", "C08", "C10"):
+    for claim in ("C01", "C03", "C04", "C05", "C08"):
         assert verdicts[claim].verdict == "not measured under KVM"
         assert verdicts[claim].qualifier == "VM ran under TCG"
+    # Recorded before the density workload (host MemAvailable accounting) existed.
+    assert verdicts["C02"].verdict == verdicts["C10"].verdict == "not measured"
     assert verdicts["C07"].verdict == verdicts["C09"].verdict == "fact"
     assert verdicts["C06"].verdict == "reported"
-    assert all(v.emulated and "emulated" in v.text.lower() for v in verdicts.values())
+    measured = [v for v in verdicts.values() if v.verdict != "not measured"]
+    assert all(v.emulated and "emulated" in v.text.lower() for v in measured)
     # Had it run under KVM, three repetitions would still be too few for any verdict.
     doc.environment["accel"] = "kvm"
     kvm = {v.claim: v for v in claims.evaluate(doc, stats.summarize(doc), Thresholds())}
-    for claim in ("C01", "C02", "C04", "C10"):
+    for claim in ("C01", "C04"):
         assert kvm[claim].verdict == "inconclusive"
         assert kvm[claim].qualifier == "n = 3; needs \N{GREATER-THAN OR EQUAL TO} 4"
     assert kvm["C05"].qualifier == "n = 3; needs \N{GREATER-THAN OR EQUAL TO} 6"
