@@ -7,6 +7,7 @@ each running the same memory-touching workload (vmvc-memtool over touch_mib) onc
 ready, and after a settle wait read the host again. Instances stay up while the series grows
 (N=16 is N=8 plus eight more), so the series costs max(N) launches, not their sum; all are
 removed at the end and the host is read once more (its drift is part of the noise floor).
+The measuring process's own growth is taken out of every drop.
 
 Metrics (vmvc.bench.host_memory says how they are counted):
 
@@ -22,6 +23,7 @@ estimate exceeds safe_memory_fraction of the available memory is refused with on
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -37,6 +39,7 @@ from vmvc.bench.host_memory import (
     check_counts,
     daemons_pss_mib,
     density,
+    process_pss_mib,
     read_host,
 )
 from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult
@@ -80,6 +83,7 @@ class DensityWorkload:
         )
         daemons = backend.engine_daemons()
         baseline_daemons = daemons_pss_mib(daemons)
+        harness_baseline = process_pss_mib(os.getpid()) or 0.0
         points: list[DensityPoint] = []
         with ExitStack() as stack:
             instances: list[Instance] = []
@@ -89,12 +93,14 @@ class DensityWorkload:
                     instances.append(_launch_and_touch(context, stack))
                 time.sleep(settings.settle_s)
                 reading = read_host(settings.reads)
+                context.phase(f"density: {n} up, host read")
                 points.append(
                     DensityPoint(
                         n,
                         reading,
                         daemons_pss_mib(daemons),
                         [_own_mib(instance) for instance in instances],
+                        (process_pss_mib(os.getpid()) or 0.0) - harness_baseline,
                     )
                 )
             context.phase("density: removing all")
@@ -160,13 +166,16 @@ def measurements(
     fit = accounting.marginal
     if fit is None:
         return measured  # one count only: no slope, no density
-    interval = accounting.marginal_interval
+    interval, robust = accounting.marginal_interval, accounting.robust_slope
     fit_metadata = fit.metadata(accounting.counts) | {
         "slope_ci_low": None if interval is None else interval.low,
         "slope_ci_high": None if interval is None else interval.high,
         "slope_ci_confidence": None if interval is None else interval.confidence,
         "slope_ci_method": None if interval is None else interval.method,
         "breakdown_slopes": accounting.breakdown_slopes,
+        "theil_sen_slope": None if robust is None else robust[0],
+        "theil_sen_low": None if robust is None else robust[1],
+        "theil_sen_high": None if robust is None else robust[2],
     }
     measured.append(
         Measurement("marginal_mib", round(fit.slope, 3), "MiB", False, common | fit_metadata)

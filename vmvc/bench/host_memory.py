@@ -168,6 +168,9 @@ class DensityPoint:
     reading: HostReading
     daemons_mib: dict[str, float]
     instances_mib: list[float]  # each instance's own footprint (total_mib), a breakdown
+    # The measuring process's own PSS growth since the baseline (client threads, buffers):
+    # the observer is not an instance, so it is taken out of the drop.
+    harness_growth_mib: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,9 @@ class Accounting:
     marginal_interval: SlopeInterval | None
     noise_mib: float
     above_noise: bool
+    # Theil-Sen slope of the same drops and its interval (Sen 1968): a cross-check that one
+    # step of another tenant's memory cannot drag, unlike least squares.
+    robust_slope: tuple[float, float, float] | None = None
     breakdown_slopes: dict[str, float | None] = field(default_factory=dict)
     points_metadata: list[dict[str, Any]] = field(default_factory=list)
 
@@ -223,7 +229,9 @@ def account(
     if not points or points[0].n != 1:
         raise ValueError("the density series must start at N=1 (the first instance's cost)")
     counts = [p.n for p in points]
-    drops = [baseline.available_mib - p.reading.available_mib for p in points]
+    drops = [
+        baseline.available_mib - p.reading.available_mib - p.harness_growth_mib for p in points
+    ]
     daemon_growth = [_delta(p.daemons_mib, baseline_daemons) for p in points]
     own = [sum(p.instances_mib) for p in points]
     marginal = fit_line(counts, drops)
@@ -242,6 +250,7 @@ def account(
             "cached_delta_mib": _field_delta(p.reading, baseline, "Cached"),
             "shmem_delta_mib": _field_delta(p.reading, baseline, "Shmem"),
             "read_spread_mib": round(p.reading.available_spread_mib, 2),
+            "harness_growth_mib": round(p.harness_growth_mib, 2),
         }
         for p, drop, growth, mine in zip(points, drops, daemon_growth, own, strict=True)
     ]
@@ -259,9 +268,20 @@ def account(
         marginal_interval=None if marginal is None else slope_interval(marginal),
         noise_mib=noise,
         above_noise=len(counts) > 1 and rise > ABOVE_NOISE_FACTOR * noise,
+        robust_slope=robust_slope(counts, drops),
         breakdown_slopes=slopes,
         points_metadata=metadata,
     )
+
+
+def robust_slope(
+    counts: Sequence[int], drops: Sequence[float], confidence: float = SLOPE_CONFIDENCE
+) -> tuple[float, float, float] | None:
+    """(slope, low, high) by Theil-Sen (scipy.stats.theilslopes); None below 3 counts."""
+    if len(set(counts)) < 3:
+        return None
+    found = sps.theilslopes(list(drops), list(map(float, counts)), alpha=confidence)
+    return float(found.slope), float(found.low_slope), float(found.high_slope)
 
 
 def _field_delta(reading: HostReading, baseline: HostReading, name: str) -> float | None:
