@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -225,6 +226,19 @@ def test_c02_outcomes(build_doc, vm, spread, expected):
         build_doc, "density/first_instance_mib", {"docker": 14.0, "libvirt": vm}, spread=spread, n=5
     )
     assert verdict_of(doc, "C02").verdict == expected
+
+
+def test_c02_and_c10_say_how_memory_was_counted(make_realistic):
+    verdicts = {v.claim: v for v in claims.evaluate(make_realistic(accel="kvm"))}
+    c02, c10 = verdicts["C02"], verdicts["C10"]
+    assert c02.text.startswith("Host memory of the first instance:")
+    assert "MemAvailable" in c02.text and "breakdown" in c02.text
+    assert c02.numbers["basis"] == "host MemAvailable drop with 1 instance"
+    # C10 divides by the marginal cost, named with both backends' figures.
+    assert "marginal cost per extra instance" in c10.text
+    assert re.search(r"over N: container 4\.\d+ MiB, VM 2\d\d MiB\)", c10.text)
+    assert c10.numbers["basis"] == "host MemAvailable at start / marginal_mib"
+    assert c10.numbers["container_marginal_mib"] == pytest.approx(4.3, rel=0.15)
 
 
 def test_c02_not_measured(build_doc):

@@ -183,3 +183,22 @@ def test_vms_get_the_short_series_by_kind() -> None:
 
     assert density_workload.series(config, Kind("vm")) == [1, 2, 4]  # type: ignore[arg-type]
     assert density_workload.series(config, Kind("container")) == [1, 8, 16, 32]  # type: ignore[arg-type]
+
+
+def test_the_measuring_process_growth_is_not_an_instance_cost() -> None:
+    points = [
+        DensityPoint(1, reading_with_drop(15.0), {}, [2.0], harness_growth_mib=5.0),
+        DensityPoint(2, reading_with_drop(19.0), {}, [2.0, 2.0], harness_growth_mib=5.0),
+    ]
+    result = account(median_reading(READS), {}, points)
+    assert result.first_instance_mib == pytest.approx(10.0, abs=0.01)
+    assert result.points_metadata[0]["harness_growth_mib"] == 5.0
+
+
+def test_one_step_of_another_tenant_drags_least_squares_more_than_theil_sen() -> None:
+    # 4 MiB per instance, and another tenant freed 200 MiB before the last reading.
+    drops = {1: 10.0, 4: 22.0, 8: 38.0, 12: 54.0, 16: 70.0, 20: 86.0, 24: 102.0 - 200.0}
+    result = account(median_reading(READS), {}, series(drops))
+    assert result.robust_slope is not None and result.marginal is not None
+    assert result.robust_slope[0] == pytest.approx(4.0, abs=0.05)
+    assert abs(result.marginal.slope - 4.0) > 2.0
