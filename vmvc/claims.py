@@ -359,6 +359,26 @@ def _memory_basis(ctx: Context, backend: str) -> str:
     return HOST_MEMORY_BASIS.format(touch=touch)
 
 
+def _noise_note(ctx: Context) -> str:
+    """A sentence naming the backends whose series did not rise above the host's noise."""
+    noisy = []
+    for backend in (ctx.vm, ctx.container):
+        flags = [
+            s.metadata.get("above_noise")
+            for s in ctx.doc.measured()
+            if (s.host, s.backend, s.workload, s.metric)
+            == (ctx.host, backend, "density", "marginal_mib")
+        ]
+        if False in flags:
+            noisy.append(ctx.label(backend))
+    if not noisy:
+        return ""
+    return (
+        f" On this host the drop over the series did not stand above the host's own noise "
+        f"for {' and '.join(noisy)}: the marginal cost there is noise-dominated."
+    )
+
+
 def _breakdown(ctx: Context, metric: str) -> dict[str, Any]:
     """Per-backend medians of a density figure, for the numbers (a breakdown, not a verdict)."""
     found: dict[str, Any] = {}
@@ -772,7 +792,7 @@ def c10_density(ctx: Context) -> Outcome:
     text += (
         f" Each count is the host's MemAvailable at the start divided by the marginal cost per "
         f"extra instance (slope of the drop over N: {', '.join(marginal)}). "
-        f"{_memory_basis(ctx, ctx.container)}."
+        f"{_memory_basis(ctx, ctx.container)}.{_noise_note(ctx)}"
     )
     numbers["basis"] = "host MemAvailable at start / marginal_mib"
     return verdict, text, numbers
