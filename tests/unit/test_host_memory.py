@@ -202,3 +202,26 @@ def test_one_step_of_another_tenant_drags_least_squares_more_than_theil_sen() ->
     assert result.robust_slope is not None and result.marginal is not None
     assert result.robust_slope[0] == pytest.approx(4.0, abs=0.05)
     assert abs(result.marginal.slope - 4.0) > 2.0
+
+
+def test_other_tenants_process_growth_is_taken_out_of_the_corrected_slope() -> None:
+    # 4 MiB per instance (2 of it the instance's own PSS, 1 daemon growth at first); another
+    # tenant's process of 200 MiB started before the N=16 reading.
+    drops = {1: 10.0, 8: 38.0, 16: 70.0 + 200.0}
+    points = [
+        DensityPoint(
+            n,
+            reading_with_drop(drop),
+            {"dockerd": 89.0},
+            [2.0] * n,
+            harness_growth_mib=0.5,
+            all_processes_growth_mib=1.0 + 2.0 * n + 0.5 + (200.0 if n == 16 else 0.0),
+        )
+        for n, drop in drops.items()
+    ]
+    result = account(median_reading(READS), {"dockerd": 88.0}, points)
+    assert result.marginal is not None and result.marginal.slope > 10  # dragged by the tenant
+    assert result.tenant_corrected_slope == pytest.approx(4.0, abs=0.05)
+    assert result.points_metadata[2]["other_processes_growth_mib"] == pytest.approx(200.0)
+    unread = account(median_reading(READS), {}, series({1: 10.0, 8: 38.0}))
+    assert unread.tenant_corrected_slope is None

@@ -36,6 +36,7 @@ from vmvc.bench.host_memory import (
     Accounting,
     DensityPoint,
     account,
+    all_processes_pss_mib,
     check_counts,
     daemons_pss_mib,
     density,
@@ -84,6 +85,7 @@ class DensityWorkload:
         daemons = backend.engine_daemons()
         baseline_daemons = daemons_pss_mib(daemons)
         harness_baseline = process_pss_mib(os.getpid()) or 0.0
+        processes_baseline = all_processes_pss_mib()
         points: list[DensityPoint] = []
         with ExitStack() as stack:
             instances: list[Instance] = []
@@ -93,6 +95,7 @@ class DensityWorkload:
                     instances.append(_launch_and_touch(context, stack))
                 time.sleep(settings.settle_s)
                 reading = read_host(settings.reads)
+                processes_now = all_processes_pss_mib()
                 context.phase(f"density: {n} up, host read")
                 points.append(
                     DensityPoint(
@@ -101,6 +104,7 @@ class DensityWorkload:
                         daemons_pss_mib(daemons),
                         [_own_mib(instance) for instance in instances],
                         (process_pss_mib(os.getpid()) or 0.0) - harness_baseline,
+                        processes_now - processes_baseline,
                     )
                 )
             context.phase("density: removing all")
@@ -173,6 +177,7 @@ def measurements(
         "slope_ci_confidence": None if interval is None else interval.confidence,
         "slope_ci_method": None if interval is None else interval.method,
         "breakdown_slopes": accounting.breakdown_slopes,
+        "tenant_corrected_slope_mib": accounting.tenant_corrected_slope,
         "theil_sen_slope": None if robust is None else robust[0],
         "theil_sen_low": None if robust is None else robust[1],
         "theil_sen_high": None if robust is None else robust[2],

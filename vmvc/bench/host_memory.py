@@ -137,6 +137,19 @@ def process_pss_mib(pid: int, proc: Path = Path("/proc")) -> float | None:
     return None if pss is None else pss / MIB
 
 
+def all_processes_pss_mib(proc: Path = Path("/proc")) -> float:
+    """PSS summed over every process on the host (MiB): what processes hold, without the
+    kernel's own memory. Its change, less ours, is the other tenants' churn."""
+    total = 0
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                total += parse_smaps_rollup_pss((entry / "smaps_rollup").read_text()) or 0
+            except OSError:  # gone meanwhile, or a kernel thread without one
+                continue
+    return total / MIB
+
+
 def daemons_pss_mib(pids: Mapping[str, int]) -> dict[str, float]:
     """PSS of each engine daemon still running (name -> MiB)."""
     found = {name: process_pss_mib(pid) for name, pid in pids.items()}
@@ -171,6 +184,9 @@ class DensityPoint:
     # The measuring process's own PSS growth since the baseline (client threads, buffers):
     # the observer is not an instance, so it is taken out of the drop.
     harness_growth_mib: float = 0.0
+    # Every process's PSS summed, minus the baseline's (None: not read): with ours taken out,
+    # what other tenants' processes grew by meanwhile (a diagnostic, not subtracted).
+    all_processes_growth_mib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,8 @@ class Accounting:
     marginal_interval: SlopeInterval | None
     noise_mib: float
     above_noise: bool
+    # Slope of the drop with other tenants' process growth taken out (None: not read).
+    tenant_corrected_slope: float | None = None
     # Theil-Sen slope of the same drops and its interval (Sen 1968): a cross-check that one
     # step of another tenant's memory cannot drag, unlike least squares.
     robust_slope: tuple[float, float, float] | None = None
@@ -241,6 +259,14 @@ def account(
     for name, values in (("daemons_growth_mib", daemon_growth), ("instances_own_mib", own)):
         fitted = fit_line(counts, values)
         slopes[name] = None if fitted is None else fitted.slope
+    tenants = [
+        _tenant_growth(p, growth, mine)
+        for p, growth, mine in zip(points, daemon_growth, own, strict=True)
+    ]
+    corrected = None
+    if all(t is not None for t in tenants):
+        fitted = fit_line(counts, [d - (t or 0.0) for d, t in zip(drops, tenants, strict=True)])
+        corrected = None if fitted is None else fitted.slope
     metadata = [
         {
             "n": p.n,
@@ -251,8 +277,11 @@ def account(
             "shmem_delta_mib": _field_delta(p.reading, baseline, "Shmem"),
             "read_spread_mib": round(p.reading.available_spread_mib, 2),
             "harness_growth_mib": round(p.harness_growth_mib, 2),
+            "other_processes_growth_mib": None if tenant is None else round(tenant, 2),
         }
-        for p, drop, growth, mine in zip(points, drops, daemon_growth, own, strict=True)
+        for p, drop, growth, mine, tenant in zip(
+            points, drops, daemon_growth, own, tenants, strict=True
+        )
     ]
     return Accounting(
         counts=counts,
@@ -268,10 +297,20 @@ def account(
         marginal_interval=None if marginal is None else slope_interval(marginal),
         noise_mib=noise,
         above_noise=len(counts) > 1 and rise > ABOVE_NOISE_FACTOR * noise,
+        tenant_corrected_slope=corrected,
         robust_slope=robust_slope(counts, drops),
         breakdown_slopes=slopes,
         points_metadata=metadata,
     )
+
+
+def _tenant_growth(point: DensityPoint, daemons: float, own: float) -> float | None:
+    """Other processes' PSS growth since the baseline: all processes' less ours (daemons,
+    instances, the measuring process). Instances' own figure may be a cgroup's (it counts
+    the container's processes' pages much as their PSS would)."""
+    if point.all_processes_growth_mib is None:
+        return None
+    return point.all_processes_growth_mib - daemons - own - point.harness_growth_mib
 
 
 def robust_slope(
