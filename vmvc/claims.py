@@ -389,9 +389,26 @@ def _breakdown(ctx: Context, metric: str) -> dict[str, Any]:
     return found
 
 
+def _not_above_noise(ctx: Context, metric: str) -> str | None:
+    """Which backend's density figure is not positive (the host's drop was within its own
+    noise: other work freed more than the instances took), or None."""
+    for backend in (ctx.vm, ctx.container):
+        summary = ctx.summary(backend, "density", metric)
+        if summary is not None and summary["median"] <= 0:
+            return (
+                f"The host's MemAvailable drop for {ctx.label(backend)} was not positive "
+                f"({metric} {fmt_value(summary['median'], summary['unit'])}): other work on "
+                "the host moved more memory than the instances took, so no ratio is formed."
+            )
+    return None
+
+
 def c02_footprint(ctx: Context) -> Outcome:
     """VM / container memory cost of the FIRST instance (host MemAvailable drop, daemons'
     growth included), against c02_footprint_ratio; the marginal cost is C10's."""
+    noisy = _not_above_noise(ctx, "first_instance_mib")
+    if noisy is not None:
+        return INCONCLUSIVE, noisy, {"basis": "host MemAvailable drop with 1 instance"}
     verdict, text, numbers = _threshold_ratio_claim(
         ctx,
         ctx.vm,
@@ -772,6 +789,9 @@ def c09_kernel(ctx: Context) -> Outcome:
 def c10_density(ctx: Context) -> Outcome:
     """Container / VM instances that fit in host memory at the MARGINAL cost (slope of the
     host's MemAvailable drop over N), against c10_density_ratio."""
+    noisy = _not_above_noise(ctx, "marginal_mib")
+    if noisy is not None:
+        return INCONCLUSIVE, noisy, {"basis": "host MemAvailable at start / marginal_mib"}
     verdict, text, numbers = _threshold_ratio_claim(
         ctx,
         ctx.container,

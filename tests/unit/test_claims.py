@@ -251,6 +251,25 @@ def test_c10_says_when_the_series_was_within_the_hosts_noise(make_realistic):
     assert "for container:" in verdict_of(doc, "C10").text
 
 
+def test_a_drop_that_is_not_positive_forms_no_ratio(build_doc):
+    doc = two_backends(
+        build_doc,
+        "density/first_instance_mib",
+        {"docker": -34.0, "libvirt": 318.0},
+        spread=0.01,
+        n=5,
+    )
+    verdict = verdict_of(doc, "C02")
+    assert verdict.verdict == "inconclusive"
+    assert "was not positive" in verdict.text and "container" in verdict.text
+    data = {
+        "docker": {"density/marginal_mib": [-22.0] * 5, "density/density_instances": []},
+        "libvirt": {"density/marginal_mib": [208.0] * 5, "density/density_instances": [110.0] * 5},
+    }
+    c10 = verdict_of(build_doc(data, accel="kvm"), "C10")
+    assert c10.verdict == "inconclusive" and "marginal_mib" in c10.text
+
+
 def test_c02_not_measured(build_doc):
     doc = two_backends(build_doc, "density/first_instance_mib", {"docker": 14.0})
     assert verdict_of(doc, "C02").verdict == "not measured"
