@@ -16,6 +16,7 @@ PACKAGES=(
   "${VENV_PACKAGES[@]}"
   qemu-system-x86 qemu-utils libvirt-daemon-system
   debootstrap debian-archive-keyring busybox-static cpio e2fsprogs util-linux tar
+  zstd  # the compressed export form of the portability workload (vmvc/bench/export_forms.py)
   bubblewrap  # the example plugin backend (examples/vmvc-bwrap) that `make test` installs
   libc6-dev
   openssh-server openssh-client tmux

@@ -38,6 +38,9 @@ class Workload:
     # The figure a claim decides on (and the runner's stopping rule waits for); None when
     # the workload is reported without a verdict of its own.
     headline: str | None = None
+    # Named forms every metric of the workload is measured in, in report order; each form
+    # is a metric group of its own (``export_bytes@compressed``, vmvc.keys), never pooled.
+    forms: tuple[str, ...] = ()
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -183,6 +186,9 @@ WORKLOADS: tuple[Workload, ...] = (
             _seconds("import_s", "import"),
         ),
         headline="export_s",
+        # vmvc.bench.export_forms: the engine's plain stream, and the same stream through
+        # the same compressor and level on every backend.
+        forms=("uncompressed", "compressed"),
     ),
 )
 
@@ -213,6 +219,15 @@ def metric_title(workload_name: str, metric_name: str) -> str:
 def headline(workload_name: str) -> str | None:
     known = _BY_NAME.get(workload_name)
     return known.headline if known else None
+
+
+def form_rank(workload_name: str, form: str | None) -> tuple[int, str]:
+    """Sort key of a metric's form: no form first, then the catalogue's order, then by name."""
+    if form is None:
+        return -1, ""
+    known = _BY_NAME.get(workload_name)
+    forms = known.forms if known else ()
+    return (forms.index(form), form) if form in forms else (len(forms), form)
 
 
 # The steady workloads, measured inside every instance and against the native baseline.

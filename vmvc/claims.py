@@ -48,6 +48,7 @@ from vmvc.analysed import (
 from vmvc.config import Thresholds
 from vmvc.environment import host_accel
 from vmvc.formatting import format_number, format_quantity
+from vmvc.keys import split_form
 from vmvc.results import ResultDocument
 
 # What a claim calls a kind when no backend of that kind ran (and it names what is missing).
@@ -615,12 +616,16 @@ def c04_clone(ctx: Context) -> Outcome:
     return verdict, text, numbers
 
 
-def _latest_metadata(ctx: Context, backend: str, workload: str, metric: str) -> dict[str, Any]:
-    """Metadata of the last measured sample (e.g. the instance counts behind a slope)."""
+def _latest_metadata(
+    ctx: Context, backend: str, workload: str, metric: str, form: str | None = None
+) -> dict[str, Any]:
+    """Metadata of the last measured sample (e.g. the instance counts behind a slope), of
+    one export form when given."""
     matching = [
         s
         for s in ctx.doc.measured()
         if (s.host, s.backend, s.workload, s.metric) == (ctx.host, backend, workload, metric)
+        and (form is None or s.metadata.get("form") == form)
     ]
     return dict(matching[-1].metadata) if matching else {}
 
@@ -697,8 +702,55 @@ def _reported(ctx: Context, workload: str, metrics: dict[str, str]) -> Outcome:
     return REPORTED, _cap(text), numbers
 
 
+def _portability_forms(ctx: Context) -> list[str]:
+    """The export forms both the VM and the container were measured in, catalogue order."""
+    found: dict[str, set[str]] = {}
+    for summary in ctx.stats.summaries:
+        metric, form = split_form(summary.metric)
+        mine = summary.workload == "portability" and summary.host == ctx.host
+        if mine and form and metric in PORTABILITY_METRICS:
+            found.setdefault(form, set()).add(summary.backend)
+    both = [f for f, backends in found.items() if {ctx.vm, ctx.container} <= backends]
+    return sorted(both, key=lambda form: catalogue.form_rank("portability", form))
+
+
 def c06_portability(ctx: Context) -> Outcome:
-    return _reported(ctx, "portability", PORTABILITY_METRICS)
+    """Export size and export/import times, VM/container, per export form and never across
+    forms: each form packs both sides alike (the same compressor and level, or none)."""
+    forms = _portability_forms(ctx)
+    if not forms:
+        old = [(b, "portability", m) for m in PORTABILITY_METRICS for b in (ctx.vm, ctx.container)]
+        if any(ctx.summary(*need) is not None for need in old):
+            return (
+                NOT_MEASURED,
+                "Not measured alike: this result's exports are each engine's own form "
+                "(recorded before vmvc exported both the same way: the VM's a compressed "
+                "qcow2, the container's a plain tar), so their sizes and times are not "
+                "compared; run the portability workload again.",
+                {},
+            )
+        needs = [
+            (b, "portability", f"{m}@uncompressed")
+            for m in PORTABILITY_METRICS
+            for b in (ctx.vm, ctx.container)
+        ]
+        return NOT_MEASURED, _missing(ctx, needs), {}
+    parts, numbers = [], {}
+    for form in forms:
+        metrics = {f"{m}@{form}": label for m, label in PORTABILITY_METRICS.items()}
+        _verdict, text, per_form = _reported(ctx, "portability", metrics)
+        meta = _latest_metadata(ctx, ctx.vm, "portability", "export_bytes", form)
+        compressor = meta.get("compressor") or "none"
+        how = (
+            "no compression"
+            if compressor == "none"
+            else f"{compressor} level {meta.get('compression_level')} on both"
+        )
+        parts.append(f"{_cap(form)} ({how}): {text}")
+        numbers[form] = {key.split("@", 1)[0]: value for key, value in per_form.items()}
+        if compressor != "none":
+            numbers[f"{form}_compressor"] = f"{compressor} -{meta.get('compression_level')}"
+    return REPORTED, " ".join(parts), numbers
 
 
 def c08_recovery(ctx: Context) -> Outcome:

@@ -32,6 +32,7 @@ HOST_TOOLS = {
     "cpio": "cpio",
     "busybox": "busybox-static",
     "unshare": "util-linux",
+    "zstd": "zstd",  # portability's compressed export form
     "apt-get": "apt",
 }
 

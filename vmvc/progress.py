@@ -36,7 +36,7 @@ from vmvc.events import (
     TrialStarted,
     WorkloadFailed,
 )
-from vmvc.keys import metric_key, split_key
+from vmvc.keys import metric_key, split_form, split_key
 from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 from vmvc.results import ResultDocument, Sample
 
@@ -376,18 +376,28 @@ class RunTracker:
         }
         per_n.pop(None, None)
         if not per_n:
-            return f"{workload}/{metric}"
+            plain = f"{workload}/{metric}"
+            # Measured in named forms: the first form recorded (never a pool of them).
+            forms = [
+                key
+                for key in values
+                if key.startswith(f"{workload}/")
+                and split_form(key.split("/", 1)[1])[0] == metric
+                and split_form(key.split("/", 1)[1])[1] is not None
+            ]
+            return plain if plain in values or not forms else forms[0]
         return per_n.get(n) or per_n[max(per_n)]
 
     def median(
-        self, backend: str, workload: str, n: int | None = None
+        self, backend: str, workload: str, n: int | None = None, key: str | None = None
     ) -> tuple[float, int, str] | None:
         """(median, n, unit) of the workload's headline metric so far, or None.
 
         A metric measured per instance count gives the median at count ``n`` (default: the
-        largest count measured so far), never one pooled over the counts.
+        largest count measured so far), never one pooled over the counts; ``key`` (a metric
+        key such as ``export_s@compressed``) asks for that group exactly.
         """
-        key = self.headline_key(backend, workload, n)
+        key = f"{workload}/{key}" if key else self.headline_key(backend, workload, n)
         values = self.state[backend].values.get(key) if key else None
         if not key or not values:
             return None
@@ -397,6 +407,9 @@ class RunTracker:
         """'@N=3' when the headline median is one instance count's, else ''."""
         key = self.headline_key(backend, workload)
         count = split_key(key.split("/", 1)[1])[1] if key else None
+        form = split_form(key.split("/", 1)[1])[1] if key else None
+        if form is not None:
+            return f" ({form})"
         return "" if count is None else f" @N={count}"
 
     def estimate(self) -> Estimate | None:
@@ -684,9 +697,10 @@ class PlainLog:
         if not sample.warmup and t.headline(sample.workload) == sample.metric:
             count = sample.metadata.get("n")
             count = count if isinstance(count, int) else None
-            partial = t.median(sample.backend, sample.workload, count)
-            summary = f" (median {fmt_value(partial[0])}, n={partial[1]})" if partial else ""
             name = metric_key(sample.metric, sample.metadata)
+            # The median of this sample's own group (its N, its form), never another's.
+            partial = t.median(sample.backend, sample.workload, count, name)
+            summary = f" (median {fmt_value(partial[0])}, n={partial[1]})" if partial else ""
             self._line(
                 f"  {sample.backend} {sample.workload} {name} = "
                 f"{fmt_value(sample.value)} {sample.unit}{summary}"

@@ -87,9 +87,13 @@ REALISTIC: dict[str, dict[str, float]] = {
         "density/marginal_mib": 4.3,
         "density/density_instances": 5160,
         "recovery/recovery_s": 1.12,
-        "portability/export_bytes": 4.31e8,
-        "portability/export_s": 2.94,
-        "portability/import_s": 3.71,
+        # Both export forms (measured on the development host, TCG, 2026-12-01).
+        "portability/export_bytes@uncompressed": 1.93e8,
+        "portability/export_s@uncompressed": 2.5,
+        "portability/import_s@uncompressed": 3.8,
+        "portability/export_bytes@compressed": 7.2e7,
+        "portability/export_s@compressed": 3.1,
+        "portability/import_s@compressed": 4.2,
     },
     "libvirt": {
         "cpu/events_per_s": 636,
@@ -111,9 +115,12 @@ REALISTIC: dict[str, dict[str, float]] = {
         "density/marginal_mib": 262.5,
         "density/density_instances": 84.5,
         "recovery/recovery_s": 9.34,
-        "portability/export_bytes": 1.07e9,
-        "portability/export_s": 1.61,
-        "portability/import_s": 1.38,
+        "portability/export_bytes@uncompressed": 2.05e8,
+        "portability/export_s@uncompressed": 2.9,
+        "portability/import_s@uncompressed": 1.1,
+        "portability/export_bytes@compressed": 7.4e7,
+        "portability/export_s@compressed": 3.6,
+        "portability/import_s@compressed": 1.6,
     },
 }
 # Relative noise per repetition (uniform in +-spread): steady CPU work is stable, disk I/O
@@ -154,7 +161,9 @@ REALISTIC_FACTS: dict[str, dict[str, Any]] = {
 
 
 def metric_info(key: str) -> tuple[str, bool]:
-    """(unit, higher_is_better) of 'workload/metric': METRICS, else guessed from the name."""
+    """(unit, higher_is_better) of 'workload/metric': METRICS, else guessed from the name
+    (a form, 'workload/metric@form', is the metric's)."""
+    key = key.split("@", 1)[0]
     if key in METRICS:
         return METRICS[key]
     metric = key.split("/", 1)[1]
@@ -194,6 +203,7 @@ def build_document(
 ) -> ResultDocument:
     """A complete ResultDocument from {backend: {"workload/metric": [values]}}.
 
+    A key "workload/metric@form" records the metric with ``metadata.form`` (an export form).
     ``units`` overrides (unit, higher_is_better) per "workload/metric"; ``metadata`` adds
     sample metadata per "backend:workload/metric"; ``warmups`` adds warmup samples
     (repetition 0), which statistics must ignore.
@@ -204,7 +214,9 @@ def build_document(
     def add(backend: str, key: str, values: Sequence[float], warmup: bool) -> None:
         nonlocal timestamp
         workload, metric = key.split("/", 1)
+        metric, _, form = metric.partition("@")  # "export_bytes@compressed": metadata.form
         unit, higher = (units or {}).get(key) or metric_info(key)
+        extra = {"form": form} if form else {}
         for index, value in enumerate(values):
             timestamp += 1.0
             samples.append(
@@ -219,7 +231,7 @@ def build_document(
                     warmup=warmup,
                     host=host,
                     timestamp=timestamp,
-                    metadata=dict((metadata or {}).get(f"{backend}:{key}", {})),
+                    metadata={**extra, **(metadata or {}).get(f"{backend}:{key}", {})},
                 )
             )
 
@@ -272,6 +284,11 @@ def realistic_document(
         {
             "docker:scale/time_per_instance_s": {"counts": [1, 2, 4]},
             "libvirt:scale/time_per_instance_s": {"counts": [1, 2, 4]},
+            **{
+                f"{b}:portability/{m}@compressed": {"compressor": "zstd", "compression_level": 3}
+                for b in ("docker", "libvirt")
+                for m in ("export_bytes", "export_s", "import_s")
+            },
         },
     )
     return build_document(realistic_data(seed=seed, repetitions=repetitions), accel=accel, **kwargs)

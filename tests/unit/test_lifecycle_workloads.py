@@ -22,6 +22,8 @@ import pytest
 from vmvc.agent.protocol import ReadyInfo
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec
 from vmvc.backends.capabilities import (
+    ByteSink,
+    ByteSource,
     Capability,
     Crash,
     Definition,
@@ -166,24 +168,38 @@ class FakeCrash(Crash):
         self.engine.alive.discard("watch")
 
 
+# What the fake engine exports: compressible, so the compressed form must come out smaller.
+PAYLOAD = bytes(range(256)) * 256
+
+
 class FakePorter(Porter):
+    holds = "fake archive"
+
     def __init__(self, engine: Engine, spec: InstanceSpec) -> None:
         super().__init__()
         self.engine, self.spec = engine, spec
         self.steps = {"export": "fake save", "import": "fake load"}
-        self.details = {"export_bytes": {"form": "fake archive"}}
+        self.details = {"export_bytes": {"engine_figure": 1}}
+        self.imports: list[bytes] = []  # what each import read (must be the plain stream)
 
     def stage(self) -> None:
         self.engine.make("export-source")
         self.engine.step("porter.stage")
 
-    def export(self) -> int:
+    def export(self, sink: ByteSink) -> None:
         self.engine.step("porter.export")
-        return 2048
+        sink.write(PAYLOAD[:1000])
+        sink.write(PAYLOAD[1000:])
 
-    def import_(self) -> None:
+    def import_(self, source: ByteSource) -> None:
+        if "imported" in self.engine.alive:
+            raise RuntimeError("the previous form's import was not cleared")
         self.engine.make("imported")
         self.engine.step("porter.import")
+        self.imports.append(source.read(10) + source.read())
+
+    def clear_import(self) -> None:
+        self.engine.alive.discard("imported")
 
     def remove(self) -> None:
         self.engine.alive -= {"export-source", "imported"}
@@ -216,6 +232,7 @@ class FakeBackend(Backend):
     def __init__(self, engine: Engine, capabilities: frozenset[Capability] = ALL) -> None:
         self.engine = engine
         self.capabilities = capabilities  # type: ignore[misc]
+        self.porters: list[FakePorter] = []
 
     def probe(self) -> Availability:
         return Availability(True, "fake")
@@ -248,7 +265,8 @@ class FakeBackend(Backend):
         return FakeCrash(self.engine, instance)
 
     def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
-        return FakePorter(self.engine, spec)
+        self.porters.append(FakePorter(self.engine, spec))
+        return self.porters[-1]
 
 
 class Harness:
@@ -449,13 +467,30 @@ def test_recovery_times_kill_to_ready_and_to_detection_per_trial(harness: Harnes
     harness.assert_clean()
 
 
-def test_portability_times_export_and_import_only(harness: Harness) -> None:
-    got = metrics(harness.run("portability"))
-    assert got["export_s"].value == 5.0  # the untimed set-up (16 s) is not in it
-    assert got["import_s"].value == 6.0
-    assert got["export_bytes"].value == 2048 and got["export_bytes"].unit == "bytes"
-    assert got["export_bytes"].metadata == {"form": "fake archive"}
-    assert got["export_s"].metadata == {"step": "fake save"}
+def test_portability_times_export_and_import_of_each_form_alike(harness: Harness) -> None:
+    backend = FakeBackend(harness.engine)
+    got = harness.run("portability", backend).measurements
+    by_form = {
+        form: {m.metric: m for m in got if m.metadata["form"] == form}
+        for form in ("uncompressed", "compressed")
+    }
+    assert [m.metadata["form"] for m in got] == ["uncompressed"] * 3 + ["compressed"] * 3
+    for form, measured in by_form.items():
+        assert measured["export_s"].value == 5.0, form  # the untimed set-up (16 s) is not in it
+        assert measured["import_s"].value == 6.0, form
+        assert measured["export_s"].metadata["step"] == "fake save"
+        size = measured["export_bytes"]
+        assert size.unit == "bytes" and size.metadata["stream_bytes"] == len(PAYLOAD)
+        assert size.metadata["holds"] == "fake archive" and size.metadata["engine_figure"] == 1
+    plain, packed = by_form["uncompressed"], by_form["compressed"]
+    assert plain["export_bytes"].value == len(PAYLOAD)
+    assert packed["export_bytes"].value < len(PAYLOAD) / 10  # really compressed
+    for metric in ("export_bytes", "export_s", "import_s"):
+        assert plain[metric].metadata["compressor"] == "none"
+        assert packed[metric].metadata["compressor"] == "zstd"
+        assert packed[metric].metadata["compression_level"] == 3
+    # Each import read back exactly the engine's plain stream, whatever the form on disk.
+    assert backend.porters[0].imports == [PAYLOAD, PAYLOAD]
     harness.assert_clean()
 
 

@@ -127,18 +127,37 @@ def test_io_parses_all_fio_jobs(backend: str) -> None:
     assert meta["past_caches"] is False
 
 
-def test_io_sized_past_the_caches_is_said_so() -> None:
+def _sized(job_ms: int, ramp: str = "2", size: str = "1G") -> list[str]:
     import json
 
     text = "\n".join(lines("native-io.txt"))
     report = json.loads(text[text.index("{") :])
-    report["global options"]["size"] = "1G"
+    report["global options"]["size"] = size
     for job in report["jobs"]:
-        job["job_runtime"] = 20000
-        job.setdefault("job options", {})["ramp_time"] = "5"
-    measured = IoWorkload().parse(json.dumps(report).splitlines())
+        job["job_runtime"] = job_ms
+        job.setdefault("job options", {})["ramp_time"] = ramp
+    return json.dumps(report).splitlines()
+
+
+def test_io_sized_past_the_caches_is_said_so() -> None:
+    # The default profile's sizing: 1 GiB, 4 jobs x 5 s after a 2 s ramp = 20 s measured.
+    measured = IoWorkload().parse(_sized(5000))
     assert all(m.metadata["past_caches"] for m in measured)
     assert measured[0].metadata["file_size_mib"] == 1024
+    assert measured[0].metadata["run_runtime_s"] == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize(
+    ("job_ms", "ramp", "size", "why"),
+    [
+        (4900, "2", "1G", "jobs measured under 5 s (19.6 s together)"),
+        (5000, "0", "1G", "no ramp-up"),
+        (30000, "5", "1023M", "a file under 1 GiB"),
+    ],
+)
+def test_io_not_past_the_caches(job_ms: int, ramp: str, size: str, why: str) -> None:
+    measured = IoWorkload().parse(_sized(job_ms, ramp, size))
+    assert not any(m.metadata["past_caches"] for m in measured), why
 
 
 def test_io_bandwidth_is_converted_from_kib() -> None:

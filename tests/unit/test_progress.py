@@ -473,6 +473,25 @@ def test_scale_medians_are_per_instance_count() -> None:
     assert re.search(r"scale all_ready_s\s+10.01 @N=3 n=3", screen), screen
 
 
+def test_portability_medians_are_per_export_form() -> None:
+    t, _ = tracker(backends=("docker",), workloads=("portability",), repetitions=2)
+    stream = io.StringIO()
+    log = PlainLog(t, stream)
+    for rep in range(2):
+        for form, value in (("uncompressed", 1.0), ("compressed", 3.0)):
+            s = sample("docker", "portability", "export_s", value + rep, rep)
+            s.metadata = {"form": form}
+            log.notify(SampleRecorded(s))
+    # The first form recorded is the headline; each line gives its own form's median.
+    assert t.median("docker", "portability") == (1.5, 2, "u")
+    assert t.median("docker", "portability", key="export_s@compressed") == (3.5, 2, "u")
+    text = stream.getvalue()
+    assert "export_s@compressed = 4.00 u (median 3.50, n=2)" in text, text
+    assert "export_s@uncompressed = 2.00 u (median 1.50, n=2)" in text, text
+    screen = render_text(LiveView(t, Console(file=io.StringIO())))
+    assert re.search(r"portability export_s\s+1.50 \(uncompressed\) n=2", screen), screen
+
+
 def test_estimate_follows_a_plan_with_capped_workloads() -> None:
     """Quick-profile shape: a warm-up boot, steady workloads in the first repetition only,
     then boots alone. Each instance-trial shape is timed apart, so the estimate after the

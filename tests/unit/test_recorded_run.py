@@ -65,7 +65,9 @@ def test_verdicts_on_the_recorded_run() -> None:
     # Recorded before the density workload (host MemAvailable accounting) existed.
     assert verdicts["C02"].verdict == verdicts["C10"].verdict == "not measured"
     assert verdicts["C07"].verdict == verdicts["C09"].verdict == "fact"
-    assert verdicts["C06"].verdict == "reported"
+    # Recorded before both forms were exported alike (zlib qcow2 vs plain tar): not compared.
+    assert verdicts["C06"].verdict == "not measured"
+    assert "each engine's own form" in verdicts["C06"].text
     measured = [v for v in verdicts.values() if v.verdict != "not measured"]
     assert all(v.emulated and "emulated" in v.text.lower() for v in measured)
     # Had it run under KVM, three repetitions would still be too few for any verdict.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from vmvc.agent.protocol import ReadyInfo
 
@@ -123,25 +123,50 @@ class Crash(Handle):
         """Stop watching the engine."""
 
 
+class ByteSink(Protocol):
+    """Where an export writes its stream: a file, or a compressor's input."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+class ByteSource(Protocol):
+    """Where an import reads its stream from: a file, or a decompressor's output."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class Porter(Handle):
-    """The prepared image exported in the engine's portable form and imported again."""
+    """The prepared image exported in the engine's portable form and imported again.
+
+    The engine writes and reads ONE uncompressed stream (`export` into a sink, `import_`
+    from a source); the workload decides the form (the file as is, or compressed by the
+    same compressor for every engine: vmvc.bench.export_forms), so forms are alike across
+    engines. `export` and `import_` run once per form, in that order:
+    export, forget_source, import_, check, clear_import.
+    """
+
+    # What the exported stream holds, for the measurement's metadata and the report.
+    holds: str = ""
 
     def stage(self) -> None:
-        """Set-up before the export (untimed)."""
+        """Set-up before the first export (untimed)."""
 
     @abc.abstractmethod
-    def export(self) -> int:
-        """Export to a file in the instance's work dir (timed); returns its size in bytes."""
+    def export(self, sink: ByteSink) -> None:
+        """Write the portable form, uncompressed, into `sink` (timed; write-only, no seek)."""
 
     def forget_source(self) -> None:
         """Make the import do its real work, as on another host (untimed)."""
 
     @abc.abstractmethod
-    def import_(self) -> None:
-        """Import the exported file again (timed)."""
+    def import_(self, source: ByteSource) -> None:
+        """Import what `export` wrote, read from `source` (timed; read-only, no seek)."""
 
     def check(self) -> None:
-        """Check the import gave back the exported image; raise if not (untimed)."""
+        """Check the import gave back a usable image; raise if not (untimed)."""
+
+    def clear_import(self) -> None:
+        """Remove what the import made, so the next form starts as before it (untimed)."""
 
 
 @dataclass(frozen=True)

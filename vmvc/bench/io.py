@@ -3,7 +3,8 @@ mount, native directory): 4k random read/write IOPS and latency, 1M sequential b
 
 Every sample carries the semantics fio actually ran, read back from its own report (direct,
 ioengine, iodepth, fsync, end_fsync, file size, runtime, ramp-up), and whether the run was
-sized past the caches (``past_caches``: a file of >= 1 GiB, >= 20 s per job after a ramp-up);
+sized past the caches (``past_caches``: a file of >= 1 GiB, every one of the four jobs
+measured >= 5 s after its ramp-up, so >= 20 s of measured I/O per run; see vmvc.config);
 a smaller run (the quick profile) says so instead of passing for a disk measurement.
 """
 
@@ -14,7 +15,7 @@ import re
 from typing import Any
 
 from vmvc.bench.base import DATA_DIR, Measurement, ParseError
-from vmvc.config import IO_PAST_CACHES_FILE_MIB, IO_PAST_CACHES_RUNTIME_S, Config
+from vmvc.config import IO_PAST_CACHES_FILE_MIB, IO_PAST_CACHES_JOB_S, Config
 
 # fio job name -> (direction, metric prefix)
 JOBS = {
@@ -43,8 +44,9 @@ def _int_option(options: dict[str, Any], key: str) -> int | None:
         return None
 
 
-def semantics(report: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """What this fio job ran with, from fio's own echo of its options."""
+def semantics(report: dict[str, Any], job: dict[str, Any], run_s: float) -> dict[str, Any]:
+    """What this fio job ran with, from fio's own echo of its options; `run_s` is the measured
+    time of the run's jobs together (recorded, for the reader)."""
     options = {**report.get("global options", {}), **job.get("job options", {})}
     meta: dict[str, Any] = {"fio_version": report.get("fio version")}
     for key in SEMANTICS:
@@ -53,10 +55,11 @@ def semantics(report: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     meta["file_size_mib"] = _size_mib(options.get("size"))
     meta["runtime_s"] = job.get("job_runtime", 0) / 1000.0  # fio counts after the ramp
     meta["ramp_s"] = _int_option(options, "ramp_time") or 0
+    meta["run_runtime_s"] = round(run_s, 3)
     meta["past_caches"] = bool(
         meta["file_size_mib"] is not None
         and meta["file_size_mib"] >= IO_PAST_CACHES_FILE_MIB
-        and meta["runtime_s"] >= IO_PAST_CACHES_RUNTIME_S
+        and meta["runtime_s"] >= IO_PAST_CACHES_JOB_S
         and meta["ramp_s"] > 0
     )
     return meta
@@ -79,6 +82,7 @@ class IoWorkload:
         except json.JSONDecodeError as exc:
             raise ParseError(f"fio JSON report is malformed ({exc.msg})") from None
         jobs = {job["jobname"]: job for job in report.get("jobs", [])}
+        run_s = sum(jobs[name].get("job_runtime", 0) for name in JOBS if name in jobs) / 1000.0
         measurements = []
         for job_name, (direction, prefix) in JOBS.items():
             job = jobs.get(job_name)
@@ -87,7 +91,7 @@ class IoWorkload:
             if job.get("error"):
                 raise ParseError(f"fio job '{job_name}' failed with error {job['error']}")
             stats = job[direction]
-            meta = semantics(report, job)
+            meta = semantics(report, job, run_s)
             if prefix.endswith("4k"):
                 measurements.append(
                     Measurement(f"{prefix}_iops", stats["iops"], "IOPS", True, meta)

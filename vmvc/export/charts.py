@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from vmvc.analysed import Summary
-from vmvc.catalogue import metric_title, order_metrics, workload_title
+from vmvc.catalogue import form_rank, metric_title, order_metrics, workload_title
 from vmvc.export.view import ReportView, ratio_estimate, summary_index
 from vmvc.formatting import format_estimate, format_number
+from vmvc.keys import display, metric_key, split_form
 from vmvc.results import ResultDocument, Sample
 
 # Per kind, the first backend's colour first; a second backend of a kind takes the next.
@@ -178,11 +179,17 @@ class ChartBuilder:
             for s in self.measured
             if s.host == self.host
             and s.workload == workload
-            and (metric is None or s.metric == metric)
+            and (metric is None or metric in (s.metric, metric_key(s.metric, s.metadata)))
         ]
 
     def _metrics(self, workload: str) -> list[str]:
-        return order_metrics(workload, {s.metric for s in self._samples(workload)})
+        """Metric keys in catalogue order; a metric measured per form gives one per form."""
+        samples = self._samples(workload)
+        ordered = []
+        for name in order_metrics(workload, {s.metric for s in samples}):
+            keys = {metric_key(s.metric, s.metadata) for s in samples if s.metric == name}
+            ordered += sorted(keys, key=lambda k: form_rank(workload, split_form(k)[1]))
+        return ordered
 
     def _backends(self, samples: list[Sample]) -> list[str]:
         names = {s.backend for s in samples}
@@ -409,7 +416,7 @@ class ChartBuilder:
                 if s is None:
                     continue
                 lo, hi = s.ci_low, s.ci_high
-                x.append(plot_text(metric))
+                x.append(plot_text(display(metric)))
                 y.append(s.median)
                 low.append(s.median - lo if lo is not None else 0)
                 high.append(hi - s.median if hi is not None else 0)

@@ -16,7 +16,7 @@ from typing import Any
 
 from vmvc.analysed import VERDICT_KINDS, Statistics, Summary
 from vmvc.analysed import Verdict as StoredVerdict
-from vmvc.catalogue import order_metrics, order_workloads, workload_title
+from vmvc.catalogue import form_rank, order_metrics, order_workloads, workload_title
 from vmvc.environment import host_accel
 from vmvc.formatting import (
     finite,
@@ -26,7 +26,7 @@ from vmvc.formatting import (
     format_range,
     format_value,
 )
-from vmvc.keys import display, metric_key, split_key
+from vmvc.keys import display, metric_key, split_form, split_key
 from vmvc.results import ResultDocument, Sample
 
 # Exporters may import the formatting from here too.
@@ -293,12 +293,15 @@ def _pairs(doc: ResultDocument, backends: list[str]) -> list[tuple[str, str]]:
 
 
 def _metric_order(workload: str, keys: set[str]) -> list[str]:
-    """Metrics in the report's order; a per-N metric's rows by N under its name."""
+    """Metrics in the report's order; a per-N metric's rows by N under its name, a per-form
+    metric's rows by form (each form a row of its own)."""
     names = {split_key(k)[0] for k in keys}
     ordered = []
     for name in order_metrics(workload, names):
         mine = [k for k in keys if split_key(k)[0] == name]
-        ordered += sorted(mine, key=lambda k: split_key(k)[1] or 0)
+        ordered += sorted(
+            mine, key=lambda k: (split_key(k)[1] or 0, form_rank(workload, split_form(k)[1]))
+        )
     return ordered
 
 
@@ -355,11 +358,35 @@ def _io_anomalies(verdicts: list[StoredVerdict]) -> dict[tuple[str, str, str], f
     return found
 
 
-def _row_note(workload: str, samples: list[Sample]) -> str:
+def _form_note(doc: ResultDocument, samples: list[Sample]) -> str:
+    """How a per-form row was packed (the same for every backend), and on the size row what
+    each backend's export holds."""
+    meta = samples[-1].metadata
+    form, compressor = meta.get("form"), meta.get("compressor")
+    if compressor and compressor != "none":
+        threads = meta.get("compression_threads")
+        how = f"{compressor} level {meta.get('compression_level')}" + (
+            f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+        )
+    else:
+        how = "no compression"
+    text = f"Form {form}: {how}, the same for every backend."
+    if samples[-1].metric == "export_bytes":
+        holds = {}
+        for sample in samples:
+            if sample.metadata.get("holds"):
+                holds[doc.record(sample.backend).label] = str(sample.metadata["holds"])
+        text += "".join(f" {label} holds: {what}." for label, what in holds.items())
+    return text
+
+
+def _row_note(doc: ResultDocument, workload: str, samples: list[Sample]) -> str:
     if workload == "memory":
         return _memory_note(samples)
     if workload == "io":
         return _io_note(samples)
+    if samples and split_form(metric_key(samples[-1].metric, samples[-1].metadata))[1]:
+        return _form_note(doc, samples)
     return ""
 
 
@@ -396,7 +423,7 @@ def _tables(
                 note = (
                     "Rows with (N=…): measured with N instances at once, one row per N."
                     if split_key(key)[1] is not None
-                    else _row_note(workload, of_metric)
+                    else _row_note(doc, workload, of_metric)
                 )
                 flagged = [b for b in backends if (host, b, key) in anomalies]
                 if flagged:

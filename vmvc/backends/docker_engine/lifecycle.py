@@ -16,6 +16,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from vmvc.backends.capabilities import ByteSink, ByteSource
 from vmvc.backends.docker_engine.images import stream_import
 from vmvc.backends.docker_engine.labels import LABEL, LABEL_IMAGE, LABEL_RUN
 from vmvc.image.build import Artefacts
@@ -55,21 +56,22 @@ def remove_image(client: docker.DockerClient, image: str) -> None:
         client.images.remove(image, force=True, noprune=False)
 
 
-def save_image(client: docker.DockerClient, image_id: str, target: Path) -> int:
-    """`docker save` by id (no repository tags in the archive) streamed to a file; bytes."""
+def save_image(client: docker.DockerClient, image_id: str, sink: ByteSink) -> None:
+    """`docker save` by id (no repository tags in the archive) streamed into a sink."""
     image = client.images.get(image_id)
-    with open(target, "wb") as handle:
-        for chunk in image.save(chunk_size=1024 * 1024):
-            handle.write(chunk)
-    return target.stat().st_size
+    for chunk in image.save(chunk_size=1024 * 1024):
+        sink.write(chunk)
 
 
-def load_image(client: docker.DockerClient, source: Path) -> str:
-    """`docker load` of an archive (streamed from the file); returns the loaded image id."""
-    with open(source, "rb") as handle:
-        images = client.images.load(handle)
+def load_image(client: docker.DockerClient, source: ByteSource) -> str:
+    """`docker load` of an archive streamed from `source`; returns the loaded image id.
+
+    The body goes as chunks of unknown length (chunked transfer): a decompressor's pipe has
+    no size, and a file object would make the HTTP client guess it from its descriptor.
+    """
+    images = client.images.load(iter(lambda: source.read(1024 * 1024), b""))
     if not images:
-        raise RuntimeError(f"docker load of {source.name} reported no image")
+        raise RuntimeError("docker load reported no image")
     return str(images[0].id)
 
 

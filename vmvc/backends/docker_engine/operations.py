@@ -5,7 +5,8 @@ define    `docker create` (writable and init layers, configuration) from that im
           run's prepared one; started with `docker start`, ready at the agent's marker
 crash     SIGKILL to the container's main process (the agent, PID 1 inside) from the host;
           the restart policy on-failure brings it back; detected at State.FinishedAt
-porter    `docker save` (SDK stream, by image id) to a tar file, `docker load` of it. The
+porter    `docker save` (SDK stream, by image id) into the workload's sink, `docker load` from
+          its source (both the uncompressed archive; the workload packs the form). The
           exported image is a temporary single-layer import of the rootfs plus one unique
           file, removed before the load: loading an image whose layer the engine already
           holds skips the real work, so the load must rebuild the layer as on another host.
@@ -30,6 +31,8 @@ from docker.models.containers import Container
 from vmvc.agent.protocol import LineLog, ReadyInfo, wait_ready
 from vmvc.backends.base import Backend, Instance, InstanceSpec
 from vmvc.backends.capabilities import (
+    ByteSink,
+    ByteSource,
     Capability,
     Crash,
     Definition,
@@ -235,20 +238,20 @@ class DockerCrash(Crash):
 class DockerPorter(Porter):
     """docker save / docker load of a temporary image whose layer no other image shares."""
 
+    holds = "docker save archive: the image's layer tar, config and manifest"
+
     def __init__(self, client: docker.DockerClient, artefacts: Artefacts, spec: InstanceSpec):
         super().__init__()
         self.client, self.artefacts, self.spec = client, artefacts, spec
         self.source_tag = temp_tag(spec.name, "export")
         self.loaded_tag = temp_tag(spec.name, "imported")
-        self.archive = spec.workdir / "image.tar"
         self.source_id = ""
         self.loaded_id = ""
         self.image_ids: list[str] = []
         self.steps = {
-            "export": "docker save (SDK stream to a file)",
+            "export": "docker save (SDK stream)",
             "import": "docker load (layer rebuilt)",
         }
-        self.details = {"export_bytes": {"form": "docker save archive (uncompressed tar)"}}
 
     def stage(self) -> None:
         unique = make_dirs(self.spec.workdir) / "unique"
@@ -260,17 +263,20 @@ class DockerPorter(Porter):
         )
         self.image_ids.append(self.source_id)
 
-    def export(self) -> int:
-        return save_image(self.client, self.source_id, self.archive)
+    def export(self, sink: ByteSink) -> None:
+        # After the first form's import the loaded image is the source again (same id).
+        save_image(self.client, self.source_id, sink)
 
     def forget_source(self) -> None:
         remove_image(self.client, self.source_id)  # as on another host: rebuild the layer
 
-    def import_(self) -> None:
-        self.loaded_id = load_image(self.client, self.archive)
+    def import_(self, source: ByteSource) -> None:
+        self.loaded_id = load_image(self.client, source)
         self.image_ids.append(self.loaded_id)
 
     def check(self) -> None:
+        """The image id is the digest of its config, which names its layers' content
+        digests: the same id back means the same content."""
         self.client.images.get(self.loaded_id).tag(*self.loaded_tag.split(":"))
         if self.loaded_id != self.source_id:
             raise RuntimeError(

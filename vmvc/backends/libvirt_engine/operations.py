@@ -9,8 +9,10 @@ full copy  `qemu-img convert` of the image's base disk (holes kept sparse)
 crash      the agent panics the guest kernel (`echo c > /proc/sysrq-trigger`); the guest
            runs with on_crash/on_reboot=restart and `panic=-1`; detected at libvirt's reboot
            event for the domain
-porter     the base disk exported as a zlib-compressed qcow2 (`qemu-img convert -c -O
-           qcow2`) and imported back as a raw disk (`qemu-img convert -O raw`)
+porter     a bundle of everything needed to boot the VM elsewhere (bundle.py): root disk as
+           uncompressed qcow2, kernel, initramfs, firmware, domain XML, as one tar streamed
+           into the workload's sink; imported by unpacking and `virsh define`, checked by
+           booting the imported domain
 
 Every file lives in the instance's vmvc-named work dir. `LibvirtOperations` is mixed into
 the public LibvirtBackend (vmvc.backends.libvirt); the engine's own modules do not import
@@ -19,6 +21,7 @@ this one.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +29,8 @@ from typing import TYPE_CHECKING
 from vmvc.agent.protocol import ReadyInfo, command_line
 from vmvc.backends.base import Backend, Instance, InstanceSpec
 from vmvc.backends.capabilities import (
+    ByteSink,
+    ByteSource,
     Capability,
     Crash,
     Definition,
@@ -34,6 +39,7 @@ from vmvc.backends.capabilities import (
     Porter,
     StoredBytes,
 )
+from vmvc.backends.libvirt_engine import bundle
 from vmvc.backends.libvirt_engine.backend import LibvirtBackend, LibvirtInstance
 from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
 from vmvc.backends.libvirt_engine.lifecycle import (
@@ -51,6 +57,7 @@ from vmvc.backends.libvirt_engine.lifecycle import (
 )
 from vmvc.backends.memory import pids_named
 from vmvc.image.build import Artefacts
+from vmvc.paths import make_dirs
 
 if TYPE_CHECKING:
     import libvirt
@@ -109,7 +116,7 @@ class LibvirtOperations(Backend):
         return KernelPanic(self.conn, instance)
 
     def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
-        return DiskPorter(artefacts, spec)
+        return BundlePorter(self._engine(), artefacts, spec)
 
 
 class BaseDisk(DerivedArtefact):
@@ -222,42 +229,71 @@ class KernelPanic(Crash):
         self.watch.close()
 
 
-class DiskPorter(Porter):
-    """The image's base disk to a compressed qcow2 and back to a raw disk."""
+class BundlePorter(Porter):
+    """The VM as one bundle (vmvc.backends.libvirt_engine.bundle): root disk as uncompressed
+    qcow2, kernel, initramfs, firmware and domain XML; imported by unpacking it and defining
+    the domain; checked by booting the imported domain to the agent's ready marker."""
 
-    def __init__(self, artefacts: Artefacts, spec: InstanceSpec) -> None:
+    holds = "tar: root disk (qcow2, uncompressed), kernel, initramfs, firmware, domain XML"
+
+    def __init__(self, backend: LibvirtBackend, artefacts: Artefacts, spec: InstanceSpec):
         super().__init__()
-        self.base = artefacts.base_disk
-        self.spec = spec
-        self.exported = spec.workdir / "export.qcow2"
-        self.imported = spec.workdir / "imported.raw"
+        self.backend, self.artefacts, self.spec = backend, artefacts, spec
+        self.staging = spec.workdir / "bundle"
+        self.imported = spec.workdir / "imported"
+        self.guest: DefinedGuest | None = None
+        self.found: set[str] = set()
         self.steps = {
-            "export": "qemu-img convert -c -O qcow2",
-            "import": "qemu-img convert -O raw",
+            "export": "qemu-img convert -O qcow2 + tar (disk, kernel, initramfs, XML)",
+            "import": "untar + virsh define",
         }
-        self.details = {
-            "export_bytes": {
-                "form": "qcow2, zlib-compressed",
-                "base_disk_bytes": self.base.stat().st_size,
-            }
-        }
+        self.details = {"export_bytes": {"base_disk_bytes": artefacts.base_disk.stat().st_size}}
 
-    def stage(self) -> None:
-        instance_dir(self.spec)
+    def export(self, sink: ByteSink) -> None:
+        staging = make_dirs(self.staging)
+        disk = staging / bundle.DISK
+        convert(self.artefacts.base_disk, "raw", disk, "qcow2")
+        kernel, initrd = copy_boot_files(self.artefacts, staging)  # and the firmware ROM
+        xml = guest_xml(
+            self.backend,
+            self.spec,
+            root=DomainDisk(disk, "qcow2", "vda"),
+            kernel=kernel,
+            initrd=initrd,
+        )
+        files = {bundle.DISK: disk, bundle.KERNEL: kernel, bundle.INITRD: initrd}
+        if (staging / bundle.FIRMWARE).exists():
+            files[bundle.FIRMWARE] = staging / bundle.FIRMWARE
+        bundle.write_bundle(sink, files, bundle.relative_xml(xml))
 
-    def export(self) -> int:
-        convert(self.base, "raw", self.exported, "qcow2", compress=True)
-        return self.exported.stat().st_size
+    def forget_source(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)  # the import has only the bundle
 
-    def import_(self) -> None:
-        convert(self.exported, "qcow2", self.imported, "raw")
+    def import_(self, source: ByteSource) -> None:
+        target = make_dirs(self.imported)
+        self.found = bundle.read_bundle(source, target)
+        xml = bundle.placed_xml((target / bundle.DOMAIN).read_text(), target)
+        self.guest = DefinedGuest(self.backend.conn, self.spec.name, xml)
 
     def check(self) -> None:
-        allocated = allocated_bytes(self.imported)
-        if allocated <= 0:
-            raise RuntimeError("the imported disk holds no data")
-        self.details["import"] = {"imported_allocated_bytes": allocated}
+        """Boot the imported domain from the imported files until the agent is ready."""
+        if self.guest is None:
+            raise RuntimeError("the bundle was not imported")
+        self.guest.start()
+        self.guest.wait_ready(self.spec.boot_timeout)
+        self.details["import"] = {
+            "bundle_files": sorted(self.found),
+            "check": "imported domain booted to the agent's ready marker",
+            "check_boot_s": round(self.guest.phases["total_s"], 3),
+        }
+
+    def clear_import(self) -> None:
+        guest, self.guest = self.guest, None
+        if guest is not None:
+            guest.remove()
+        shutil.rmtree(self.imported, ignore_errors=True)
 
     def remove(self) -> None:
-        for path in (self.exported, self.imported):
-            path.unlink(missing_ok=True)
+        self.clear_import()
+        undefine_by_name(self.backend.conn, self.spec.name)  # defined half-way, if at all
+        shutil.rmtree(self.staging, ignore_errors=True)
