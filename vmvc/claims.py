@@ -376,7 +376,7 @@ def _noise_note(ctx: Context) -> str:
         return ""
     return (
         f" On this host the drop over the series did not stand above the host's own noise "
-        f"for {' and '.join(noisy)}: the marginal cost there is noise-dominated."
+        f"for {' and '.join(noisy)}: its figures are noise-dominated."
     )
 
 
@@ -422,6 +422,7 @@ def c02_footprint(ctx: Context) -> Outcome:
     if verdict == NOT_MEASURED:
         return verdict, text, numbers
     text += f" {_memory_basis(ctx, ctx.container)}; per-process PSS is only its breakdown."
+    text += _noise_note(ctx)
     numbers["basis"] = "host MemAvailable drop with 1 instance"
     numbers.update(_breakdown(ctx, "marginal_mib"))
     return verdict, text, numbers

@@ -242,14 +242,15 @@ def test_c02_and_c10_say_how_memory_was_counted(make_realistic):
     assert c10.numbers["container_marginal_mib"] == pytest.approx(4.3, rel=0.15)
 
 
-def test_c10_says_when_the_series_was_within_the_hosts_noise(make_realistic):
+def test_c02_c10_say_when_the_series_was_within_the_hosts_noise(make_realistic):
     doc = make_realistic(accel="kvm")
     assert "noise" not in verdict_of(doc, "C10").text
     for sample in doc.samples:
         if sample.backend == "docker" and sample.metric == "marginal_mib":
             sample.metadata["above_noise"] = False
-    assert "noise-dominated" in verdict_of(doc, "C10").text
-    assert "for container:" in verdict_of(doc, "C10").text
+    for claim in ("C02", "C10"):
+        assert "noise-dominated" in verdict_of(doc, claim).text
+        assert "for container:" in verdict_of(doc, claim).text
 
 
 def test_a_drop_that_is_not_positive_forms_no_ratio(build_doc):
