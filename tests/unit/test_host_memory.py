@@ -117,6 +117,14 @@ def test_a_drop_within_the_noise_does_not_stand_above_it() -> None:
     assert not result.above_noise
 
 
+def test_readings_that_stray_from_a_line_are_noise_too() -> None:
+    # Baseline and end agree (no drift), but the middle readings jump by 150 MiB.
+    points = series({1: -200.0, 8: -100.0, 16: 80.0, 32: -30.0})
+    result = account(median_reading(READS), {}, points, drift_mib=0.0)
+    assert result.noise_mib > 100
+    assert not result.above_noise  # a rise of 170 MiB is not 5x the scatter
+
+
 def test_two_counts_give_a_slope_but_no_interval() -> None:
     result = account(median_reading(READS), {}, series({1: 250.0, 2: 500.0}))
     assert result.marginal is not None and result.marginal.slope == pytest.approx(250.0, 0.01)

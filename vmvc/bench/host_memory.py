@@ -239,10 +239,10 @@ def account(
 ) -> Accounting:
     """The accounting from a baseline and the readings at each N (pure).
 
-    The noise floor is the larger of the baseline reads' spread and (when given) the drift
-    of the host between the baseline and after every instance was removed; the drop at the
-    largest N, less the first instance's, "stands above the noise" when it exceeds
-    ABOVE_NOISE_FACTOR times that floor.
+    The noise floor is the largest of the baseline reads' spread, (when given) the drift of
+    the host between the baseline and after every instance was removed, and the readings'
+    scatter about the fitted line; the drop at the largest N, less the first instance's,
+    "stands above the noise" when it exceeds ABOVE_NOISE_FACTOR times that floor.
     """
     if not points or points[0].n != 1:
         raise ValueError("the density series must start at N=1 (the first instance's cost)")
@@ -253,7 +253,7 @@ def account(
     daemon_growth = [_delta(p.daemons_mib, baseline_daemons) for p in points]
     own = [sum(p.instances_mib) for p in points]
     marginal = fit_line(counts, drops)
-    noise = max(baseline.available_spread_mib, abs(drift_mib or 0.0))
+    noise = max(baseline.available_spread_mib, abs(drift_mib or 0.0), _scatter(counts, drops))
     rise = drops[-1] - drops[0]
     slopes: dict[str, float | None] = {}
     for name, values in (("daemons_growth_mib", daemon_growth), ("instances_own_mib", own)):
@@ -302,6 +302,16 @@ def account(
         breakdown_slopes=slopes,
         points_metadata=metadata,
     )
+
+
+def _scatter(counts: Sequence[int], drops: Sequence[float]) -> float:
+    """The residual standard deviation of the least-squares line (0 below 3 counts): how far
+    the readings stray from a straight line is noise too, even if baseline and end agree."""
+    fit = fit_line(counts, drops)
+    if fit is None or len(counts) < 3:
+        return 0.0
+    residuals = [d - (fit.slope * n + fit.intercept) for n, d in zip(counts, drops, strict=True)]
+    return math.sqrt(sum(r * r for r in residuals) / (len(counts) - 2))
 
 
 def _tenant_growth(point: DensityPoint, daemons: float, own: float) -> float | None:
