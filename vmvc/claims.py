@@ -306,17 +306,90 @@ def c01_startup(ctx: Context) -> Outcome:
     return verdict, text, numbers
 
 
+# How C02 and C10 count memory (vmvc.bench.host_memory): said in both verdicts' text.
+HOST_MEMORY_BASIS = (
+    "Counted as the drop of the host's MemAvailable (engine daemons, shims, QEMU and kernel "
+    "included; page cache not dropped), after every instance touched {touch} of memory"
+)
+
+
+def _memory_basis(ctx: Context, backend: str) -> str:
+    """The counting sentence, with the touched working set the samples record."""
+    touched = {
+        s.metadata.get("touch_mib")
+        for s in ctx.doc.measured()
+        if (s.host, s.backend, s.workload) == (ctx.host, backend, "density")
+    } - {None}
+    touch = f"{touched.pop()} MiB" if len(touched) == 1 else "the same amount"
+    return HOST_MEMORY_BASIS.format(touch=touch)
+
+
+def _noise_note(ctx: Context) -> str:
+    """A sentence naming the backends whose series did not rise above the host's noise."""
+    noisy = []
+    for backend in (ctx.vm, ctx.container):
+        flags = [
+            s.metadata.get("above_noise")
+            for s in ctx.doc.measured()
+            if (s.host, s.backend, s.workload, s.metric)
+            == (ctx.host, backend, "density", "marginal_mib")
+        ]
+        if False in flags:
+            noisy.append(ctx.label(backend))
+    if not noisy:
+        return ""
+    return (
+        f" On this host the drop over the series did not stand above the host's own noise "
+        f"for {' and '.join(noisy)}: its figures are noise-dominated."
+    )
+
+
+def _breakdown(ctx: Context, metric: str) -> dict[str, Any]:
+    """Per-backend medians of a density figure, for the numbers (a breakdown, not a verdict)."""
+    found: dict[str, Any] = {}
+    for kind, backend in (("vm", ctx.vm), ("container", ctx.container)):
+        summary = ctx.summary(backend, "density", metric) if backend else None
+        if summary is not None:
+            found[f"{kind}_{metric}"] = summary["median"]
+    return found
+
+
+def _not_above_noise(ctx: Context, metric: str) -> str | None:
+    """Which backend's density figure is not positive (the host's drop was within its own
+    noise: other work freed more than the instances took), or None."""
+    for backend in (ctx.vm, ctx.container):
+        summary = ctx.summary(backend, "density", metric)
+        if summary is not None and summary["median"] <= 0:
+            return (
+                f"The host's MemAvailable drop for {ctx.label(backend)} was not positive "
+                f"({metric} {fmt_value(summary['median'], summary['unit'])}): other work on "
+                "the host moved more memory than the instances took, so no ratio is formed."
+            )
+    return None
+
+
 def c02_footprint(ctx: Context) -> Outcome:
-    """VM (qemu PSS) / container (cgroup + shim) idle memory, against c02_footprint_ratio."""
-    return _threshold_ratio_claim(
+    """VM / container memory cost of the FIRST instance (host MemAvailable drop, daemons'
+    growth included), against c02_footprint_ratio; the marginal cost is C10's."""
+    noisy = _not_above_noise(ctx, "first_instance_mib")
+    if noisy is not None:
+        return INCONCLUSIVE, noisy, {"basis": "host MemAvailable drop with 1 instance"}
+    verdict, text, numbers = _threshold_ratio_claim(
         ctx,
         ctx.vm,
         ctx.container,
-        "footprint",
-        "total_mib",
+        "density",
+        "first_instance_mib",
         ctx.thresholds.c02_footprint_ratio,
-        "Idle host memory",
+        "Host memory of the first instance",
     )
+    if verdict == NOT_MEASURED:
+        return verdict, text, numbers
+    text += f" {_memory_basis(ctx, ctx.container)}; per-process PSS is only its breakdown."
+    text += _noise_note(ctx)
+    numbers["basis"] = "host MemAvailable drop with 1 instance"
+    numbers.update(_breakdown(ctx, "marginal_mib"))
+    return verdict, text, numbers
 
 
 def _overhead(ctx: Context, backend: str, key: str) -> dict[str, Any] | None:
@@ -827,16 +900,35 @@ def c09_kernel(ctx: Context) -> Outcome:
 
 
 def c10_density(ctx: Context) -> Outcome:
-    """Container / VM instances that fit in host memory, against c10_density_ratio."""
-    return _threshold_ratio_claim(
+    """Container / VM instances that fit in host memory at the MARGINAL cost (slope of the
+    host's MemAvailable drop over N), against c10_density_ratio."""
+    noisy = _not_above_noise(ctx, "marginal_mib")
+    if noisy is not None:
+        return INCONCLUSIVE, noisy, {"basis": "host MemAvailable at start / marginal_mib"}
+    verdict, text, numbers = _threshold_ratio_claim(
         ctx,
         ctx.container,
         ctx.vm,
-        "scale",
+        "density",
         "density_instances",
         ctx.thresholds.c10_density_ratio,
         "Instances that fit in host memory",
     )
+    if verdict == NOT_MEASURED:
+        return verdict, text, numbers
+    numbers.update(_breakdown(ctx, "marginal_mib"))
+    marginal = [
+        f"{ctx.label(backend)} {fmt_value(numbers[f'{kind}_marginal_mib'], 'MiB')}"
+        for kind, backend in (("container", ctx.container), ("vm", ctx.vm))
+        if f"{kind}_marginal_mib" in numbers
+    ]
+    text += (
+        f" Each count is the host's MemAvailable at the start divided by the marginal cost per "
+        f"extra instance (slope of the drop over N: {', '.join(marginal)}). "
+        f"{_memory_basis(ctx, ctx.container)}.{_noise_note(ctx)}"
+    )
+    numbers["basis"] = "host MemAvailable at start / marginal_mib"
+    return verdict, text, numbers
 
 
 SPEED, MEMORY = "speed", "memory"

@@ -28,7 +28,15 @@ from vmvc.uris import UriError, check_docker_host, check_libvirt_uri
 PROFILES = ("quick", "default", "nightly")
 STEADY_WORKLOADS = ("cpu", "memory", "io")
 BASIC_WORKLOADS = ("startup", "cpu", "memory", "io", "footprint")
-LIFECYCLE_WORKLOADS = ("provision", "clone", "scale", "recovery", "portability", "isolation")
+LIFECYCLE_WORKLOADS = (
+    "provision",
+    "clone",
+    "scale",
+    "density",
+    "recovery",
+    "portability",
+    "isolation",
+)
 ALL_WORKLOADS = BASIC_WORKLOADS + LIFECYCLE_WORKLOADS
 # Backends are whatever is installed in this group (vmvc's own and any plugin package); the
 # same group vmvc.backends.base loads them from. Config only needs their names.
@@ -189,6 +197,31 @@ class ScaleSettings(Strict):
         return sorted({min(MAX_SCALE_COUNT, resolve_count(c, cores)) for c in self.counts})
 
 
+class DensitySettings(Strict):
+    """The density workload (vmvc.bench.density): instance counts at which the host's
+    MemAvailable drop is read, for containers/processes and (fewer, larger) for VMs."""
+
+    # Dozens of containers: a few MiB each must stand above the host's noise (tens of MiB).
+    counts: list[int] = Field(default_factory=lambda: [1, 8, 16, 32])
+    # Several VMs: each holds hundreds of MiB, so few stand above the noise.
+    vm_counts: list[int] = Field(default_factory=lambda: [1, 2, 4])
+    # Every instance runs vmvc-memtool over this working set before it is counted.
+    touch_mib: int = Field(64, ge=3, le=65_536)
+    settle_s: float = Field(2.0, ge=0, le=120)
+    reads: int = Field(5, ge=1, le=100, description="/proc/meminfo reads per point (median)")
+    safe_memory_fraction: float = Field(0.5, gt=0, le=0.9)
+
+    @field_validator("counts", "vm_counts")
+    @classmethod
+    def _series(cls, value: list[int]) -> list[int]:
+        if not value or any(n < 1 or n > 1024 for n in value):
+            raise ValueError("counts must be a non-empty list of integers from 1 to 1024")
+        value = sorted(set(value))
+        if value[0] != 1:
+            raise ValueError("counts must start at 1 (the first instance's cost)")
+        return value
+
+
 class RecoverySettings(Strict):
     trials: int = Field(1, ge=1, le=100)
 
@@ -198,6 +231,7 @@ class WorkloadSettings(Strict):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     io: IoSettings = Field(default_factory=IoSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    density: DensitySettings = Field(default_factory=DensitySettings)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
 
 

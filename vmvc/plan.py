@@ -79,6 +79,7 @@ def vm_boots(config: Config) -> dict[str, int]:
         "clone": 2,
         "recovery": 2 * settings.recovery.trials,
         "scale": sum(settings.scale.resolve(host_cores())),
+        "density": max(settings.density.vm_counts),  # instances stay up as N grows
         "provision": 0,
         "portability": 0,
     }

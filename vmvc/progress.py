@@ -51,6 +51,7 @@ HEADLINE = {
     "provision": "define_s",
     "clone": "clone_s",
     "scale": "all_ready_s",
+    "density": "first_instance_mib",
     "recovery": "recovery_s",
     "portability": "export_s",
 }

@@ -262,7 +262,7 @@ def ci_relative_width(values: Sequence[float], *, confidence: float = CONFIDENCE
 # medians.
 DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ("startup", "total_s", "vm", "container"),  # C01
-    ("footprint", "total_mib", "vm", "container"),  # C02
+    ("density", "first_instance_mib", "vm", "container"),  # C02
     *(
         (workload, metric, kind, "native")  # C03, per resource and kind
         for workload, metric in catalogue.steady_resources()
@@ -270,7 +270,7 @@ DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("clone", "clone_s", "vm", "container"),  # C04: the clone step alone (boot is C01)
     ("recovery", "recovery_s", "vm", "container"),  # C08
-    ("scale", "density_instances", "container", "vm"),  # C10
+    ("density", "density_instances", "container", "vm"),  # C10
 )
 # C05: the VM/container ratio of the time until N are all ready, at the largest N both
 # measured (a per-N key, so it is found at run time: see _largest_common_key).
@@ -279,7 +279,7 @@ C05_CURVE = ("scale", "all_ready_s", "vm", "container")
 DECISION_MEDIANS = frozenset(
     {
         ("startup", "total_s"),
-        ("footprint", "total_mib"),
+        ("density", "first_instance_mib"),
         ("cpu", "events_per_s"),
         ("memory", "bandwidth_mib_s"),
         ("io", "randread_4k_iops"),

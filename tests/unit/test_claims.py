@@ -216,7 +216,7 @@ def test_c01_single_repetition_is_inconclusive(build_doc):
     assert "no interval" in verdict.text
 
 
-# ---------------------------------------------------------------- C02 footprint
+# ---------------------------------------------------------------- C02 first instance
 
 
 @pytest.mark.parametrize(
@@ -225,13 +225,56 @@ def test_c01_single_repetition_is_inconclusive(build_doc):
 )
 def test_c02_outcomes(build_doc, vm, spread, expected):
     doc = two_backends(
-        build_doc, "footprint/total_mib", {"docker": 14.0, "libvirt": vm}, spread=spread, n=5
+        build_doc, "density/first_instance_mib", {"docker": 14.0, "libvirt": vm}, spread=spread, n=5
     )
     assert verdict_of(doc, "C02").verdict == expected
 
 
+def test_c02_and_c10_say_how_memory_was_counted(make_realistic):
+    verdicts = {v.claim: v for v in claims.evaluate(make_realistic(accel="kvm"))}
+    c02, c10 = verdicts["C02"], verdicts["C10"]
+    assert c02.text.startswith("Host memory of the first instance:")
+    assert "MemAvailable" in c02.text and "breakdown" in c02.text
+    assert c02.numbers["basis"] == "host MemAvailable drop with 1 instance"
+    # C10 divides by the marginal cost, named with both backends' figures.
+    assert "marginal cost per extra instance" in c10.text
+    assert re.search(r"over N: container 4\.\d+ MiB, VM 2\d\d MiB\)", c10.text)
+    assert c10.numbers["basis"] == "host MemAvailable at start / marginal_mib"
+    assert c10.numbers["container_marginal_mib"] == pytest.approx(4.3, rel=0.15)
+
+
+def test_c02_c10_say_when_the_series_was_within_the_hosts_noise(make_realistic):
+    doc = make_realistic(accel="kvm")
+    assert "noise" not in verdict_of(doc, "C10").text
+    for sample in doc.samples:
+        if sample.backend == "docker" and sample.metric == "marginal_mib":
+            sample.metadata["above_noise"] = False
+    for claim in ("C02", "C10"):
+        assert "noise-dominated" in verdict_of(doc, claim).text
+        assert "for container:" in verdict_of(doc, claim).text
+
+
+def test_a_drop_that_is_not_positive_forms_no_ratio(build_doc):
+    doc = two_backends(
+        build_doc,
+        "density/first_instance_mib",
+        {"docker": -34.0, "libvirt": 318.0},
+        spread=0.01,
+        n=5,
+    )
+    verdict = verdict_of(doc, "C02")
+    assert verdict.verdict == "inconclusive"
+    assert "was not positive" in verdict.text and "container" in verdict.text
+    data = {
+        "docker": {"density/marginal_mib": [-22.0] * 5, "density/density_instances": []},
+        "libvirt": {"density/marginal_mib": [208.0] * 5, "density/density_instances": [110.0] * 5},
+    }
+    c10 = verdict_of(build_doc(data, accel="kvm"), "C10")
+    assert c10.verdict == "inconclusive" and "marginal_mib" in c10.text
+
+
 def test_c02_not_measured(build_doc):
-    doc = two_backends(build_doc, "footprint/total_mib", {"docker": 14.0})
+    doc = two_backends(build_doc, "density/first_instance_mib", {"docker": 14.0})
     assert verdict_of(doc, "C02").verdict == "not measured"
 
 
@@ -441,7 +484,7 @@ def test_c05_not_measured(build_doc):
 def test_c10_outcomes(build_doc, docker, libvirt, spread, expected):
     doc = two_backends(
         build_doc,
-        "scale/density_instances",
+        "density/density_instances",
         {"docker": docker, "libvirt": libvirt},
         spread=spread,
         n=5,
@@ -452,7 +495,7 @@ def test_c10_outcomes(build_doc, docker, libvirt, spread, expected):
 
 
 def test_c10_not_measured(build_doc):
-    doc = two_backends(build_doc, "scale/density_instances", {"libvirt": 95.6})
+    doc = two_backends(build_doc, "density/density_instances", {"libvirt": 95.6})
     assert verdict_of(doc, "C10").verdict == "not measured"
 
 

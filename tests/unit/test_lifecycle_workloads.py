@@ -347,7 +347,7 @@ def test_built_in_backends_declare_what_their_engines_do() -> None:
     assert docker.capabilities == ALL - {Capability.FULL_COPY}
     assert libvirt.capabilities == ALL
     planned = {b.name: {w for w in LIFECYCLE_WORKLOADS if applies(w, b)} for b in (native,)}
-    assert planned == {"native": {"scale", "isolation"}}
+    assert planned == {"native": {"scale", "density", "isolation"}}
     # Remote instances live elsewhere: this machine can only ask them for their facts.
     # Another host is the same class reached through a URI of its own.
     other = HostSettings(

@@ -35,7 +35,7 @@ def test_quick_profile_keeps_its_promises() -> None:
     boots = vm_boots(quick)
     assert boots["instance"] == quick.run.warmups + quick.run.repetitions
     assert boots["isolation"] == 1
-    assert sum(boots.values()) <= 16
+    assert sum(boots.values()) <= 18  # 16 before density (+2: VMs at N = 1, 2)
 
 
 def test_default_profile_measures_every_workload_six_times() -> None:

@@ -212,6 +212,11 @@ class Backend(abc.ABC):
         measurement); conservative by default: all of the instance's memory."""
         return float(memory_mib)
 
+    def engine_daemons(self) -> dict[str, int]:
+        """The engine's own daemons on this host, name -> pid (density: their growth is part
+        of what instances cost the host); {} when there are none or they run elsewhere."""
+        return {}
+
     # -- lifecycle operations (declared in `capabilities`; the workloads time them) --------
 
     def derive_artefact(self, artefacts: Artefacts, spec: InstanceSpec) -> DerivedArtefact:

@@ -37,6 +37,18 @@ def process_tree_memory(pid: int) -> dict[str, float]:
     }
 
 
+def pids_named(names: tuple[str, ...]) -> dict[str, int]:
+    """The pid of the oldest process with each of these names (daemons: one each)."""
+    found: dict[str, tuple[float, int]] = {}
+    for proc in psutil.process_iter(["name", "create_time"]):
+        name = proc.info.get("name")
+        if name in names:
+            started = proc.info.get("create_time") or 0.0
+            if name not in found or started < found[name][0]:
+                found[name] = (started, proc.pid)
+    return {name: pid for name, (_, pid) in sorted(found.items())}
+
+
 def _read_int(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())

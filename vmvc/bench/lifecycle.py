@@ -1,4 +1,4 @@
-"""Lifecycle workloads (provision, clone, scale, recovery, portability, isolation): the registry.
+"""Lifecycle workloads (provision, clone, scale, density, recovery, ...): the registry.
 
 Unlike steady workloads, each one drives the backend itself (several instances, restarts,
 exports) through the backend's lifecycle operations, so it gets a context with the backend,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from vmvc.backends.base import Backend
 from vmvc.bench.clone import CloneWorkload
+from vmvc.bench.density import DensityWorkload
 from vmvc.bench.isolation import IsolationWorkload
 from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult, LifecycleWorkload
 from vmvc.bench.portability import PortabilityWorkload
@@ -26,6 +27,7 @@ LIFECYCLE_WORKLOADS: dict[str, LifecycleWorkload] = {
         ProvisionWorkload(),
         CloneWorkload(),
         ScaleWorkload(),
+        DensityWorkload(),
         RecoveryWorkload(),
         PortabilityWorkload(),
         IsolationWorkload(),

@@ -50,12 +50,14 @@ from vmvc.backends.docker_engine.lifecycle import (
     writable_layer_bytes,
 )
 from vmvc.backends.docker_engine.restart_log import container_state, engine_time
+from vmvc.backends.memory import pids_named
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs
 
 # Conservative host memory of one idle container for the scale safety check (not a
 # measurement): ~14 MiB (cgroup + shim) measured on the development host, doubled.
 CONTAINER_ESTIMATE_MIB = 32.0
+DOCKER_DAEMONS = ("dockerd", "containerd")
 
 
 class DockerOperations(Backend):
@@ -74,6 +76,10 @@ class DockerOperations(Backend):
 
     def memory_estimate_mib(self, memory_mib: int) -> float:
         return CONTAINER_ESTIMATE_MIB
+
+    def engine_daemons(self) -> dict[str, int]:
+        # Shims are per container (counted in each instance's footprint), not daemons.
+        return pids_named(DOCKER_DAEMONS) if self.on_this_host else {}
 
     def derive_artefact(self, artefacts: Artefacts, spec: InstanceSpec) -> DerivedArtefact:
         return DockerImage(self.client, artefacts, spec)

@@ -55,11 +55,15 @@ from vmvc.backends.libvirt_engine.lifecycle import (
     make_data_disk,
     undefine_by_name,
 )
+from vmvc.backends.memory import pids_named
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs
 
 if TYPE_CHECKING:
     import libvirt
+
+
+LIBVIRT_DAEMONS = ("libvirtd", "virtqemud", "virtlogd")
 
 
 class LibvirtOperations(Backend):
@@ -75,6 +79,10 @@ class LibvirtOperations(Backend):
         if not self.on_this_host:  # disk files and memory are made and read on this host
             return frozenset({Capability.ISOLATION_FACTS})
         return frozenset(Capability)
+
+    def engine_daemons(self) -> dict[str, int]:
+        # libvirtd or the modular virtqemud, and virtlogd (it holds each guest's console log).
+        return pids_named(LIBVIRT_DAEMONS) if self.on_this_host else {}
 
     def _engine(self) -> LibvirtBackend:
         if not isinstance(self, LibvirtBackend):

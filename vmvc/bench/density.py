@@ -1,0 +1,205 @@
+"""Density: what the first instance and each extra instance cost the whole host (C02, C10).
+
+One series per trial: read the host (vmvc.bench.host_memory: median MemAvailable, engine
+daemons' PSS), then add instances one at a time up to each N of the series (containers and
+processes: [workload.density] counts, e.g. 1, 8, 16, 32; VMs: vm_counts, e.g. 1, 2, 4),
+each running the same memory-touching workload (vmvc-memtool over touch_mib) once it is
+ready, and after a settle wait read the host again. Instances stay up while the series grows
+(N=16 is N=8 plus eight more), so the series costs max(N) launches, not their sum; all are
+removed at the end and the host is read once more (its drift is part of the noise floor).
+The measuring process's own growth is taken out of every drop.
+
+Metrics (vmvc.bench.host_memory says how they are counted):
+
+first_instance_mib    the host's MemAvailable drop with one instance (daemon growth
+                      included): the footprint C02 compares
+marginal_mib          slope of the drop over N: what one more instance costs the host
+density_instances     MemAvailable at the start / marginal_mib: C10's count
+host_drop_mib         the drop at each N (metadata n), with the per-process PSS breakdown
+
+Before anything is launched, a series whose largest N times the backend's conservative
+estimate exceeds safe_memory_fraction of the available memory is refused with one line.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import ExitStack
+from typing import Any
+
+from vmvc.backends.base import Backend, Instance
+from vmvc.backends.capabilities import Capability
+from vmvc.bench.base import Measurement
+from vmvc.bench.host_memory import (
+    ABOVE_NOISE_FACTOR,
+    Accounting,
+    DensityPoint,
+    account,
+    all_processes_pss_mib,
+    check_counts,
+    daemons_pss_mib,
+    density,
+    process_pss_mib,
+    read_host,
+)
+from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult
+from vmvc.config import Config
+
+METHOD = (
+    "host MemAvailable drop (median of reads, page cache not dropped), instances touched "
+    "memory first; marginal = least-squares slope over N; density = MemAvailable at start / "
+    "marginal"
+)
+
+
+def series(config: Config, backend: Backend) -> list[int]:
+    """The instance counts for this backend: VMs get the short series (by kind, not name)."""
+    settings = config.workload.density
+    return list(settings.vm_counts if backend.kind == "vm" else settings.counts)
+
+
+def touch_args(config: Config) -> list[str]:
+    """vmvc-memtool's bandwidth run over touch_mib, then a 1 MiB chase, 0.2 s each: the same
+    on every backend, it faults in the working set (and frees it again). Short, because
+    the longer a series takes, the more other work on the host moves meanwhile."""
+    return [str(config.workload.density.touch_mib), "0.2", "1", "1", "0.2"]
+
+
+class DensityWorkload:
+    name = "density"
+    # This host's memory is read: LAUNCH_MANY is declared only where instances run here.
+    requires = frozenset({Capability.LAUNCH_MANY})
+
+    def run(self, context: LifecycleContext) -> LifecycleResult:
+        backend, config = context.backend, context.config
+        settings = config.workload.density
+        counts = series(config, backend)
+        baseline = read_host(settings.reads)
+        check_counts(
+            backend.name,
+            backend.memory_estimate_mib(config.instance.memory_mib),
+            settings.safe_memory_fraction,
+            counts,
+            baseline.available_mib,
+        )
+        daemons = backend.engine_daemons()
+        baseline_daemons = daemons_pss_mib(daemons)
+        harness_baseline = process_pss_mib(os.getpid()) or 0.0
+        processes_baseline = all_processes_pss_mib()
+        points: list[DensityPoint] = []
+        with ExitStack() as stack:
+            instances: list[Instance] = []
+            for n in counts:
+                context.phase(f"density: {n} up")
+                while len(instances) < n:
+                    instances.append(_launch_and_touch(context, stack))
+                time.sleep(settings.settle_s)
+                reading = read_host(settings.reads)
+                processes_now = all_processes_pss_mib()
+                context.phase(f"density: {n} up, host read")
+                points.append(
+                    DensityPoint(
+                        n,
+                        reading,
+                        daemons_pss_mib(daemons),
+                        [_own_mib(instance) for instance in instances],
+                        (process_pss_mib(os.getpid()) or 0.0) - harness_baseline,
+                        processes_now - processes_baseline,
+                    )
+                )
+            context.phase("density: removing all")
+        time.sleep(settings.settle_s)
+        after = read_host(settings.reads)
+        drift = baseline.available_mib - after.available_mib
+        accounting = account(baseline, baseline_daemons, points, drift)
+        return LifecycleResult(
+            measurements(accounting, baseline.available_mib, drift, sorted(daemons), config)
+        )
+
+
+def _launch_and_touch(context: LifecycleContext, stack: ExitStack) -> Instance:
+    backend, config = context.backend, context.config
+    spec = context.make_spec(backend.name)
+    instance = stack.enter_context(backend.provision(context.artefacts, spec))
+    instance.wait_ready(config.timeouts.boot_s)
+    instance.run("memory", touch_args(config), config.timeouts.workload_s)
+    return instance
+
+
+def _own_mib(instance: Instance) -> float:
+    return float(instance.footprint().get("total_mib", 0.0))
+
+
+def measurements(
+    accounting: Accounting,
+    available_mib: float,
+    drift_mib: float,
+    daemons: list[str],
+    config: Config,
+) -> list[Measurement]:
+    """The accounting as samples (pure: unit-tested)."""
+    common: dict[str, Any] = {
+        "method": METHOD,
+        "counts": accounting.counts,
+        "touch_mib": config.workload.density.touch_mib,
+        "engine_daemons": daemons,
+        "noise_mib": round(accounting.noise_mib, 2),
+        "drift_after_removal_mib": round(drift_mib, 2),
+        "above_noise": accounting.above_noise,
+        "above_noise_rule": f"drop(max N) - drop(1) > {ABOVE_NOISE_FACTOR:g} x noise",
+    }
+    measured = [
+        Measurement(
+            "host_drop_mib",
+            round(point["host_drop_mib"], 2),
+            "MiB",
+            False,
+            point,
+        )
+        for point in accounting.points_metadata
+    ]
+    measured.append(
+        Measurement(
+            "first_instance_mib",
+            round(accounting.first_instance_mib, 2),
+            "MiB",
+            False,
+            common | {"breakdown": {k: round(v, 2) for k, v in accounting.first_breakdown.items()}},
+        )
+    )
+    fit = accounting.marginal
+    if fit is None:
+        return measured  # one count only: no slope, no density
+    interval, robust = accounting.marginal_interval, accounting.robust_slope
+    fit_metadata = fit.metadata(accounting.counts) | {
+        "slope_ci_low": None if interval is None else interval.low,
+        "slope_ci_high": None if interval is None else interval.high,
+        "slope_ci_confidence": None if interval is None else interval.confidence,
+        "slope_ci_method": None if interval is None else interval.method,
+        "breakdown_slopes": accounting.breakdown_slopes,
+        "tenant_corrected_slope_mib": accounting.tenant_corrected_slope,
+        "theil_sen_slope": None if robust is None else robust[0],
+        "theil_sen_low": None if robust is None else robust[1],
+        "theil_sen_high": None if robust is None else robust[2],
+    }
+    measured.append(
+        Measurement("marginal_mib", round(fit.slope, 3), "MiB", False, common | fit_metadata)
+    )
+    fits = density(available_mib, fit.slope)
+    if fits is not None:
+        measured.append(
+            Measurement(
+                "density_instances",
+                round(fits, 1),
+                "instances",
+                True,
+                common
+                | {
+                    "basis": "host MemAvailable at start / marginal_mib",
+                    "host_available_at_start_mib": round(available_mib, 1),
+                    "marginal_mib": fit.slope,
+                },
+            )
+        )
+    return measured
