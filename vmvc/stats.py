@@ -268,7 +268,11 @@ DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
         for kind in ("vm", "container")
     ),
     ("clone", "clone_to_ready_s", "vm", "container"),  # C04 (its larger phase)
-    ("recovery", "recovery_s", "vm", "container"),  # C08
+    *(  # C08, per failure kind both a VM and a container can have
+        ("recovery", f"recovery_s@{f.name}", "vm", "container")
+        for f in catalogue.FAILURES
+        if f.container
+    ),
     ("scale", "density_instances", "container", "vm"),  # C10
 )
 # C05 compares two medians' intervals (non-overlap), so those medians decide too; so do the

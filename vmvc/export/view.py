@@ -16,7 +16,14 @@ from typing import Any
 
 from vmvc.analysed import VERDICT_KINDS, Statistics, Summary
 from vmvc.analysed import Verdict as StoredVerdict
-from vmvc.catalogue import order_metrics, order_workloads, workload_title
+from vmvc.catalogue import (
+    FAILURES,
+    failure,
+    order_metrics,
+    order_workloads,
+    outcome_metrics,
+    workload_title,
+)
 from vmvc.environment import host_accel
 from vmvc.formatting import (
     finite,
@@ -26,7 +33,7 @@ from vmvc.formatting import (
     format_range,
     format_value,
 )
-from vmvc.keys import display, metric_key, split_key
+from vmvc.keys import display, metric_key, split_failure, split_key
 from vmvc.results import ResultDocument, Sample
 
 # Exporters may import the formatting from here too.
@@ -293,13 +300,21 @@ def _pairs(doc: ResultDocument, backends: list[str]) -> list[tuple[str, str]]:
 
 
 def _metric_order(workload: str, keys: set[str]) -> list[str]:
-    """Metrics in the report's order; a per-N metric's rows by N under its name."""
+    """Metrics in the report's order; a per-N (per-failure) metric's rows by N (failure
+    kind) under its name."""
     names = {split_key(k)[0] for k in keys}
     ordered = []
     for name in order_metrics(workload, names):
         mine = [k for k in keys if split_key(k)[0] == name]
-        ordered += sorted(mine, key=lambda k: split_key(k)[1] or 0)
+        ordered += sorted(mine, key=_group_order)
     return ordered
+
+
+def _group_order(key: str) -> tuple[int, int, str]:
+    """Per-N rows by N; per-failure rows in the catalogue's order of failure kinds."""
+    kind = split_failure(key)[1]
+    position = next((i for i, f in enumerate(FAILURES) if f.name == kind), len(FAILURES))
+    return split_key(key)[1] or 0, position if kind else -1, key
 
 
 def _cell(summary: Summary) -> str:
@@ -355,6 +370,30 @@ def _io_anomalies(verdicts: list[StoredVerdict]) -> dict[tuple[str, str, str], f
     return found
 
 
+def _outcome_cell(
+    summaries: dict[tuple[str, str, str, str], Summary], where: tuple[str, str, str], key: str
+) -> str | None:
+    """An outcome recorded instead of this metric (catalogue `instead_of`): "no automatic
+    restart (watched 12.0 s)" where a backend has no recovery time for that failure kind."""
+    host, backend, workload = where
+    metric, kind = split_failure(key)
+    suffix = f"@{kind}" if kind else ""
+    for outcome in outcome_metrics(workload, metric):
+        found = summaries.get((host, backend, workload, f"{outcome.name}{suffix}"))
+        if found is not None:
+            return f"{outcome.outcome} (watched {format_number(found.median)} {found.unit})"
+    return None
+
+
+def _failure_note(key: str) -> str:
+    """What a recovery row's failure kind kills (vmvc.catalogue.FAILURES)."""
+    kind = failure(split_failure(key)[1] or "")
+    if kind is None:
+        return ""
+    note = f"({kind.name.replace('_', ' ')}): {kind.what}."
+    return note if kind.container else f"{note} Does not apply to containers."
+
+
 def _row_note(workload: str, samples: list[Sample]) -> str:
     if workload == "memory":
         return _memory_note(samples)
@@ -385,6 +424,8 @@ def _tables(
                     summary = summaries.get((host, b, workload, key))
                     if summary is not None:
                         cells[b] = _cell(summary)
+                    elif outcome := _outcome_cell(summaries, (host, b, workload), key):
+                        cells[b] = outcome
                 ratios = {}
                 for pair in pairs:
                     est = ratio_estimate(statistics, summaries, (host, workload, key), pair)
@@ -396,7 +437,7 @@ def _tables(
                 note = (
                     "Rows with (N=…): measured with N instances at once, one row per N."
                     if split_key(key)[1] is not None
-                    else _row_note(workload, of_metric)
+                    else _failure_note(key) or _row_note(workload, of_metric)
                 )
                 flagged = [b for b in backends if (host, b, key) in anomalies]
                 if flagged:
