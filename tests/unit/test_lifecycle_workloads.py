@@ -518,6 +518,19 @@ def test_recovery_without_automatic_restart_is_an_outcome_not_a_time(
     harness.assert_clean()
 
 
+def test_recovery_watches_a_kind_without_restart_once_per_repetition(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovery, "NO_RESTART_WATCH_S", 0.2)
+    harness.engine.clock.tick = 0.05
+    harness.config.workload.recovery.trials = 3
+    result = harness.run("recovery")  # both fake kinds: one restarted, one not
+    got = [(m.metadata["failure"], m.metric) for m in result.measurements if m.metric != "detect_s"]
+    assert got.count(("workload_process", "recovery_s")) == 3
+    assert got.count(("instance", "no_restart_watch_s")) == 1
+    harness.assert_clean()
+
+
 def test_recovery_records_a_time_when_an_undeclared_restart_happens(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
