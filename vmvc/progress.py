@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vmvc import events
+from vmvc.catalogue import FAILURES
 from vmvc.events import (
     Event,
     PhaseChanged,
@@ -36,7 +37,7 @@ from vmvc.events import (
     TrialStarted,
     WorkloadFailed,
 )
-from vmvc.keys import metric_key, split_key
+from vmvc.keys import metric_key, split_failure, split_key
 from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 from vmvc.results import ResultDocument, Sample
 
@@ -375,8 +376,18 @@ class RunTracker:
         }
         per_n.pop(None, None)
         if not per_n:
-            return f"{workload}/{metric}"
+            return self._first_failure_key(backend, workload, metric)
         return per_n.get(n) or per_n[max(per_n)]
+
+    def _first_failure_key(self, backend: str, workload: str, metric: str) -> str:
+        """A metric measured per failure kind (recovery_s@instance): the first kind measured
+        in the catalogue's order, never a pool of kinds; else the plain metric's key."""
+        values = self.state[backend].values
+        for kind in FAILURES:
+            key = f"{workload}/{metric}@{kind.name}"
+            if key in values:
+                return key
+        return f"{workload}/{metric}"
 
     def median(
         self, backend: str, workload: str, n: int | None = None
@@ -393,10 +404,14 @@ class RunTracker:
         return statistics.median(values), len(values), self.units.get(key, "")
 
     def median_label(self, backend: str, workload: str) -> str:
-        """'@N=3' when the headline median is one instance count's, else ''."""
+        """'@N=3' ('@instance') when the headline median is one instance count's (failure
+        kind's), else ''."""
         key = self.headline_key(backend, workload)
         count = split_key(key.split("/", 1)[1])[1] if key else None
-        return "" if count is None else f" @N={count}"
+        if count is not None:
+            return f" @N={count}"
+        failure = split_failure(key.split("/", 1)[1])[1] if key else None
+        return "" if failure is None else f" @{failure}"
 
     def estimate(self) -> Estimate | None:
         """Time left, from the median duration of each (backend, kind) seen so far.
