@@ -204,7 +204,8 @@ FAILURES: tuple[Failure, ...] = (
     Failure(
         "workload_process",
         "workload process killed",
-        "the agent serving the workload dies by SIGKILL inside the instance",
+        "the agent serving the workload dies by SIGKILL (a container's main process, a "
+        "service under a VM's init)",
     ),
     Failure(
         "instance",
