@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 from tests.unit.conftest import build_document
 from vmvc import claims, stats
 from vmvc.backends.libvirt_engine.domain_xml import DomainSpec, domain_xml
+from vmvc.export.charts import ChartBuilder
 from vmvc.export.markdown import render_markdown
 from vmvc.export.view import build_view
 from vmvc.image.vmboot import BOOT, BootProfile
@@ -161,3 +162,13 @@ def test_a_vm_reports_panics_to_a_pvpanic_device_and_libvirt_restarts_it() -> No
     assert "panic=" not in BOOT.cmdline
     # The panic device is part of how the VM boots, so of the VM id.
     assert BootProfile(panic_device="").identity() != BOOT.identity()
+
+
+def test_recovery_chart_has_a_bar_per_kind_and_none_for_an_outcome() -> None:
+    charts = ChartBuilder(build_view(recovery_doc())).build()
+    chart = next(c for c in charts if c.id.startswith("h0-recovery-"))
+    bars = {trace["meta"]["backend"]: trace["x"] for trace in chart.data}
+    assert bars["docker"] == ["recovery_s (workload process)", "recovery_s (instance)"]
+    assert "recovery_s (guest kernel panic)" in bars["libvirt"]
+    assert "recovery_s (instance)" not in bars["libvirt"]  # no time: said in words
+    assert not any("no_restart" in x for xs in bars.values() for x in xs)

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from vmvc import catalogue
 from vmvc.analysed import Summary
 from vmvc.catalogue import metric_title, order_metrics, workload_title
-from vmvc.export.view import ReportView, ratio_estimate, summary_index
+from vmvc.export.view import ReportView, metric_order, ratio_estimate, summary_index
 from vmvc.formatting import format_estimate, format_number
+from vmvc.keys import display, metric_key, split_key
 from vmvc.results import ResultDocument, Sample
 
 # Per kind, the first backend's colour first; a second backend of a kind takes the next.
@@ -173,12 +175,13 @@ class ChartBuilder:
 
     # -- helpers ------------------------------------------------------------------------
     def _samples(self, workload: str, metric: str | None = None) -> list[Sample]:
+        """A workload's samples; of one metric, or of one metric key (recovery_s@instance)."""
         return [
             s
             for s in self.measured
             if s.host == self.host
             and s.workload == workload
-            and (metric is None or s.metric == metric)
+            and (metric is None or metric in (s.metric, metric_key(s.metric, s.metadata)))
         ]
 
     def _metrics(self, workload: str) -> list[str]:
@@ -409,7 +412,7 @@ class ChartBuilder:
                 if s is None:
                     continue
                 lo, hi = s.ci_low, s.ci_high
-                x.append(plot_text(metric))
+                x.append(plot_text(display(metric)))
                 y.append(s.median)
                 low.append(s.median - lo if lo is not None else 0)
                 high.append(hi - s.median if hi is not None else 0)
@@ -434,7 +437,14 @@ class ChartBuilder:
         self._add(section, f"{workload}-{group}", title, data, lay, note, False)
 
     def _lifecycle(self, workload: str) -> None:
-        metrics = self._metrics(workload)
+        """Bars per metric key (one per failure kind for recovery); an outcome recorded
+        instead of a time (no_restart_watch_s) is no bar: the tables say it in words."""
+        keys = {metric_key(s.metric, s.metadata) for s in self._samples(workload)}
+        metrics = [
+            key
+            for key in metric_order(workload, keys)
+            if not getattr(catalogue.metric(workload, split_key(key)[0]), "instead_of", None)
+        ]
         units = sorted({self._samples(workload, m)[0].unit for m in metrics})
         for unit in units:
             chosen = [m for m in metrics if self._samples(workload, m)[0].unit == unit]

@@ -299,7 +299,7 @@ def _pairs(doc: ResultDocument, backends: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in doc.ratio_pairs() if a in backends and b in backends]
 
 
-def _metric_order(workload: str, keys: set[str]) -> list[str]:
+def metric_order(workload: str, keys: set[str]) -> list[str]:
     """Metrics in the report's order; a per-N (per-failure) metric's rows by N (failure
     kind) under its name."""
     names = {split_key(k)[0] for k in keys}
@@ -417,7 +417,7 @@ def _tables(
             pairs = _pairs(doc, backends)
             rows = []
             keys = {metric_key(s.metric, s.metadata) for s in samples}
-            for key in _metric_order(workload, keys):
+            for key in metric_order(workload, keys):
                 of_metric = [s for s in samples if metric_key(s.metric, s.metadata) == key]
                 cells = {}
                 for b in backends:
