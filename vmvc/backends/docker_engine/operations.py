@@ -60,9 +60,9 @@ from vmvc.paths import make_dirs
 # measurement): ~14 MiB (cgroup + shim) measured on the development host, doubled.
 CONTAINER_ESTIMATE_MIB = 32.0
 
-# Docker's restart policy waits 100 ms before the first restart (its own back-off, doubled
-# for each further exit of a container that ran under 10 s: docs.docker.com, "Start
-# containers automatically"); that delay is the engine's mechanism, so it stays measured.
+# Docker's restart policy waits 100 ms before the first restart ("an ever increasing delay
+# (double the previous delay, starting at 100ms) is added before each restart": Docker
+# Engine API, RestartPolicy); that delay is the engine's mechanism, so it stays measured.
 _RESTART = "Docker restart policy on-failure (the engine's 100 ms first-restart delay)"
 RECOVERY_PLANS = {
     FailureKind.WORKLOAD_PROCESS: RecoveryPlan(

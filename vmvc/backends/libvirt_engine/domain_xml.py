@@ -68,7 +68,8 @@ def domain_xml(spec: DomainSpec) -> str:
     # keeps the domain for self-healing trials, "destroy" ends it otherwise (also a guest
     # that resets itself: on_reboot).
     after_reboot = "restart" if spec.restart_on_crash else "destroy"
-    # The ISA pvpanic device sits at QEMU's default port; libvirt wants it spelled out.
+    # The ISA pvpanic device at QEMU's default port 0x505 (libvirt's domain XML format,
+    # "Panic device"); the guest finds it through ACPI (QEMU0001).
     panic = (
         f"<panic model={quoteattr(spec.panic_device)}><address type='isa' iobase='0x505'/></panic>"
         if spec.panic_device == "isa"
