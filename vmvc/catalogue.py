@@ -28,6 +28,10 @@ class Metric:
     # A verdict rests on it (vmvc.claims), so the runner's stopping rule waits for its
     # interval (vmvc.stats.DECISION_RATIOS).
     decides: bool = False
+    # An outcome recorded instead of another metric (reports print `outcome` in that
+    # metric's cell, with this one's value): no_restart_watch_s stands in for recovery_s.
+    instead_of: str | None = None
+    outcome: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,15 @@ WORKLOADS: tuple[Workload, ...] = (
         "Recovery after a crash (self-healing)",
         (
             _seconds("recovery_s", "time from kill to ready again", decides=True),
-            _seconds("detect_s", "time until the engine saw the exit"),
+            _seconds("detect_s", "time until the engine saw the death"),
+            Metric(
+                "no_restart_watch_s",
+                "watched after the kill: nothing restarted it",
+                "s",
+                False,
+                instead_of="recovery_s",
+                outcome="no automatic restart",
+            ),
         ),
         headline="recovery_s",
     ),
@@ -195,6 +207,49 @@ WORKLOADS: tuple[Workload, ...] = (
 )
 
 _BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure kind of the recovery workload (``metadata.failure``, keyed per kind)."""
+
+    name: str
+    title: str
+    what: str  # what is killed, on every engine that has it
+    # Whether a container can have it at all (a guest kernel panic cannot: no own kernel).
+    container: bool = True
+
+
+FAILURES: tuple[Failure, ...] = (
+    Failure(
+        "workload_process",
+        "workload process killed",
+        "the agent serving the workload dies by SIGKILL (a container's main process, a "
+        "service under a VM's init)",
+    ),
+    Failure(
+        "instance",
+        "instance killed",
+        "the instance is SIGKILLed from the host: a container's PID 1, a VM's QEMU",
+    ),
+    Failure(
+        "guest_kernel_panic",
+        "guest kernel panic",
+        "the guest's own kernel panics (sysrq c) and reports it to its panic device",
+        container=False,
+    ),
+)
+_FAILURES = {f.name: f for f in FAILURES}
+
+
+def failure(name: str) -> Failure | None:
+    return _FAILURES.get(name)
+
+
+def outcome_metrics(workload_name: str, metric_name: str) -> list[Metric]:
+    """The outcomes a workload records instead of `metric_name` (a cell with no time)."""
+    known = _BY_NAME.get(workload_name)
+    return [m for m in known.metrics if m.instead_of == metric_name] if known else []
 
 
 def workload(name: str) -> Workload | None:

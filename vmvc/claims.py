@@ -815,7 +815,59 @@ def c06_portability(ctx: Context) -> Outcome:
 
 
 def c08_recovery(ctx: Context) -> Outcome:
-    return _reported(ctx, "recovery", {"recovery_s": "time from kill to ready again"})
+    """Per failure kind (vmvc.catalogue.FAILURES): the time from kill to ready again on each
+    side, their VM/container ratio, or the outcome "no automatic restart" where the engine
+    has none; a failure a container cannot have (a guest kernel panic) says so. A result
+    from before failure kinds (plain recovery_s) is reported as it was."""
+    if ctx.summary(ctx.vm, "recovery", "recovery_s") or ctx.summary(
+        ctx.container, "recovery", "recovery_s"
+    ):
+        return _reported(ctx, "recovery", {"recovery_s": "time from kill to ready again"})
+    parts, numbers = [], {}
+    sides = [("VM", ctx.vm), ("container", ctx.container)]
+    for kind in catalogue.FAILURES:
+        key = f"recovery_s@{kind.name}"
+        outcomes = {b: _recovery_outcome(ctx, b, kind.name) for _, b in sides if b}
+        if all(o is None for o in outcomes.values()):
+            continue  # this kind was measured on neither side
+        entry: dict[str, Any] = {"unit": "s"}
+        shown = []
+        for label, backend in sides:
+            outcome = outcomes.get(backend) if backend else None
+            if outcome is None and label == "container" and not kind.container:
+                outcome = "does not apply (no kernel of its own)"
+            if isinstance(outcome, float):
+                entry[f"{backend}_median"] = outcome
+                shown.append(f"{label} {fmt_value(outcome, 's')}")
+            elif outcome is not None:
+                entry[f"{backend or label}_outcome"] = outcome
+                shown.append(f"{label}: {outcome}")
+        ratio = ctx.ratio(ctx.vm, ctx.container, "recovery", key)
+        sentence = f"{kind.title}: " + " vs ".join(shown)
+        if ratio and ratio.get("ratio") is not None:
+            entry.update(_ratio_numbers(ratio))
+            sentence += f", {ratio_text(ratio, ctx.confidence)}"
+        numbers[kind.name] = entry
+        parts.append(sentence)
+    if not parts:
+        needs = [(b, "recovery", "recovery_s") for b in (ctx.vm, ctx.container)]
+        return NOT_MEASURED, _missing(ctx, needs), {}
+    text = "; ".join(parts) + " (medians, VM/container ratios)."
+    return REPORTED, _cap(text), numbers
+
+
+def _recovery_outcome(ctx: Context, backend: str | None, kind: str) -> float | str | None:
+    """The median time back for one failure kind, the outcome recorded instead of a time
+    ("no automatic restart"), or None when that kind was not measured on the backend."""
+    if backend is None:
+        return None
+    found = ctx.summary(backend, "recovery", f"recovery_s@{kind}")
+    if found is not None:
+        return float(found["median"])
+    for outcome in catalogue.outcome_metrics("recovery", "recovery_s"):
+        if ctx.summary(backend, "recovery", f"{outcome.name}@{kind}") is not None:
+            return outcome.outcome
+    return None
 
 
 def _facts(ctx: Context) -> dict[str, dict[str, Any]]:

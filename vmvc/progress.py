@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vmvc import events
+from vmvc.catalogue import FAILURES
 from vmvc.events import (
     Event,
     PhaseChanged,
@@ -36,7 +37,7 @@ from vmvc.events import (
     TrialStarted,
     WorkloadFailed,
 )
-from vmvc.keys import metric_key, split_form, split_key
+from vmvc.keys import metric_key, split_key, split_variant
 from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS
 from vmvc.results import ResultDocument, Sample
 
@@ -376,17 +377,27 @@ class RunTracker:
         }
         per_n.pop(None, None)
         if not per_n:
-            plain = f"{workload}/{metric}"
-            # Measured in named forms: the first form recorded (never a pool of them).
-            forms = [
-                key
-                for key in values
-                if key.startswith(f"{workload}/")
-                and split_form(key.split("/", 1)[1])[0] == metric
-                and split_form(key.split("/", 1)[1])[1] is not None
-            ]
-            return plain if plain in values or not forms else forms[0]
+            return self._first_variant_key(backend, workload, metric)
         return per_n.get(n) or per_n[max(per_n)]
+
+    def _first_variant_key(self, backend: str, workload: str, metric: str) -> str:
+        """A metric measured per failure kind (recovery_s@instance) or in named forms
+        (export_bytes@compressed): the first kind in the catalogue's order, else the plain
+        metric, else the first form recorded; never a pool of variants."""
+        values = self.state[backend].values
+        for kind in FAILURES:
+            key = f"{workload}/{metric}@{kind.name}"
+            if key in values:
+                return key
+        plain = f"{workload}/{metric}"
+        forms = [
+            key
+            for key in values
+            if key.startswith(f"{workload}/")
+            and split_variant(key.split("/", 1)[1])[0] == metric
+            and split_variant(key.split("/", 1)[1])[1] is not None
+        ]
+        return plain if plain in values or not forms else forms[0]
 
     def median(
         self, backend: str, workload: str, n: int | None = None, key: str | None = None
@@ -404,13 +415,17 @@ class RunTracker:
         return statistics.median(values), len(values), self.units.get(key, "")
 
     def median_label(self, backend: str, workload: str) -> str:
-        """'@N=3' when the headline median is one instance count's, else ''."""
+        """'@N=3' ('@instance') when the headline median is one instance count's (failure
+        kind's), else ''."""
         key = self.headline_key(backend, workload)
         count = split_key(key.split("/", 1)[1])[1] if key else None
-        form = split_form(key.split("/", 1)[1])[1] if key else None
-        if form is not None:
-            return f" ({form})"
-        return "" if count is None else f" @N={count}"
+        if count is not None:
+            return f" @N={count}"
+        variant = split_variant(key.split("/", 1)[1])[1] if key else None
+        if variant is None:
+            return ""
+        # a failure kind reads like a count (@instance), an export form like a name
+        return f" @{variant}" if variant in {kind.name for kind in FAILURES} else f" ({variant})"
 
     def estimate(self) -> Estimate | None:
         """Time left, from the median duration of each (backend, kind) seen so far.

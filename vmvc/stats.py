@@ -269,7 +269,11 @@ DECISION_RATIOS: tuple[tuple[str, str, str, str], ...] = (
         for kind in ("vm", "container")
     ),
     ("clone", "clone_s", "vm", "container"),  # C04: the clone step alone (boot is C01)
-    ("recovery", "recovery_s", "vm", "container"),  # C08
+    *(  # C08, per failure kind both a VM and a container can have
+        ("recovery", f"recovery_s@{f.name}", "vm", "container")
+        for f in catalogue.FAILURES
+        if f.container
+    ),
     ("density", "density_instances", "container", "vm"),  # C10
 )
 # C05: the VM/container ratio of the time until N are all ready, at the largest N both

@@ -248,16 +248,49 @@ def test_scale_refuses_before_launching(
     assert not harness.workdir.exists()  # nothing was even prepared
 
 
-def test_recovery(harness: Harness, backends: dict[str, Backend]) -> None:
-    ct = harness.run("recovery", backends["docker"])
-    vm = harness.run("recovery", backends["libvirt"])
-    for measured in (ct, vm):
-        assert_seconds(measured, "recovery_s", "detect_s")
-        # The instance really came back: a second ready marker after the crash.
-        assert measured["recovery_s"].metadata["ready_markers"] == 2
-    assert ct["recovery_s"].metadata["restart_count"] == 1
-    assert vm["recovery_s"].value > vm["detect_s"].value  # it reboots after being seen dead
+def by_failure(measurements: list[Measurement]) -> dict[tuple[str, str], Measurement]:
+    """(failure kind, metric) -> the measurement of one recovery run."""
+    return {(m.metadata["failure"], m.metric): m for m in measurements}
+
+
+def test_recovery_docker(harness: Harness, backends: dict[str, Backend]) -> None:
+    """Both kinds a container has: the agent is its PID 1, the restart policy restarts it."""
+    found = by_failure(harness.result("recovery", backends["docker"]).measurements)
+    assert {kind for kind, _ in found} == {"workload_process", "instance"}
+    for kind in ("workload_process", "instance"):
+        recovery, detect = found[kind, "recovery_s"], found[kind, "detect_s"]
+        assert_seconds({"recovery_s": recovery, "detect_s": detect}, "recovery_s", "detect_s")
+        assert recovery.metadata["ready_markers"] == 2  # really back: a second ready marker
+        assert recovery.metadata["restart_count"] == 1
+        assert "restart policy" in recovery.metadata["restarted_by"]
+        assert detect.value < recovery.value
+    assert ("guest_kernel_panic", "recovery_s") not in found  # no kernel of its own
     assert not applies("recovery", backends["native"])
+
+
+def test_recovery_vm(harness: Harness, backends: dict[str, Backend]) -> None:
+    """The agent respawned by the guest's init; QEMU killed: nothing restarts it; a kernel
+    panic reported through pvpanic: libvirt's on_crash restarts the guest."""
+    found = by_failure(harness.result("recovery", backends["libvirt"]).measurements)
+    print({key: (m.value, m.metadata) for key, m in found.items()})  # numbers for the notes
+    process = found["workload_process", "recovery_s"]
+    assert_seconds({"recovery_s": process}, "recovery_s")
+    assert process.metadata["ready_markers"] == 2
+    assert "init respawns" in process.metadata["restarted_by"]
+    assert 0 < found["workload_process", "detect_s"].value < process.value
+    # A killed QEMU: no time, an outcome; libvirt saw it stop; watched the whole bound.
+    assert ("instance", "recovery_s") not in found
+    watched = found["instance", "no_restart_watch_s"]
+    assert watched.metadata["outcome"] == "no automatic restart"
+    assert watched.value >= 10  # NO_RESTART_WATCH_S
+    assert 0 < found["instance", "detect_s"].value < 5
+    panic = found["guest_kernel_panic", "recovery_s"]
+    assert_seconds({"recovery_s": panic}, "recovery_s")
+    assert panic.metadata["ready_markers"] == 2
+    # libvirt's on_crash did it: its crashed event came, and the reset came after it.
+    assert panic.metadata["libvirt_crashed_event"] is True
+    assert panic.metadata["reset_after_crashed_event_s"] >= 0
+    assert 0 < found["guest_kernel_panic", "detect_s"].value < panic.value
 
 
 def test_portability(harness: Harness, backends: dict[str, Backend]) -> None:

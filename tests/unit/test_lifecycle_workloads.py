@@ -28,12 +28,14 @@ from vmvc.backends.capabilities import (
     Crash,
     Definition,
     DerivedArtefact,
+    FailureKind,
     FullCopy,
     Porter,
+    RecoveryPlan,
     StoredBytes,
     Unsupported,
 )
-from vmvc.bench import footprint
+from vmvc.bench import footprint, recovery
 from vmvc.bench.facts import HostFacts
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, LifecycleResult, applies
 from vmvc.bench.scale import ScaleRefused
@@ -51,8 +53,10 @@ class Clock:
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.tick = 0.0  # > 0: every reading moves it on (a watch that waits on the clock)
 
     def __call__(self) -> float:
+        self.now += self.tick
         return self.now
 
     def advance(self, seconds: float) -> None:
@@ -67,6 +71,10 @@ class Engine:
         self.alive: set[str] = set()
         self.made: list[str] = []
         self.fail: str = ""  # the step that raises ("define.create", "porter.import", ...)
+        # The failure kinds the fake engine declares; comes_back: a kind declared with no
+        # automatic restart comes back all the same.
+        self.plans = dict(FAKE_PLANS)
+        self.comes_back = False
         self.costs = {
             "artefact.create": 3.0,
             "artefact.remove": 0.25,
@@ -142,12 +150,15 @@ class FakeDefinition(Definition):
         self.engine.alive.discard(self.name)
 
 
-class FakeCrash(Crash):
-    how = "fake kill"
-    detect_basis = "fake engine event"
+FAKE_PLANS = {
+    FailureKind.WORKLOAD_PROCESS: RecoveryPlan("fake kill", "fake policy", "fake engine event"),
+    FailureKind.INSTANCE: RecoveryPlan("fake instance kill", None, "fake stop event"),
+}
 
-    def __init__(self, engine: Engine, instance: FakeInstance) -> None:
-        super().__init__()
+
+class FakeCrash(Crash):
+    def __init__(self, engine: Engine, instance: FakeInstance, kind: FailureKind) -> None:
+        super().__init__(kind, engine.plans[kind])
         self.engine, self.instance = engine, instance
         self.engine.make("watch")
         self._detected: float | None = None
@@ -156,6 +167,9 @@ class FakeCrash(Crash):
         self.engine.step("crash.kill")
         self.engine.step("crash.detect")
         self._detected = self.engine.clock()
+        if self.plan.restarted_by is None and not self.engine.comes_back:
+            self.instance.log.close()  # its output ends for good: nothing restarts it
+            return
         self.engine.step("crash.ready")
         self.instance.log.feed(b"[  1.0] Kernel panic\n", at=self._detected)
         self.instance.log.feed(READY, at=self.engine.clock())
@@ -163,6 +177,9 @@ class FakeCrash(Crash):
     def detected_at(self) -> float | None:
         self.details["recover"] = {"restart_count": 1}
         return self._detected
+
+    def running(self) -> bool:
+        return self.plan.restarted_by is not None or self.engine.comes_back
 
     def remove(self) -> None:
         self.engine.alive.discard("watch")
@@ -260,9 +277,12 @@ class FakeBackend(Backend):
         self.engine.step("full_copy")
         return FullCopy(10**9, "fake full copy", {"base_disk_bytes": 10**9})
 
-    def crash(self, instance: Instance) -> Crash:
+    def recovery_plans(self) -> dict[FailureKind, RecoveryPlan]:
+        return dict(self.engine.plans)
+
+    def crash(self, instance: Instance, kind: FailureKind) -> Crash:
         assert isinstance(instance, FakeInstance)
-        return FakeCrash(self.engine, instance)
+        return FakeCrash(self.engine, instance, kind)
 
     def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
         self.porters.append(FakePorter(self.engine, spec))
@@ -449,7 +469,10 @@ def test_clone_removes_the_clone_when_it_never_gets_ready(harness: Harness) -> N
     harness.assert_clean()
 
 
-def test_recovery_times_kill_to_ready_and_to_detection_per_trial(harness: Harness) -> None:
+def test_recovery_times_kill_to_ready_and_to_detection_per_kind_and_trial(
+    harness: Harness,
+) -> None:
+    harness.engine.plans = {FailureKind.WORKLOAD_PROCESS: FAKE_PLANS[FailureKind.WORKLOAD_PROCESS]}
     result = harness.run("recovery")
     recovery = [m for m in result.measurements if m.metric == "recovery_s"]
     detect = [m for m in result.measurements if m.metric == "detect_s"]
@@ -457,11 +480,17 @@ def test_recovery_times_kill_to_ready_and_to_detection_per_trial(harness: Harnes
     assert [m.value for m in detect] == [0.75, 0.75]
     assert recovery[0].metadata == {
         "trial": 1,
-        "how": "fake kill",
+        "failure": "workload_process",
+        "how": "fake kill; fake policy",
+        "restarted_by": "fake policy",
         "ready_markers": 2,
         "restart_count": 1,
     }
-    assert detect[1].metadata == {"trial": 2, "basis": "fake engine event"}
+    assert detect[1].metadata == {
+        "trial": 2,
+        "failure": "workload_process",
+        "basis": "fake engine event",
+    }
     # A fresh instance per trial, each provisioned to restart on a crash.
     assert [s.restart_on_crash for s in harness.specs] == [True, True]
     harness.assert_clean()
@@ -491,6 +520,73 @@ def test_portability_times_export_and_import_of_each_form_alike(harness: Harness
         assert packed[metric].metadata["compression_level"] == 3
     # Each import read back exactly the engine's plain stream, whatever the form on disk.
     assert backend.porters[0].imports == [PAYLOAD, PAYLOAD]
+
+
+def test_recovery_plans_one_fresh_instance_per_declared_kind_in_order(harness: Harness) -> None:
+    harness.engine.plans = {
+        FailureKind.GUEST_KERNEL_PANIC: RecoveryPlan("panic", "fake on_crash"),
+        FailureKind.WORKLOAD_PROCESS: RecoveryPlan("kill", "fake respawn"),
+    }
+    harness.config.workload.recovery.trials = 1
+    result = harness.run("recovery")
+    kinds = [m.metadata["failure"] for m in result.measurements if m.metric == "recovery_s"]
+    assert kinds == ["workload_process", "guest_kernel_panic"]  # FailureKind order
+    assert len(harness.specs) == 2  # one instance each
+    # No detect basis declared: still a time when the engine says when it saw the death.
+    assert harness.phases == [
+        "recovery: workload_process trial 1/1",
+        "recovery: guest_kernel_panic trial 1/1",
+    ]
+    harness.assert_clean()
+
+
+def test_recovery_without_automatic_restart_is_an_outcome_not_a_time(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovery, "NO_RESTART_WATCH_S", 0.2)
+    harness.engine.plans = {FailureKind.INSTANCE: FAKE_PLANS[FailureKind.INSTANCE]}
+    harness.config.workload.recovery.trials = 1
+    harness.engine.clock.tick = 0.05  # the watch waits on the (fake) clock
+    result = harness.run("recovery")
+    got = {m.metric: m for m in result.measurements}
+    assert set(got) == {"no_restart_watch_s", "detect_s"}  # no recovery_s
+    watched = got["no_restart_watch_s"]
+    assert watched.value >= 0.2  # watched the whole bound
+    assert watched.metadata == {
+        "trial": 1,
+        "failure": "instance",
+        "how": "fake instance kill; no automatic restart",
+        "outcome": "no automatic restart",
+    }
+    assert got["detect_s"].metadata["basis"] == "fake stop event"
+    harness.assert_clean()
+
+
+def test_recovery_watches_a_kind_without_restart_once_per_repetition(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovery, "NO_RESTART_WATCH_S", 0.2)
+    harness.engine.clock.tick = 0.05
+    harness.config.workload.recovery.trials = 3
+    result = harness.run("recovery")  # both fake kinds: one restarted, one not
+    got = [(m.metadata["failure"], m.metric) for m in result.measurements if m.metric != "detect_s"]
+    assert got.count(("workload_process", "recovery_s")) == 3
+    assert got.count(("instance", "no_restart_watch_s")) == 1
+    harness.assert_clean()
+
+
+def test_recovery_records_a_time_when_an_undeclared_restart_happens(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What happens is measured, not what the backend declares."""
+    monkeypatch.setattr(recovery, "NO_RESTART_WATCH_S", 5.0)
+    harness.engine.plans = {FailureKind.INSTANCE: FAKE_PLANS[FailureKind.INSTANCE]}
+    harness.engine.comes_back = True
+    harness.config.workload.recovery.trials = 1
+    got = {m.metric: m for m in harness.run("recovery").measurements}
+    assert "no_restart_watch_s" not in got
+    assert got["recovery_s"].value == 4.75
+    assert got["recovery_s"].metadata["restarted_by"].startswith("unknown")
     harness.assert_clean()
 
 

@@ -492,6 +492,18 @@ def test_portability_medians_are_per_export_form() -> None:
     assert re.search(r"portability export_s\s+1.50 \(uncompressed\) n=2", screen), screen
 
 
+def test_recovery_medians_are_per_failure_kind() -> None:
+    t, _ = tracker(backends=("docker",), workloads=("recovery",), repetitions=2)
+    for rep in range(2):
+        for kind, value in (("instance", 0.5), ("workload_process", 0.3)):
+            s = sample("docker", "recovery", "recovery_s", value, rep)
+            s.metadata = {"failure": kind}
+            t.sample(s)
+    # The first kind in the catalogue's order, not a pool of both.
+    assert t.median("docker", "recovery") == (0.3, 2, "u")
+    assert t.median_label("docker", "recovery") == " @workload_process"
+
+
 def test_estimate_follows_a_plan_with_capped_workloads() -> None:
     """Quick-profile shape: a warm-up boot, steady workloads in the first repetition only,
     then boots alone. Each instance-trial shape is timed apart, so the estimate after the

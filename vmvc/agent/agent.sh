@@ -15,7 +15,8 @@
 #   agent serve                  ready line, then run one command per input line (VM, native)
 #   agent run ID WORKLOAD ARGS   run one workload, framed (docker exec)
 #
-# Workloads: cpu, memory, io, facts [PROBE], ping, crash (VM guests only: kernel panic, for
+# Workloads: cpu, memory, io, facts [PROBE], ping, die (the agent SIGKILLs itself: the
+# recovery workload's "workload process dies"), crash (VM guests only: kernel panic, for
 # the recovery workload; refused anywhere else because on the host it would crash the host).
 
 IMAGE_ID=$(cat /etc/vmvc/image-id 2>/dev/null || echo unknown)
@@ -133,6 +134,13 @@ run_crash() {
     echo c > /proc/sysrq-trigger
 }
 
+run_die() {
+    # The serving agent dies by SIGKILL, as if the OOM killer or a fault took it; $$ is the
+    # agent's own shell (in `agent run` just this one command's). Whatever supervises it
+    # decides what happens next (the VM's guest init respawns it).
+    kill -KILL $$
+}
+
 dispatch() { # id workload args...
     id=$1
     workload=$2
@@ -144,6 +152,7 @@ dispatch() { # id workload args...
         io) run_io "$@" ;;
         facts) run_facts "$@" ;;
         crash) run_crash ;;
+        die) run_die ;;
         ping) echo pong ;;
         *) echo "vmvc agent: unknown workload '$workload'"; false ;;
     esac

@@ -32,8 +32,10 @@ from vmvc.backends.capabilities import (
     Crash,
     Definition,
     DerivedArtefact,
+    FailureKind,
     FullCopy,
     Porter,
+    RecoveryPlan,
     Unsupported,
 )
 from vmvc.image.build import Artefacts
@@ -234,9 +236,14 @@ class Backend(abc.ABC):
         """FULL_COPY: copy the prepared image in full into `directory` (the caller times it)."""
         raise Unsupported(self.name, Capability.FULL_COPY)
 
-    def crash(self, instance: Instance) -> Crash:
+    def recovery_plans(self) -> dict[FailureKind, RecoveryPlan]:
+        """RECOVER: the failure kinds this engine can inject, each with what restarts it
+        (the recovery workload runs one trial per kind, in FailureKind order)."""
+        return {}
+
+    def crash(self, instance: Instance, kind: FailureKind) -> Crash:
         """RECOVER: a handle that kills one of this backend's running instances (provisioned
-        with `restart_on_crash`) and reports when the engine saw it die."""
+        with `restart_on_crash`) the way `kind` says and reports when the engine saw it die."""
         raise Unsupported(self.name, Capability.RECOVER)
 
     def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:

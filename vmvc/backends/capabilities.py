@@ -28,7 +28,8 @@ class Capability(StrEnum):
     CLONE = "clone"
     # clone's contrast: a full (not copy-on-write) copy of the prepared image
     FULL_COPY = "full_copy"
-    # recovery: kill an instance's main process; the engine's restart policy brings it back
+    # recovery: kill an instance (per FailureKind); the engine's own mechanism, if it has
+    # one, brings it back
     RECOVER = "recover"
     # portability: the image in the engine's portable form, exported and imported again
     EXPORT_IMPORT = "export_import"
@@ -105,19 +106,65 @@ class StoredBytes:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class Crash(Handle):
-    """A running instance killed once; the engine's own restart mechanism brings it back."""
+class FailureKind(StrEnum):
+    """What dies in a recovery trial; each kind is reported on its own (C08).
 
-    how: str = ""  # what is killed and what restarts it (measurement metadata)
-    detect_basis: str = ""  # where the engine's "it died" time comes from
+    The same failure is injected on every engine that has it, so a time compares like
+    with like; what brings the instance back (if anything) is the engine's own business.
+    """
+
+    # The process serving the workload (the vmvc agent) is SIGKILLed.
+    WORKLOAD_PROCESS = "workload_process"
+    # The instance itself is SIGKILLed from the host (a container's PID 1, a VM's QEMU).
+    INSTANCE = "instance"
+    # The guest's own kernel panics (VMs only: a container has no kernel of its own).
+    GUEST_KERNEL_PANIC = "guest_kernel_panic"
+
+
+@dataclass(frozen=True)
+class RecoveryPlan:
+    """How one engine meets one failure kind: what is killed and what restarts it.
+
+    `restarted_by` None means the engine has no automatic restart for it: the recovery
+    workload then watches the dead instance for a bounded time and records that nothing
+    brought it back, instead of a time.
+    """
+
+    kills: str  # what is killed, and how
+    restarted_by: str | None  # the mechanism that brings it back; None: nothing does
+    detect_basis: str = ""  # where the engine's "it died" time comes from ("": none)
+
+
+class Crash(Handle):
+    """A running instance killed once, the way `kind` says; the plan says what restarts it."""
+
+    def __init__(self, kind: FailureKind, plan: RecoveryPlan) -> None:
+        super().__init__()
+        self.kind = kind
+        self.plan = plan
+
+    @property
+    def how(self) -> str:
+        """What is killed and what restarts it (measurement metadata)."""
+        restart = self.plan.restarted_by or "no automatic restart"
+        return f"{self.plan.kills}; {restart}"
+
+    @property
+    def detect_basis(self) -> str:
+        return self.plan.detect_basis
 
     @abc.abstractmethod
     def crash(self) -> None:
-        """Kill the instance's main process the engine's way."""
+        """Kill it the engine's way (the caller's timer runs around this call)."""
 
     @abc.abstractmethod
     def detected_at(self) -> float | None:
-        """Monotonic time the engine recorded the death (None: unknown); call after recovery."""
+        """Monotonic time the engine recorded the death (None: unknown); call after recovery
+        (or after the watch, for a kind with no automatic restart)."""
+
+    @abc.abstractmethod
+    def running(self) -> bool:
+        """Whether the engine says the instance runs now (the no-restart watch asks this)."""
 
     def remove(self) -> None:
         """Stop watching the engine."""

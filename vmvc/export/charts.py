@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from vmvc import catalogue
 from vmvc.analysed import Summary
 from vmvc.catalogue import form_rank, metric_title, order_metrics, workload_title
-from vmvc.export.view import ReportView, ratio_estimate, summary_index
+from vmvc.export.view import ReportView, metric_order, ratio_estimate, summary_index
 from vmvc.formatting import format_estimate, format_number
-from vmvc.keys import display, metric_key, split_form
+from vmvc.keys import display, metric_key, split_form, split_key
 from vmvc.results import ResultDocument, Sample
 
 # Per kind, the first backend's colour first; a second backend of a kind takes the next.
@@ -174,6 +175,7 @@ class ChartBuilder:
 
     # -- helpers ------------------------------------------------------------------------
     def _samples(self, workload: str, metric: str | None = None) -> list[Sample]:
+        """A workload's samples; of one metric, or of one metric key (recovery_s@instance)."""
         return [
             s
             for s in self.measured
@@ -441,7 +443,14 @@ class ChartBuilder:
         self._add(section, f"{workload}-{group}", title, data, lay, note, False)
 
     def _lifecycle(self, workload: str) -> None:
-        metrics = self._metrics(workload)
+        """Bars per metric key (one per failure kind for recovery); an outcome recorded
+        instead of a time (no_restart_watch_s) is no bar: the tables say it in words."""
+        keys = {metric_key(s.metric, s.metadata) for s in self._samples(workload)}
+        metrics = [
+            key
+            for key in metric_order(workload, keys)
+            if not getattr(catalogue.metric(workload, split_key(key)[0]), "instead_of", None)
+        ]
         units = sorted({self._samples(workload, m)[0].unit for m in metrics})
         for unit in units:
             chosen = [m for m in metrics if self._samples(workload, m)[0].unit == unit]

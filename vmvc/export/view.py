@@ -16,7 +16,15 @@ from typing import Any
 
 from vmvc.analysed import VERDICT_KINDS, Curve, Statistics, Summary
 from vmvc.analysed import Verdict as StoredVerdict
-from vmvc.catalogue import form_rank, order_metrics, order_workloads, workload_title
+from vmvc.catalogue import (
+    FAILURES,
+    failure,
+    form_rank,
+    order_metrics,
+    order_workloads,
+    outcome_metrics,
+    workload_title,
+)
 from vmvc.environment import host_accel
 from vmvc.formatting import (
     finite,
@@ -26,7 +34,7 @@ from vmvc.formatting import (
     format_range,
     format_value,
 )
-from vmvc.keys import display, metric_key, split_form, split_key
+from vmvc.keys import display, metric_key, split_form, split_key, split_variant
 from vmvc.results import ResultDocument, Sample
 
 # Exporters may import the formatting from here too.
@@ -292,17 +300,24 @@ def _pairs(doc: ResultDocument, backends: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in doc.ratio_pairs() if a in backends and b in backends]
 
 
-def _metric_order(workload: str, keys: set[str]) -> list[str]:
-    """Metrics in the report's order; a per-N metric's rows by N under its name, a per-form
-    metric's rows by form (each form a row of its own)."""
+def metric_order(workload: str, keys: set[str]) -> list[str]:
+    """Metrics in the report's order; a per-N metric's rows by N under its name, a
+    per-failure metric's rows in the catalogue's order of failure kinds, a per-form metric's
+    rows by form (each variant a row of its own)."""
     names = {split_key(k)[0] for k in keys}
     ordered = []
     for name in order_metrics(workload, names):
         mine = [k for k in keys if split_key(k)[0] == name]
-        ordered += sorted(
-            mine, key=lambda k: (split_key(k)[1] or 0, form_rank(workload, split_form(k)[1]))
-        )
+        ordered += sorted(mine, key=lambda k: _group_order(workload, k))
     return ordered
+
+
+def _group_order(workload: str, key: str) -> tuple[int, int, tuple[int, str], str]:
+    """Per-N rows by N; per-failure rows in the catalogue's order of failure kinds; per-form
+    rows in the catalogue's order of forms."""
+    variant = split_variant(key)[1]
+    position = next((i for i, f in enumerate(FAILURES) if f.name == variant), -1)
+    return split_key(key)[1] or 0, position, form_rank(workload, split_form(key)[1]), key
 
 
 def _cell(summary: Summary) -> str:
@@ -380,6 +395,30 @@ def _form_note(doc: ResultDocument, samples: list[Sample]) -> str:
     return text
 
 
+def _outcome_cell(
+    summaries: dict[tuple[str, str, str, str], Summary], where: tuple[str, str, str], key: str
+) -> str | None:
+    """An outcome recorded instead of this metric (catalogue `instead_of`): "no automatic
+    restart (watched 12.0 s)" where a backend has no recovery time for that failure kind."""
+    host, backend, workload = where
+    metric, kind = split_variant(key)
+    suffix = f"@{kind}" if kind else ""
+    for outcome in outcome_metrics(workload, metric):
+        found = summaries.get((host, backend, workload, f"{outcome.name}{suffix}"))
+        if found is not None:
+            return f"{outcome.outcome} (watched {format_number(found.median)} {found.unit})"
+    return None
+
+
+def _failure_note(key: str) -> str:
+    """What a recovery row's failure kind kills (vmvc.catalogue.FAILURES)."""
+    kind = failure(split_variant(key)[1] or "")
+    if kind is None:
+        return ""
+    note = f"({kind.name.replace('_', ' ')}): {kind.what}."
+    return note if kind.container else f"{note} Does not apply to containers."
+
+
 def _row_note(doc: ResultDocument, workload: str, samples: list[Sample]) -> str:
     if workload == "memory":
         return _memory_note(samples)
@@ -405,13 +444,15 @@ def _tables(
             pairs = _pairs(doc, backends)
             rows = []
             keys = {metric_key(s.metric, s.metadata) for s in samples}
-            for key in _metric_order(workload, keys):
+            for key in metric_order(workload, keys):
                 of_metric = [s for s in samples if metric_key(s.metric, s.metadata) == key]
                 cells = {}
                 for b in backends:
                     summary = summaries.get((host, b, workload, key))
                     if summary is not None:
                         cells[b] = _cell(summary)
+                    elif outcome := _outcome_cell(summaries, (host, b, workload), key):
+                        cells[b] = outcome
                 ratios = {}
                 for pair in pairs:
                     est = ratio_estimate(statistics, summaries, (host, workload, key), pair)
@@ -423,7 +464,7 @@ def _tables(
                 note = (
                     "Rows with (N=…): measured with N instances at once, one row per N."
                     if split_key(key)[1] is not None
-                    else _row_note(doc, workload, of_metric)
+                    else _failure_note(key) or _row_note(doc, workload, of_metric)
                 )
                 flagged = [b for b in backends if (host, b, key) in anomalies]
                 if flagged:

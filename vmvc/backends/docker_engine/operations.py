@@ -3,8 +3,12 @@
 derive    `tar | docker import` of the rootfs into a temporary, vmvc-labelled image
 define    `docker create` (writable and init layers, configuration) from that image or the
           run's prepared one; started with `docker start`, ready at the agent's marker
-crash     SIGKILL to the container's main process (the agent, PID 1 inside) from the host;
-          the restart policy on-failure brings it back; detected at State.FinishedAt
+crash     SIGKILL to the container's main process from the host; the restart policy
+          on-failure brings it back; detected at State.FinishedAt. The agent IS that main
+          process (PID 1 in the container's PID namespace; one process per container), so
+          "the workload process dies" and "the instance dies" are one and the same kill
+          here: both kinds are measured, and say so. A container has no kernel of its own,
+          so a guest kernel panic does not apply.
 porter    `docker save` (SDK stream, by image id) into the workload's sink, `docker load` from
           its source (both the uncompressed archive; the workload packs the form). The
           exported image is a temporary single-layer import of the rootfs plus one unique
@@ -37,7 +41,9 @@ from vmvc.backends.capabilities import (
     Crash,
     Definition,
     DerivedArtefact,
+    FailureKind,
     Porter,
+    RecoveryPlan,
     StoredBytes,
 )
 from vmvc.backends.docker_engine.backend import AGENT, DockerInstance, container_options
@@ -58,6 +64,23 @@ from vmvc.paths import make_dirs
 # measurement): ~14 MiB (cgroup + shim) measured on the development host, doubled.
 CONTAINER_ESTIMATE_MIB = 32.0
 DOCKER_DAEMONS = ("dockerd", "containerd")
+
+# Docker's restart policy waits 100 ms before the first restart ("an ever increasing delay
+# (double the previous delay, starting at 100ms) is added before each restart": Docker
+# Engine API, RestartPolicy); that delay is the engine's mechanism, so it stays measured.
+_RESTART = "Docker restart policy on-failure (the engine's 100 ms first-restart delay)"
+RECOVERY_PLANS = {
+    FailureKind.WORKLOAD_PROCESS: RecoveryPlan(
+        "SIGKILL to the agent, which is the container's main process (PID 1 inside)",
+        _RESTART,
+        "State.FinishedAt",
+    ),
+    FailureKind.INSTANCE: RecoveryPlan(
+        "SIGKILL to the container's PID 1 from the host (here the agent itself)",
+        _RESTART,
+        "State.FinishedAt",
+    ),
+}
 
 
 class DockerOperations(Backend):
@@ -93,10 +116,15 @@ class DockerOperations(Backend):
             raise TypeError(f"docker cannot define an instance from {type(source).__name__}")
         return DockerDefinition(self.client, source.reference, spec)
 
-    def crash(self, instance: Instance) -> Crash:
+    def recovery_plans(self) -> dict[FailureKind, RecoveryPlan]:
+        return dict(RECOVERY_PLANS)
+
+    def crash(self, instance: Instance, kind: FailureKind) -> Crash:
         if not isinstance(instance, DockerInstance):
             raise TypeError(f"docker cannot crash {type(instance).__name__}")
-        return DockerCrash(instance)
+        if kind not in RECOVERY_PLANS:
+            raise ValueError(f"docker cannot inject a {kind} failure")
+        return DockerCrash(instance, kind)
 
     def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
         return DockerPorter(self.client, artefacts, spec)
@@ -202,11 +230,8 @@ class DockerDefinition(Definition):
 class DockerCrash(Crash):
     """SIGKILL to the container's main process from the host; the restart policy acts."""
 
-    how = "SIGKILL to the container's main process; restart policy on-failure"
-    detect_basis = "State.FinishedAt"
-
-    def __init__(self, instance: DockerInstance) -> None:
-        super().__init__()
+    def __init__(self, instance: DockerInstance, kind: FailureKind) -> None:
+        super().__init__(kind, RECOVERY_PLANS[kind])
         self.instance = instance
         self.pid = instance.host_pid()  # looked up before the kill is timed
         self._killed_wall = 0.0
@@ -216,6 +241,10 @@ class DockerCrash(Crash):
         self._killed_wall = time.time()
         self._killed = time.monotonic()
         os.kill(self.pid, signal.SIGKILL)
+
+    def running(self) -> bool:
+        state = container_state(self.instance.container)
+        return bool(state and state.get("Running"))
 
     def detected_at(self) -> float | None:
         """FinishedAt of the killed run (engine wall clock) on the monotonic clock; the

@@ -176,20 +176,36 @@ def undefine_by_name(conn: libvirt.virConnect, name: str) -> None:
         domain.undefine()
 
 
-class RebootWatch:
-    """Time of the engine's reboot event for one domain (libvirt saw the guest reset)."""
+class LifecycleWatch:
+    """Times of libvirt's events for one domain: when the engine saw it stop (QEMU gone),
+    crash (the guest reported a panic through its panic device) or reset itself."""
+
+    REBOOT = -1  # the guest reset itself (VIR_DOMAIN_EVENT_ID_REBOOT), not a lifecycle event
 
     def __init__(self, conn: libvirt.virConnect, domain: libvirt.virDomain) -> None:
         self.conn = conn
-        self.at: float | None = None
-        self._id = conn.domainEventRegisterAny(
-            domain, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None
-        )
+        self.first: dict[int, float] = {}  # VIR_DOMAIN_EVENT_* (or REBOOT) -> first time
+        self._ids = [
+            conn.domainEventRegisterAny(
+                domain, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+            ),
+            conn.domainEventRegisterAny(
+                domain, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None
+            ),
+        ]
+
+    def _on_lifecycle(
+        self, _conn: object, _domain: object, event: int, _detail: int, _opaque: object
+    ) -> None:
+        self.first.setdefault(event, time.monotonic())
 
     def _on_reboot(self, _conn: object, _domain: object, _opaque: object) -> None:
-        if self.at is None:
-            self.at = time.monotonic()
+        self.first.setdefault(self.REBOOT, time.monotonic())
+
+    def at(self, event: int) -> float | None:
+        return self.first.get(event)
 
     def close(self) -> None:
-        with contextlib.suppress(libvirt.libvirtError):
-            self.conn.domainEventDeregisterAny(self._id)
+        for callback in self._ids:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.domainEventDeregisterAny(callback)

@@ -6,9 +6,18 @@ define     a qcow2 copy-on-write overlay of that base disk (or of the image's) a
            and resumed. The kernel/initrd copies and data disk this harness needs per guest
            are made in `stage`, before the caller's define timer.
 full copy  `qemu-img convert` of the image's base disk (holes kept sparse)
-crash      the agent panics the guest kernel (`echo c > /proc/sysrq-trigger`); the guest
-           runs with on_crash/on_reboot=restart and `panic=-1`; detected at libvirt's reboot
-           event for the domain
+crash      one trial per failure kind (vmvc.backends.capabilities.FailureKind):
+           workload_process  the agent SIGKILLs itself (`die`); the guest's init respawns
+                             it (the guest OS's service supervisor; kernel and QEMU stay up);
+                             detected at the init's VMVC-RESPAWN line on the console
+           instance          SIGKILL to the domain's QEMU process from the host (pid from
+                             /run/libvirt/qemu/<name>.pid); libvirt has no automatic restart
+                             for a killed QEMU (on_crash acts on guest panics only, autostart
+                             only when libvirtd starts); detected at libvirt's "stopped" event
+           guest_kernel_panic  the agent panics the guest kernel (`echo c >
+                             /proc/sysrq-trigger`); the kernel reports it to the ISA pvpanic
+                             device, libvirt's on_crash=restart resets the guest; detected at
+                             libvirt's "crashed" event
 porter     a bundle of everything needed to boot the VM elsewhere (bundle.py): root disk as
            uncompressed qcow2, kernel, initramfs, firmware, domain XML, as one tar streamed
            into the workload's sink; imported by unpacking and `virsh define`, checked by
@@ -21,12 +30,16 @@ this one.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmvc.agent.protocol import ReadyInfo, command_line
+import libvirt
+
+from vmvc.agent.protocol import AgentError, ReadyInfo, command_line, marker
 from vmvc.backends.base import Backend, Instance, InstanceSpec
 from vmvc.backends.capabilities import (
     ByteSink,
@@ -35,8 +48,10 @@ from vmvc.backends.capabilities import (
     Crash,
     Definition,
     DerivedArtefact,
+    FailureKind,
     FullCopy,
     Porter,
+    RecoveryPlan,
     StoredBytes,
 )
 from vmvc.backends.libvirt_engine import bundle
@@ -44,7 +59,7 @@ from vmvc.backends.libvirt_engine.backend import LibvirtBackend, LibvirtInstance
 from vmvc.backends.libvirt_engine.domain_xml import DomainDisk
 from vmvc.backends.libvirt_engine.lifecycle import (
     DefinedGuest,
-    RebootWatch,
+    LifecycleWatch,
     allocated_bytes,
     build_deletable_base_disk,
     convert,
@@ -59,8 +74,23 @@ from vmvc.backends.memory import pids_named
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs
 
-if TYPE_CHECKING:
-    import libvirt
+RECOVERY_PLANS = {
+    FailureKind.WORKLOAD_PROCESS: RecoveryPlan(
+        "SIGKILL to the agent inside the guest (it kills itself on command)",
+        "the guest's init respawns the agent (kernel and QEMU stay up)",
+        "guest init's respawn line",
+    ),
+    FailureKind.INSTANCE: RecoveryPlan(
+        "SIGKILL to the domain's QEMU process from the host",
+        None,  # libvirt restarts no killed QEMU: on_crash is for guest panics
+        "libvirt stopped event",
+    ),
+    FailureKind.GUEST_KERNEL_PANIC: RecoveryPlan(
+        "guest kernel panic (sysrq c), reported to the pvpanic device",
+        "libvirt on_crash=restart",
+        "libvirt crashed event",
+    ),
+}
 
 
 LIBVIRT_DAEMONS = ("libvirtd", "virtqemud", "virtlogd")
@@ -110,9 +140,16 @@ class LibvirtOperations(Backend):
             {"base_disk_bytes": base.stat().st_size},
         )
 
-    def crash(self, instance: Instance) -> Crash:
+    def recovery_plans(self) -> dict[FailureKind, RecoveryPlan]:
+        return dict(RECOVERY_PLANS)
+
+    def crash(self, instance: Instance, kind: FailureKind) -> Crash:
         if not isinstance(instance, LibvirtInstance):
             raise TypeError(f"libvirt cannot crash {type(instance).__name__}")
+        if kind is FailureKind.WORKLOAD_PROCESS:
+            return AgentKill(self.conn, instance)
+        if kind is FailureKind.INSTANCE:
+            return QemuKill(self.conn, instance)
         return KernelPanic(self.conn, instance)
 
     def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
@@ -204,29 +241,95 @@ class GuestDefinition(Definition):
             undefine_by_name(self.backend.conn, self.spec.name)
 
 
-class KernelPanic(Crash):
-    """The agent panics the guest kernel; libvirt restarts the domain (on_crash=restart)."""
+class GuestCrash(Crash):
+    """What the three kinds share: the guest's console and libvirt's lifecycle events."""
 
-    how = "guest kernel panic (sysrq c); panic=-1, on_reboot/on_crash=restart"
-    detect_basis = "libvirt reboot event"
-
-    def __init__(self, conn: libvirt.virConnect, instance: LibvirtInstance) -> None:
-        super().__init__()
+    def __init__(
+        self, conn: libvirt.virConnect, instance: LibvirtInstance, kind: FailureKind
+    ) -> None:
+        super().__init__(kind, RECOVERY_PLANS[kind])
         if instance.console is None or instance.domain is None:
             raise RuntimeError("guest console is not attached")
         self.instance = instance
+        self.domain = instance.domain
         self.console = instance.console
-        self.watch = RebootWatch(conn, instance.domain)
+        self.start = len(instance.log)
+        self.watch = LifecycleWatch(conn, instance.domain)
 
-    def crash(self) -> None:
-        command = command_line(self.instance.next_task_id(), "crash", [])
+    def send(self, workload: str) -> None:
+        command = command_line(self.instance.next_task_id(), workload, [])
         self.console.send(command.encode())
 
-    def detected_at(self) -> float | None:
-        return self.watch.at
+    def running(self) -> bool:
+        """A killed transient domain is gone altogether: lookups fail, so it does not run."""
+        try:
+            return bool(self.domain.isActive())
+        except libvirt.libvirtError:
+            return False
 
     def remove(self) -> None:
         self.watch.close()
+
+
+class AgentKill(GuestCrash):
+    """The agent SIGKILLs itself; guest-init (the guest's PID 1) respawns it."""
+
+    def __init__(self, conn: libvirt.virConnect, instance: LibvirtInstance) -> None:
+        super().__init__(conn, instance, FailureKind.WORKLOAD_PROCESS)
+
+    def crash(self) -> None:
+        self.send("die")
+
+    def detected_at(self) -> float | None:
+        try:
+            _, line = self.instance.log.wait_for(
+                marker("RESPAWN"), start=self.start, timeout=0, what="respawn line"
+            )
+        except AgentError:
+            return None
+        return line.at
+
+
+class QemuKill(GuestCrash):
+    """SIGKILL to QEMU from the host: libvirt records the stop and restarts nothing."""
+
+    def __init__(self, conn: libvirt.virConnect, instance: LibvirtInstance) -> None:
+        super().__init__(conn, instance, FailureKind.INSTANCE)
+        pid = instance.qemu_pid()  # looked up before the kill is timed
+        if pid is None:
+            raise RuntimeError(f"no QEMU pid file for {instance.name}")
+        self.pid = pid
+
+    def crash(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+
+    def detected_at(self) -> float | None:
+        return self.watch.at(libvirt.VIR_DOMAIN_EVENT_STOPPED)
+
+
+class KernelPanic(GuestCrash):
+    """The agent panics the guest kernel; the pvpanic device tells libvirt, whose
+    on_crash=restart resets the guest (the kernel itself never reboots: no `panic=`)."""
+
+    def __init__(self, conn: libvirt.virConnect, instance: LibvirtInstance) -> None:
+        super().__init__(conn, instance, FailureKind.GUEST_KERNEL_PANIC)
+
+    def crash(self) -> None:
+        self.send("crash")
+
+    def detected_at(self) -> float | None:
+        at = self.watch.at(libvirt.VIR_DOMAIN_EVENT_CRASHED)
+        reset = self.watch.at(LifecycleWatch.REBOOT)
+        # Who restarted it: libvirt's crashed event came first, then the reset (libvirt's
+        # on_crash=restart resets QEMU, which libvirt reports as a reboot event too; the
+        # guest kernel itself never reboots: no `panic=` on its command line).
+        self.details["recover"] = {
+            "libvirt_crashed_event": at is not None,
+            "reset_after_crashed_event_s": None
+            if at is None or reset is None
+            else round(reset - at, 6),
+        }
+        return at
 
 
 class BundlePorter(Porter):
