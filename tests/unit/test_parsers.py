@@ -194,7 +194,7 @@ def test_parsers_reject_unexpected_output(workload: object, text: list[str], mes
 def test_commands_are_built_from_config() -> None:
     config = load_config("quick")
     assert CpuWorkload().command(config) == ["1", str(config.workload.cpu.seconds), "10000"]
-    assert IoWorkload().command(config) == ["64", "3", "1", "/data"]
+    assert IoWorkload().command(config) == ["64", "2", "1", "/data"]
     memory = config.workload.memory
     assert MemoryWorkload(1).command(config) == [
         str(memory.working_set_mib),
