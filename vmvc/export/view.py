@@ -356,7 +356,8 @@ def _io_note(samples: list[Sample]) -> str:
         f"{meta.get('runtime_s') or 0:.0f} s per job after "
         f"{meta.get('ramp_s') or 0:g} s ramp-up: a first look, not a disk "
         "measurement (default and nightly profiles: \N{GREATER-THAN OR EQUAL TO} 1 GiB, "
-        "\N{GREATER-THAN OR EQUAL TO} 20 s)."
+        "\N{GREATER-THAN OR EQUAL TO} 5 s per job after a ramp-up, "
+        "\N{GREATER-THAN OR EQUAL TO} 20 s per run)."
     )
 
 
