@@ -18,7 +18,6 @@ helper). Use the fixtures rather than importing conftest: that works in any impo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,10 +28,16 @@ from vmvc.backend_records import fill_backend_info
 from vmvc.keys import split_form, split_key
 from vmvc.results import ResultDocument, Sample
 
-# Unit tests never reach an engine: should one try, it fails at once instead of hanging or
-# quietly using the host's dockerd or libvirtd (set before any test imports a client).
-os.environ["DOCKER_HOST"] = "unix:///nonexistent"
-os.environ["LIBVIRT_DEFAULT_URI"] = "qemu+unix:///system?socket=/nonexistent"
+
+@pytest.fixture(autouse=True)
+def _no_engine_reachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests never reach an engine: should one try, it fails at once instead of hanging
+    or quietly using the host's dockerd or libvirtd. Set per test, not at import: `make test`
+    collects tests/unit beside tests/integration in one process, and an import-time change of
+    os.environ would cut the integration tests off from the real daemons."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent")
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu+unix:///system?socket=/nonexistent")
+
 
 # workload/metric -> (unit, higher_is_better), as the runner records them.
 METRICS: dict[str, tuple[str, bool]] = {
