@@ -30,6 +30,10 @@ seconds = {cpu_seconds}
 """
 
 
+def _sigint_as_at_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class RunningBench:
     """A `vmvc bench` subprocess whose stderr lines can be waited for."""
 
@@ -41,6 +45,10 @@ class RunningBench:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as a user at a terminal sends it: a shell that starts a job in the
+            # background (`make test &`, nohup) hands its children SIGINT ignored, and
+            # vmvc rightly keeps an ignored SIGINT ignored.
+            preexec_fn=_sigint_as_at_a_terminal,
         )
         self.lines: list[str] = []
         self._seen = threading.Condition()
