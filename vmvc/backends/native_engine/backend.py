@@ -268,7 +268,7 @@ class NativeBackend(Backend):
                             f"pid {proc.pid} ({proc.info['name']})",
                             run_id,
                             run_id in live_run_ids,
-                            remove=lambda p=proc: p.kill(),
+                            remove=lambda p=proc: _kill_unless_gone(p),
                         )
                     )
         layout = detect()
@@ -284,3 +284,11 @@ class NativeBackend(Backend):
                 )
             )
         return found
+
+
+def _kill_unless_gone(process: psutil.Process) -> None:
+    """Kill a leftover process; one already gone is removed, not an error. Killing a run's
+    agent (PID 1 of its namespace) takes its children with it, so a workload listed beside it
+    is often gone by the time its turn comes."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process.kill()
