@@ -194,7 +194,8 @@ def test_parsers_reject_unexpected_output(workload: object, text: list[str], mes
 def test_commands_are_built_from_config() -> None:
     config = load_config("quick")
     assert CpuWorkload().command(config) == ["1", str(config.workload.cpu.seconds), "10000"]
-    assert IoWorkload().command(config) == ["64", "2", "1", "/data"]
+    io = config.workload.io
+    assert IoWorkload().command(config) == ["64", str(io.runtime_s), str(io.ramp_s), "/data"]
     memory = config.workload.memory
     assert MemoryWorkload(1).command(config) == [
         str(memory.working_set_mib),

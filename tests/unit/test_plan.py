@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vmvc.config import load_config
+from vmvc.intervals import median_min_n, ratio_min_n
 from vmvc.plan import instance_workloads, repetitions_of, trial_kinds, vm_boots
 
 ALL = ["startup", "cpu", "footprint", "clone", "scale", "isolation"]
@@ -35,11 +36,15 @@ def test_quick_profile_keeps_its_promises() -> None:
     boots = vm_boots(quick)
     assert boots["instance"] == quick.run.warmups + quick.run.repetitions
     assert boots["isolation"] == 1
-    assert sum(boots.values()) <= 18  # 16 before density (+2: VMs at N = 1, 2)
+    assert sum(boots.values()) <= 20  # 16 before density (+2: VMs at N = 1, 2)
 
 
-def test_default_profile_measures_every_workload_six_times() -> None:
+def test_default_profile_gives_every_verdict_its_interval() -> None:
+    """Every workload gets the values a 95 % ratio interval needs (4 + 4); start-up and
+    footprint, measured by every boot, the 6 a median's own interval needs."""
     default = load_config("default")
     for workload in default.workloads:
         if workload != "isolation":  # facts, observed once
-            assert repetitions_of(workload, default) >= 6, workload
+            assert repetitions_of(workload, default) >= ratio_min_n(), workload
+    for workload in ("startup", "footprint", "cpu", "memory"):
+        assert repetitions_of(workload, default) >= median_min_n(), workload

@@ -1,12 +1,13 @@
 """Density: what the first instance and each extra instance cost the whole host (C02, C10).
 
 One series per trial: read the host (vmvc.bench.host_memory: median MemAvailable, engine
-daemons' PSS), then add instances one at a time up to each N of the series (containers and
-processes: [workload.density] counts, e.g. 1, 8, 16, 32; VMs: vm_counts, e.g. 1, 2, 4),
-each running the same memory-touching workload (vmvc-memtool over touch_mib) once it is
-ready, and after a settle wait read the host again. Instances stay up while the series grows
-(N=16 is N=8 plus eight more), so the series costs max(N) launches, not their sum; all are
-removed at the end and the host is read once more (its drift is part of the noise floor).
+daemons' PSS), then add instances, as many at a time as the host has cores, up to each N
+(containers and processes: [workload.density] counts, e.g. 1, 8, 16, 32; VMs: vm_counts,
+e.g. 1, 2, 4), each running the same memory-touching workload (vmvc-memtool over
+touch_mib) once it is ready, and after a settle wait read the host again. Instances stay up
+while the series grows (N=16 is N=8 plus eight more), so the series costs max(N) launches,
+not their sum; all are removed at the end and the host is read once more (its drift is part
+of the noise floor).
 The measuring process's own growth is taken out of every drop.
 
 Metrics (vmvc.bench.host_memory says how they are counted):
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from typing import Any
 
-from vmvc.backends.base import Backend, Instance
+from vmvc.backends.base import Backend, Instance, InstanceSpec
 from vmvc.backends.capabilities import Capability
 from vmvc.bench.base import Measurement
 from vmvc.bench.host_memory import (
@@ -44,7 +46,7 @@ from vmvc.bench.host_memory import (
     read_host,
 )
 from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult
-from vmvc.config import Config
+from vmvc.config import Config, host_cores
 
 METHOD = (
     "host MemAvailable drop (median of reads, page cache not dropped), instances touched "
@@ -92,8 +94,7 @@ class DensityWorkload:
             instances: list[Instance] = []
             for n in counts:
                 context.phase(f"density: {n} up")
-                while len(instances) < n:
-                    instances.append(_launch_and_touch(context, stack))
+                instances += _launch_and_touch_many(context, stack, n - len(instances))
                 time.sleep(settings.settle_s)
                 reading = read_host(settings.reads)
                 processes_now = all_processes_pss_mib()
@@ -118,9 +119,29 @@ class DensityWorkload:
         )
 
 
-def _launch_and_touch(context: LifecycleContext, stack: ExitStack) -> Instance:
+def _launch_and_touch_many(
+    context: LifecycleContext, stack: ExitStack, count: int
+) -> list[Instance]:
+    """`count` more instances, launched as many at a time as the host has cores.
+
+    Memory is what a series measures, not time: launching in parallel changes no figure,
+    and a shorter series gives the host's other work less time to move MemAvailable. Every
+    launch is waited for, so each one that got made is in `stack` (removed at the end)
+    before a failure is raised.
+    """
+    if count <= 0:
+        return []
+    # Names come from one iterator: drawn here, in this thread, not in the workers.
+    specs = [context.make_spec(context.backend.name) for _ in range(count)]
+    with ThreadPoolExecutor(max_workers=min(count, host_cores())) as pool:
+        futures = [pool.submit(_launch_and_touch, context, stack, spec) for spec in specs]
+        wait(futures)
+    return [future.result() for future in futures]  # the first failure, if any, is raised
+
+
+def _launch_and_touch(context: LifecycleContext, stack: ExitStack, spec: InstanceSpec) -> Instance:
     backend, config = context.backend, context.config
-    spec = context.make_spec(backend.name)
+    # ExitStack appends to a deque: safe from several threads at once
     instance = stack.enter_context(backend.provision(context.artefacts, spec))
     instance.wait_ready(config.timeouts.boot_s)
     instance.run("memory", touch_args(config), config.timeouts.workload_s)

@@ -44,7 +44,7 @@ from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult, second
 # than any engine here takes to *start* one (Docker ~0.3 s; libvirt resets a panicked guest
 # within 0.04 s of its crashed event); an instance running again at the end of the watch is
 # then waited for like any restart, so a slow boot is not mistaken for no restart.
-NO_RESTART_WATCH_S = 10.0
+NO_RESTART_WATCH_S = 5.0
 _POLL_S = 0.1
 
 
