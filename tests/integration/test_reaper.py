@@ -21,7 +21,7 @@ import libvirt
 import pytest
 from rich.console import Console
 
-from vmvc.backends.docker_engine.labels import LABEL_CONTROLLER, owner_labels
+from vmvc.backends.container_labels import LABEL_CONTROLLER, owner_labels
 from vmvc.backends.libvirt_engine.domain_xml import DomainSpec, domain_xml
 from vmvc.cleanup import find_leftovers, remove_dead
 from vmvc.config import Config

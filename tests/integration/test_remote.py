@@ -34,9 +34,9 @@ import libvirt
 import pytest
 from rich.console import Console
 
+from vmvc.backends.container_labels import owner_labels
 from vmvc.backends.docker import DockerBackend
 from vmvc.backends.docker_engine.images import ship_image
-from vmvc.backends.docker_engine.labels import owner_labels
 from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.libvirt_engine.pool import (
     POOL_NAME,

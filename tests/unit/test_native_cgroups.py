@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vmvc.backends.docker_engine.limits import limits_from_host_config
+from vmvc.backends.container_limits import limits_from_host_config
 from vmvc.backends.libvirt_engine.limits import limits_from_domain_xml
 from vmvc.backends.native_engine.cgroups import (
     CgroupError,

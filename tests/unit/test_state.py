@@ -16,7 +16,7 @@ from rich.console import Console
 
 from vmvc.agent.protocol import MAX_LINE_BYTES, LineLog
 from vmvc.backends.base import Leftover
-from vmvc.backends.docker_engine.labels import (
+from vmvc.backends.container_labels import (
     LABEL,
     LABEL_CONTROLLER,
     LABEL_RUN,

@@ -31,9 +31,7 @@ from vmvc.backends.base import (
     Leftover,
     Progress,
 )
-from vmvc.backends.docker_engine import remote
-from vmvc.backends.docker_engine.images import import_rootfs, ship_from_here, stream_import
-from vmvc.backends.docker_engine.labels import (
+from vmvc.backends.container_labels import (
     LABEL,
     LABEL_CONTROLLER,
     LABEL_IMAGE,
@@ -41,7 +39,9 @@ from vmvc.backends.docker_engine.labels import (
     owned_leftover,
     owner_labels,
 )
-from vmvc.backends.docker_engine.limits import limits_from_host_config
+from vmvc.backends.container_limits import limits_from_host_config
+from vmvc.backends.docker_engine import remote
+from vmvc.backends.docker_engine.images import import_rootfs, ship_from_here, stream_import
 from vmvc.backends.docker_engine.restart_log import follow_across_restarts
 from vmvc.backends.memory import MIB, cgroup_memory
 from vmvc.config import Config, HostSettings
@@ -49,8 +49,8 @@ from vmvc.hosts import is_local
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs
 
-# Labels and image import moved to labels.py and images.py; still importable from here for
-# code written against this module (the lifecycle workloads are being rewritten meanwhile).
+# The labels (shared by every container engine: vmvc.backends.container_labels) and the
+# image import (images.py) stay importable from here for code written against this module.
 __all__ = [
     "AGENT",
     "LABEL",

@@ -14,7 +14,7 @@ import docker
 import docker.errors
 
 from vmvc.backends.base import Progress
-from vmvc.backends.docker_engine.labels import LABEL, LABEL_IMAGE
+from vmvc.backends.container_labels import LABEL, LABEL_IMAGE
 from vmvc.image.build import Artefacts
 
 IMPORT_TIMEOUT_S = 900

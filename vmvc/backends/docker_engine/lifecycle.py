@@ -17,8 +17,8 @@ import docker.errors
 from docker.models.containers import Container
 
 from vmvc.backends.capabilities import ByteSink, ByteSource
+from vmvc.backends.container_labels import LABEL, LABEL_IMAGE, LABEL_RUN
 from vmvc.backends.docker_engine.images import stream_import
-from vmvc.backends.docker_engine.labels import LABEL, LABEL_IMAGE, LABEL_RUN
 from vmvc.image.build import Artefacts
 
 

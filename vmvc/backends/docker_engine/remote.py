@@ -21,7 +21,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from vmvc.backends.base import InstanceSpec, Leftover
-from vmvc.backends.docker_engine.labels import LABEL_RUN, owned_leftover, owner_labels
+from vmvc.backends.container_labels import LABEL_RUN, owned_leftover, owner_labels
 from vmvc.backends.memory import MIB
 
 # Loading a 400 MB image over a slow link takes longer than docker-py's 60 s default.

@@ -1,4 +1,5 @@
-"""What makes a Docker resource vmvc's: labels naming the run and the controller that made it."""
+"""What makes a container engine's resource vmvc's: labels naming the run and the controller
+that made it (Docker and Podman read and write the same labels)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The limits dockerd applied to a container, from `docker inspect` (HostConfig).
+"""The limits a container engine applied, from its inspect output (HostConfig).
+
+Docker and Podman store them alike (Podman's inspect keeps Docker's HostConfig fields).
 
 `--cpus N` is stored as NanoCpus (N x 10^9) and enforced as a CFS quota of N CPUs;
 `--cpu-quota`/`--cpu-period` are the same mechanism spelled out; `--memory` is Memory and
@@ -13,7 +15,9 @@ from typing import Any
 MIB = 2**20
 
 
-def limits_from_host_config(host_config: dict[str, Any]) -> dict[str, str | int | float]:
+def limits_from_host_config(
+    host_config: dict[str, Any], engine: str = "docker"
+) -> dict[str, str | int | float]:
     """cpus, memory_mib, swap_mib and how, as the native and VM backends record them."""
     nano = int(host_config.get("NanoCpus") or 0)
     quota = int(host_config.get("CpuQuota") or 0)
@@ -24,13 +28,13 @@ def limits_from_host_config(host_config: dict[str, Any]) -> dict[str, str | int 
     out: dict[str, str | int | float] = {}
     if nano > 0:
         out["cpus"] = round(nano / 1e9, 3)
-        how = f"docker --cpus (NanoCpus {nano}: CFS quota)"
+        how = f"{engine} --cpus (NanoCpus {nano}: CFS quota)"
     elif quota > 0:
         out["cpus"] = round(quota / period, 3)
-        how = f"docker CFS quota {quota}/{period} us"
+        how = f"{engine} CFS quota {quota}/{period} us"
     else:
         out["cpus"] = "unlimited"
-        how = "docker, no CPU quota"
+        how = f"{engine}, no CPU quota"
     out["memory_mib"] = round(memory / MIB, 1) if memory > 0 else "unlimited"
     if memory > 0 and memswap > 0:
         out["swap_mib"] = round((memswap - memory) / MIB, 1)
