@@ -19,6 +19,7 @@ PACKAGES=(
   zstd  # the compressed export form of the portability workload (vmvc/bench/export_forms.py)
   bubblewrap  # the example plugin backend (examples/vmvc-bwrap) that `make test` installs
   tini  # reaps libvirtd's guests at once where pid 1 is not an init (see start_daemons)
+  podman runsc  # the podman and gVisor backends (daemonless: nothing to start)
   libc6-dev
   openssh-server openssh-client tmux
 )

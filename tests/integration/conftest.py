@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import docker
 import libvirt
 import pytest
 
+from vmvc.backends.podman_engine.cli import global_options as podman_global_options
 from vmvc.config import Config, load_config
 from vmvc.image.build import Artefacts, build_image
 from vmvc.paths import work_root
@@ -73,12 +75,27 @@ def vmvc_leftovers() -> list[str]:
     conn = libvirt.open("qemu:///system")
     found += [f"domain {d.name()}" for d in conn.listAllDomains() if d.name().startswith("vmvc-")]
     conn.close()
+    found += [f"container {name}" for name in podman_containers()]
     found += [f"dir {p}" for p in work_root().glob("vmvc-*")]
     # native instances' cgroups (v1: one per controller; v2: one), see native_engine.cgroups
     cgroups = Path("/sys/fs/cgroup")
     found += [f"cgroup {p}" for p in cgroups.glob("*/vmvc/vmvc-*")]
     found += [f"cgroup {p}" for p in cgroups.glob("vmvc/vmvc-*")]
     return sorted(set(found))
+
+
+def podman_containers() -> list[str]:
+    """vmvc-named containers in podman's store (podman and gVisor instances)."""
+    if shutil.which("podman") is None:
+        return []
+    listed = subprocess.run(
+        ["podman", *podman_global_options(), "ps", "-a", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [name for name in listed.stdout.split() if name.startswith("vmvc-")]
 
 
 def leftovers_of(run_id: str) -> list[str]:

@@ -6,14 +6,22 @@ import pytest
 
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.docker import DockerBackend
+from vmvc.backends.gvisor import GvisorBackend
 from vmvc.backends.libvirt import LibvirtBackend
 from vmvc.backends.native import NativeBackend
+from vmvc.backends.podman import PodmanBackend
 from vmvc.bench import AGENT_WORKLOADS
 from vmvc.config import Config
 from vmvc.image.build import Artefacts
 from vmvc.paths import run_workdir
 
-BACKENDS = {"native": NativeBackend, "docker": DockerBackend, "libvirt": LibvirtBackend}
+BACKENDS = {
+    "native": NativeBackend,
+    "docker": DockerBackend,
+    "podman": PodmanBackend,
+    "gvisor": GvisorBackend,
+    "libvirt": LibvirtBackend,
+}
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))

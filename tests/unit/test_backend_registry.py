@@ -64,11 +64,11 @@ def test_an_installed_plugin_may_be_named_in_a_config_file(
 
 def test_an_unknown_backend_in_a_file_is_refused_listing_the_installed(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text('backends = ["podman"]\n')
+    path.write_text('backends = ["firecracker"]\n')
     with pytest.raises(ConfigError) as caught:
         load_config(None, path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: key 'backends': unknown backend 'podman'")
+    assert message.startswith(f"{path}: key 'backends': unknown backend 'firecracker'")
     for name in installed_backend_names():
         assert name in message
     assert "\n" not in message
@@ -102,11 +102,11 @@ def _bench_app() -> typer.Typer:
 
 
 def test_bench_refuses_an_unknown_backend_in_one_line_listing_the_installed() -> None:
-    result = CliRunner().invoke(_bench_app(), ["bench", "--backend", "podman", "--plain"])
+    result = CliRunner().invoke(_bench_app(), ["bench", "--backend", "firecracker", "--plain"])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("error: unknown backend 'podman' (installed: ")
+    assert lines[0].startswith("error: unknown backend 'firecracker' (installed: ")
     for name in available_backend_classes():
         assert name in lines[0]
     assert "Traceback" not in result.output

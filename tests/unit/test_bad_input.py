@@ -24,7 +24,7 @@ CONFIGS = {
     "unknown-section": ("[turbo]\nx = 1\n", "unknown key"),
     "wrong-type": ('[workload.cpu]\nseconds = "ten"\n', "workload.cpu.seconds"),
     "unknown-workload": ('workloads = ["cpu", "gpu"]\n', "unknown workload 'gpu'"),
-    "unknown-backend": ('backends = ["podman"]\n', "unknown backend 'podman'"),
+    "unknown-backend": ('backends = ["firecracker"]\n', "unknown backend 'firecracker'"),
     "memory-beyond-host": ("[instance]\nmemory_mib = 1000000\n", "more than this host's memory"),
     "zero-vcpus": ("[instance]\nvcpus = 0\n", "instance.vcpus"),
     "bad-accel": ('accel = "hvf"\n', "key 'accel'"),
@@ -42,7 +42,7 @@ CONFIGS = {
 }
 
 ARGUMENTS = {
-    "unknown-backend-arg": (["bench", "--backend", "podman"], "unknown backend 'podman'"),
+    "unknown-backend-arg": (["bench", "--backend", "firecracker"], "unknown backend 'firecracker'"),
     "unknown-workload-arg": (["bench", "--workload", "gpu"], "unknown workload 'gpu'"),
     "bad-accel-arg": (["bench", "--accel", "maybe"], "--accel must be"),
     "zero-repetitions-arg": (["bench", "-n", "0"], "--repetitions must be at least 1"),

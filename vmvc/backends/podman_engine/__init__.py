@@ -1,0 +1,1 @@
+"""Podman: daemonless OCI containers from the shared rootfs (vmvc.backends.podman)."""
