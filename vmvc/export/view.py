@@ -25,6 +25,7 @@ from vmvc.catalogue import (
     outcome_metrics,
     workload_title,
 )
+from vmvc.claims import is_io_anomaly
 from vmvc.environment import host_accel
 from vmvc.formatting import (
     finite,
@@ -374,6 +375,18 @@ def _io_anomalies(verdicts: list[StoredVerdict]) -> dict[tuple[str, str, str], f
     return found
 
 
+def faster_than_native(
+    key: str, ratio: float, samples: list[Sample], noise_threshold: float
+) -> float | None:
+    """How much faster than native a backend's disk I/O is, when more than the noise (the
+    rule of vmvc.claims.is_io_anomaly, from a ratio backend/native of medians); else None."""
+    if not samples:
+        return None
+    overhead = 1.0 - ratio if samples[-1].higher_is_better else ratio - 1.0
+    part = {"overhead": overhead}
+    return -overhead if is_io_anomaly(key, part, noise_threshold) else None
+
+
 def _form_note(doc: ResultDocument, samples: list[Sample]) -> str:
     """How a per-form row was packed (the same for every backend), and on the size row what
     each backend's export holds."""
@@ -435,6 +448,7 @@ def _tables(
 ) -> list[Table]:
     summaries = summary_index(statistics)
     anomalies = _io_anomalies(verdicts)
+    noise = float((doc.config.get("thresholds") or {}).get("noise_threshold", 0.05))
     measured = doc.measured()
     tables = []
     for host in sorted({s.host for s in measured}):
@@ -459,8 +473,14 @@ def _tables(
                     est = ratio_estimate(statistics, summaries, (host, workload, key), pair)
                     if est is not None:
                         ratios[pair] = format_estimate(*est)
-                        to_native = doc.record(pair[1]).kind == "native"
-                        if to_native and (host, pair[0], key) in anomalies:
+                        if doc.record(pair[1]).kind != "native":
+                            continue
+                        # Backends no claim judges (a sandbox, a second container engine)
+                        # get the same check as C03's pair, from their ratio to native.
+                        faster = faster_than_native(f"{workload}/{key}", est[0], of_metric, noise)
+                        if faster is not None:
+                            anomalies.setdefault((host, pair[0], key), faster)
+                        if (host, pair[0], key) in anomalies:
                             ratios[pair] += " ANOMALY"
                 note = (
                     "Rows with (N=…): measured with N instances at once, one row per N."
