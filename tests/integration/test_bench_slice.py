@@ -30,6 +30,8 @@ runtime_s = 1
 """
 
 BASIC = {"startup", "cpu", "memory", "io", "footprint"}
+# Everything `make setup` installs: the baseline, the isolation spectrum's engines, the VM.
+ALL = ("native", "docker", "podman", "gvisor", "libvirt")
 
 
 def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> None:
@@ -64,7 +66,7 @@ def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> No
     # Every backend x workload, two measured repetitions each.
     measured = [s for s in doc["samples"] if not s["warmup"]]
     seen = {(s["backend"], s["workload"]) for s in measured}
-    assert seen == {(b, w) for b in ("native", "docker", "libvirt") for w in BASIC}
+    assert seen == {(b, w) for b in ALL for w in BASIC}
     reps = Counter((s["backend"], s["workload"], s["metric"]) for s in measured)
     assert set(reps.values()) == {2}
 
@@ -74,9 +76,7 @@ def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> No
 
     # A warm-up boots each backend once and runs no lifecycle trial (vmvc.plan).
     warmups = [t for t in doc["trials"] if t["warmup"]]
-    assert {(t["backend"], t["kind"]) for t in warmups} == {
-        (b, "instance") for b in ("native", "docker", "libvirt")
-    }
+    assert {(t["backend"], t["kind"]) for t in warmups} == {(b, "instance") for b in ALL}
     # How the VM booted is recorded: the VM id, kernel, firmware and machine.
     assert doc["image"]["vm_id"] and doc["image"]["recipe"]["kernel_flavour"]
     assert doc["environment"]["vm_firmware"] in ("qboot", "seabios")
@@ -85,9 +85,13 @@ def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> No
     # The same image, proven from inside every instance.
     image_id = doc["image"]["id"]
     reported = {(i["backend"], i["image_id"]) for i in doc["instances"]}
-    assert reported == {(b, image_id) for b in ("native", "docker", "libvirt")}
+    assert reported == {(b, image_id) for b in ALL}
+    # Who answers the system calls: the host's kernel for the containers, gVisor's Sentry
+    # (which reports a kernel release of its own) and the guest's kernel otherwise.
     kernels = {i["backend"]: i["kernel"] for i in doc["instances"]}
-    assert kernels["docker"] == kernels["native"] != kernels["libvirt"]
+    assert kernels["docker"] == kernels["podman"] == kernels["native"]
+    assert kernels["gvisor"] != kernels["native"] and kernels["libvirt"] != kernels["native"]
+    assert doc["environment"]["gvisor_platform"] == "ptrace"
 
     # Plausible values: a VM boots slower than a container starts; footprints are positive.
     def median(backend: str, workload: str, metric: str) -> float:

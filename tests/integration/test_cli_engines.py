@@ -57,7 +57,7 @@ def test_all_skips_unavailable_backend_and_says_why(tmp_path: Path, no_leftovers
     [path] = out.glob("*.json")
     doc = json.loads(path.read_text())
     assert [s["backend"] for s in doc["skipped"]] == ["libvirt"]
-    assert {s["backend"] for s in doc["samples"]} == {"native", "docker"}
+    assert {s["backend"] for s in doc["samples"]} == {"native", "docker", "podman", "gvisor"}
 
 
 def test_accel_kvm_where_kvm_does_not_work_is_a_clear_error(tmp_path: Path) -> None:
@@ -89,8 +89,17 @@ def test_doctor_reports_prerequisites_and_kvm_verdict() -> None:
     done = run_vmvc("doctor", env={"COLUMNS": "200"})
     assert done.returncode == 0, done.stdout + done.stderr
     text = " ".join(done.stdout.split())
-    for check in ("host tools", "backend docker", "backend libvirt", "backend native", "KVM"):
+    for check in (
+        "host tools",
+        "backend docker",
+        "backend libvirt",
+        "backend native",
+        "backend podman",
+        "backend gvisor",
+        "KVM",
+    ):
         assert check in text
+    assert "(ptrace platform)" in text  # how gVisor intercepts, as the VM's accel is said
     probe = cached_probe("qemu:///system")
     assert probe is not None
     if probe["ok"]:

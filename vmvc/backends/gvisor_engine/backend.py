@@ -76,14 +76,14 @@ class GvisorBackend(PodmanBackend):
 
     def prepare(self, artefacts: Any, progress: Any) -> dict[str, Any]:
         facts = super().prepare(artefacts, progress)
-        self.display_name = type(self).display_name
+        self.display_name = type(self).display_name  # names its platform, as the VM its accel
         return facts
 
     def runtime_facts(self) -> dict[str, Any]:
         path = runsc_path()
         return {
-            "oci_runtime": "runsc",
-            "oci_runtime_version": runsc_version(path) if path else "not installed",
+            "gvisor_oci_runtime": "runsc",
+            "gvisor_runsc_version": runsc_version(path) if path else "not installed",
             "gvisor_platform": PLATFORM,
             "gvisor_platform_reason": PLATFORM_WHY,
         }

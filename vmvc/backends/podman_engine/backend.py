@@ -261,19 +261,22 @@ class PodmanBackend(Backend):
     def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
         """Nothing to import: every container runs the rootfs directory (an overlay on it)."""
         runtime = self.runtime_facts()
-        self.display_name = f"{type(self).display_name.rstrip(')')}, {runtime['oci_runtime']})"
+        name = runtime.get(f"{self.name}_oci_runtime", "unknown")
+        self.display_name = f"{type(self).display_name.rstrip(')')}, {name})"
         return {"rootfs": str(artefacts.rootfs), **runtime}
 
     def runtime_facts(self) -> dict[str, Any]:
+        """The OCI runtime podman uses here, under this backend's name (the result's
+        environment merges every backend's facts: podman's and gVisor's must not collide)."""
         try:
             info = json.loads(self.engine.call("info", "--format", "json"))
         except (PodmanError, ValueError):
-            return {"oci_runtime": "unknown"}
+            return {"podman_oci_runtime": "unknown"}
         runtime = (info.get("host") or {}).get("ociRuntime") or {}
         lines = str(runtime.get("version") or "").splitlines()
         return {
-            "oci_runtime": runtime.get("name", "unknown"),
-            "oci_runtime_version": lines[0] if lines else "",
+            "podman_oci_runtime": runtime.get("name", "unknown"),
+            "podman_oci_runtime_version": lines[0] if lines else "",
         }
 
     @contextlib.contextmanager
