@@ -139,16 +139,17 @@ def eta_after_first_repetition(lines: list[str]) -> float | None:
     return None
 
 
-def time_profile(profile: str, output: Path) -> None:
+def time_profile(profile: str, output: Path, backends: list[str]) -> None:
+    chosen = [arg for name in backends for arg in ("--backend", name)] or ["--backend", "all"]
     started = time.monotonic()
     done = subprocess.run(
-        [".venv/bin/vmvc", "bench", "--profile", profile, "--plain", "-o", str(output)],
+        [".venv/bin/vmvc", "bench", "--profile", profile, *chosen, "--plain", "-o", str(output)],
         capture_output=True,
         text=True,
     )
     wall = time.monotonic() - started
     results = sorted(output.glob("*.json"))
-    print(f"\n{profile} profile: {wall:.0f} s wall, exit code {done.returncode}")
+    print(f"\n{profile} profile ({' '.join(chosen)}): {wall:.0f} s wall, exit {done.returncode}")
     predicted = eta_after_first_repetition(done.stderr.splitlines())  # the live view
     if predicted is not None:
         print(
@@ -173,6 +174,12 @@ def main() -> None:
     parser.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     parser.add_argument("--quick", action="store_true", help="also time the quick profile")
     parser.add_argument("--profile", help="also time this profile (e.g. default)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        help="the profiles' runs use only these backends (repeat; default: all installed)",
+    )
     args = parser.parse_args()
     config = load_config("quick", overrides={"accel": args.accel})
     artefacts = build_image(config.image.suite, config.image.packages)
@@ -227,7 +234,7 @@ def main() -> None:
     print(f"vmvc resume->ready / bare spawn->ready  = {guest:.3f} (the guest's own boot)")
     for profile in (["quick"] if args.quick else []) + ([args.profile] if args.profile else []):
         with tempfile.TemporaryDirectory(prefix=f"vmvc-{profile}-", dir=work_root()) as out:
-            time_profile(profile, Path(out))
+            time_profile(profile, Path(out), args.backend)
 
 
 if __name__ == "__main__":
