@@ -178,3 +178,16 @@ class Verdict(BaseModel):
     host: str = "local"
     accel: str | None = None
     emulated: bool = False
+
+
+def is_io_anomaly(key: str, part: dict[str, Any], noise_threshold: float) -> bool:
+    """A backend that beats native at disk I/O by more than the noise threshold.
+
+    Every backend's I/O lands on the same host disk through more layers than native's, so
+    it cannot be faster: such a result means a cache answered (a file too small, a run too
+    short, a cache mode that is not the same), not that the backend is better. It is shown
+    as an anomaly and never counted for or against C03. Judged on the ratio of medians
+    (an interval needs 4 + 4 repetitions, and the quick profile's impossible results are
+    exactly the ones to keep out).
+    """
+    return key.startswith("io/") and part["overhead"] < -noise_threshold

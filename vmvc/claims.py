@@ -44,6 +44,7 @@ from vmvc.analysed import (
     Curve,
     Statistics,
     Verdict,
+    is_io_anomaly,
 )
 from vmvc.config import Thresholds
 from vmvc.environment import host_accel
@@ -420,19 +421,6 @@ def _overhead(ctx: Context, backend: str, key: str) -> dict[str, Any] | None:
             ends[0] if ends else None, ends[1] if ends else None, threshold
         ),
     }
-
-
-def is_io_anomaly(key: str, part: dict[str, Any], noise_threshold: float) -> bool:
-    """A backend that beats native at disk I/O by more than the noise threshold.
-
-    Every backend's I/O lands on the same host disk through more layers than native's, so
-    it cannot be faster: such a result means a cache answered (a file too small, a run too
-    short, a cache mode that is not the same), not that the backend is better. It is shown
-    as an anomaly and never counted for or against C03. Judged on the ratio of medians
-    (an interval needs 4 + 4 repetitions, and the quick profile's impossible results are
-    exactly the ones to keep out).
-    """
-    return key.startswith("io/") and part["overhead"] < -noise_threshold
 
 
 def _half_verdict(parts: list[dict[str, Any]], *, near_native: bool) -> str:

@@ -227,9 +227,10 @@ class TrialRecord(_Tagged):
         return (self.host, self.backend, self.kind, self.repetition)
 
 
-BackendKind = Literal["native", "container", "vm", "sandbox"]
-# How reports order backends: the baseline first, then what the claims compare.
-KIND_ORDER: tuple[str, ...] = ("native", "container", "vm", "sandbox")
+BackendKind = Literal["native", "container", "sandbox", "vm"]
+# How reports order backends: along the isolation spectrum, the baseline first (native ->
+# containers -> sandboxes with a kernel of their own in user space -> VMs).
+KIND_ORDER: tuple[str, ...] = ("native", "container", "sandbox", "vm")
 
 
 class BackendRecord(BaseModel):
@@ -357,7 +358,7 @@ class ResultDocument(BaseModel):
         return self.backend_info.get(backend) or unknown_backend(backend)
 
     def order_backends(self, names: set[str] | list[str]) -> list[str]:
-        """By kind (native, container, vm, sandbox), then in the order they were selected."""
+        """By kind (native, container, sandbox, vm), then in the order they were selected."""
         selected = list(self.backend_info)
 
         def key(name: str) -> tuple[int, int, str]:

@@ -208,3 +208,38 @@ def test_kvm_probe_holds_a_run_lock_while_its_domain_exists(
         accel._boot = original  # type: ignore[assignment]
     assert isinstance(result[0], bool)
     assert len(seen) == 1 and len(seen[0]) == 1, seen
+
+
+def _podman_container(artefacts: Artefacts, labels: dict[str, str]) -> str:
+    from vmvc.backends.podman_engine.cli import Engine
+
+    name = f"vmvc-reaper-{secrets.token_hex(4)}"
+    argv = ["create", "--name", name, "--network", "none"]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    Engine().call(*argv, "--rootfs", f"{artefacts.rootfs}:O", "/bin/true")
+    return name
+
+
+def test_podman_and_gvisor_leftovers_of_a_dead_run_are_removed_foreign_ones_kept(
+    artefacts: Artefacts,
+) -> None:
+    from vmvc.backends.podman_engine.backend import ENGINE_LABEL
+    from vmvc.backends.podman_engine.cli import Engine
+
+    dead_run = _run_id()
+    podman = _podman_container(artefacts, {**owner_labels(dead_run), ENGINE_LABEL: "podman"})
+    gvisor = _podman_container(artefacts, {**owner_labels(dead_run), ENGINE_LABEL: "gvisor"})
+    foreign = _podman_container(artefacts, {"vmvc": "1"})  # a vmvc name and label, no identity
+    engine = Engine()
+    try:
+        found = [i for i in find_leftovers() if i.run_id == dead_run]
+        # each backend lists the container its own label names, once
+        assert sorted(i.name for i in found) == sorted([podman, gvisor])
+        assert foreign not in {i.name for i in find_leftovers()}
+        remove_dead(Console(quiet=True), found, dry_run=False)
+        left = engine.call("ps", "-a", "--format", "{{.Names}}").split()
+        assert podman not in left and gvisor not in left
+        assert foreign in left
+    finally:
+        engine.call("rm", "--force", "--ignore", podman, gvisor, foreign)

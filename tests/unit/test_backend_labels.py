@@ -60,7 +60,7 @@ def _md_headers(markdown: str) -> list[list[str]]:
 def test_a_sandbox_backend_renders_in_markdown(with_bwrap: ResultDocument) -> None:
     markdown = render(with_bwrap, "md")
     for header in _md_headers(markdown):
-        assert header[2:6] == ["native", "container", "VM", "bwrap"]  # order by kind
+        assert header[2:6] == ["native", "container", "bwrap", "VM"]  # the isolation spectrum
         assert "bwrap/native" in header and "VM/container" in header
         assert not any(h.startswith("bwrap/") and h != "bwrap/native" for h in header)
     cpu = next(line for line in markdown.splitlines() if line.startswith("| events\\_per\\_s"))
@@ -132,7 +132,7 @@ def test_older_results_get_backend_info_from_the_installed_backends(build_doc) -
     assert doc.backend_info["bwrap"] == BackendRecord(
         label="bwrap", kind="sandbox", display_name="bwrap"
     )
-    assert doc.backends() == ["native", "docker", "libvirt", "bwrap"]
+    assert doc.backends() == ["native", "docker", "bwrap", "libvirt"]
 
 
 def test_unrecorded_backend_renders_without_a_key_error(build_doc) -> None:

@@ -22,7 +22,7 @@ from vmvc.cli_report import register
 from vmvc.export.csv_samples import COLUMNS
 from vmvc.export.html_page import script_json
 from vmvc.export.markdown import md_text
-from vmvc.export.view import NO_ANALYSIS, _io_anomalies
+from vmvc.export.view import NO_ANALYSIS, _io_anomalies, faster_than_native
 from vmvc.formatting import format_estimate, format_number, format_range
 from vmvc.keys import display
 from vmvc.orchestrate import reanalyse
@@ -162,12 +162,16 @@ def test_markdown_shows_the_statistics_medians_and_ratios(doc: ResultDocument) -
         assert cell == _expected_cell(s)
         assert cell.split(" ")[0] == format_number(s.median)
         checked += 1
-    # I/O faster than native beyond the noise threshold is flagged in its ratio cell (C03).
+    # I/O faster than native beyond the noise threshold is flagged in its ratio cell: C03's
+    # pair from its verdict, any other backend by the same rule on its ratio.
     anomalies = _io_anomalies(doc.verdicts)
+    noise = (doc.config.get("thresholds") or {}).get("noise_threshold", 0.05)  # as the view
     for r in doc.statistics.ratios:
         rows = {row["metric"]: row for row in tables[md_text(workload_title(r.workload))]}
         column = f"{label[r.numerator]}/{label[r.denominator]}"
-        flag = (r.host, r.numerator, r.metric) in anomalies
+        same = [s for s in doc.samples if (s.workload, s.metric) == (r.workload, r.metric)]
+        by_rule = faster_than_native(f"{r.workload}/{r.metric}", r.ratio, same, noise)
+        flag = (r.host, r.numerator, r.metric) in anomalies or by_rule is not None
         assert rows[md_text(display(r.metric))][column] == format_estimate(
             r.ratio, r.ci_low, r.ci_high
         ) + (" ANOMALY" if flag and r.denominator == "native" else "")

@@ -145,7 +145,7 @@ class Instance(abc.ABC):
 # What a backend is, for the claims and the report: claims compare the first selected
 # backend of kind "vm" with the first of kind "container", and both with kind "native".
 # A backend of any other kind is measured and reported but judged by no claim.
-BackendKind = Literal["native", "container", "vm", "sandbox"]
+BackendKind = Literal["native", "container", "sandbox", "vm"]
 
 
 @dataclass(frozen=True)
@@ -284,8 +284,8 @@ def iter_names(run_id: str, backend: str) -> Iterator[str]:
 
 
 def in_usual_order(classes: dict[str, type[Backend]]) -> dict[str, type[Backend]]:
-    """The usual order everywhere (runs, doctor, reports): the baseline, then containers, VMs
-    and sandboxes, whatever order the installed packages' entry points come in (setuptools
-    writes them alphabetically)."""
+    """The usual order everywhere (runs, doctor, reports), along the isolation spectrum: the
+    baseline, then containers, sandboxes and VMs, whatever order the installed packages'
+    entry points come in (setuptools writes them alphabetically)."""
     kinds = get_args(BackendKind)
     return dict(sorted(classes.items(), key=lambda item: kinds.index(item[1].kind)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from vmvc.analysed import VERDICT_KINDS, Curve, Statistics, Summary
+from vmvc.analysed import VERDICT_KINDS, Curve, Statistics, Summary, is_io_anomaly
 from vmvc.analysed import Verdict as StoredVerdict
 from vmvc.catalogue import (
     FAILURES,
@@ -23,9 +23,9 @@ from vmvc.catalogue import (
     order_metrics,
     order_workloads,
     outcome_metrics,
+    steady_resources,
     workload_title,
 )
-from vmvc.claims import is_io_anomaly
 from vmvc.environment import host_accel
 from vmvc.formatting import (
     finite,
@@ -378,9 +378,10 @@ def _io_anomalies(verdicts: list[StoredVerdict]) -> dict[tuple[str, str, str], f
 def faster_than_native(
     key: str, ratio: float, samples: list[Sample], noise_threshold: float
 ) -> float | None:
-    """How much faster than native a backend's disk I/O is, when more than the noise (the
-    rule of vmvc.claims.is_io_anomaly, from a ratio backend/native of medians); else None."""
-    if not samples:
+    """How much faster than native a backend's disk I/O is, when more than the noise (C03's
+    rule, vmvc.analysed.is_io_anomaly, on the figures C03 reads: the catalogue's deciding
+    metrics; from a ratio backend/native of medians); else None."""
+    if not samples or tuple(key.split("/", 1)) not in steady_resources():
         return None
     overhead = 1.0 - ratio if samples[-1].higher_is_better else ratio - 1.0
     part = {"overhead": overhead}
