@@ -36,6 +36,7 @@ from vmvc.paths import work_root
 
 MARKERS = ("INITRAMFS", "ROOTMOUNT", "READY")
 RUN_ID = "20000101T000000Z-bench1"
+KEEP = Path("/tmp/vmvc-bench-results")  # the timed profiles' results, outside the repo
 
 
 def bare_qemu_argv(artefacts: Artefacts, accel: str, overlay: Path, data: Path) -> list[str]:
@@ -158,6 +159,11 @@ def time_profile(profile: str, output: Path, backends: list[str]) -> None:
         )
     if not results:
         return
+    kept = KEEP / profile
+    kept.mkdir(parents=True, exist_ok=True)
+    for path in output.iterdir():  # the JSON and its reports, for reading afterwards
+        shutil.copy2(path, kept / path.name)
+    print(f"  result kept in {kept}")
     doc = json.loads(results[-1].read_text())
     per_kind: dict[str, list[float]] = {}
     for trial in doc["trials"]:
