@@ -81,3 +81,35 @@ def test_command_tokens_are_validated(token: str) -> None:
 
 def test_command_line_format() -> None:
     assert command_line("t7", "io", ["64", "3", "/data"]) == "t7 io 64 3 /data\n"
+
+
+def test_a_served_task_goes_out_on_stdin_and_comes_back_framed() -> None:
+    import io
+
+    from vmvc.agent.protocol import pump, run_served
+
+    log = LineLog()
+    log.feed(b"VMVC-END t1 rc=0\n")  # an earlier task's end: not this one's
+
+    class Agent(io.BytesIO):
+        def flush(self) -> None:  # the agent answers once the command is flushed
+            log.feed(b"VMVC-BEGIN t1 cpu\nevents per second: 5.0\nVMVC-END t1 rc=0\n")
+
+    sent = Agent()
+    assert run_served(sent, log, "t1", "cpu", ["1"], timeout=1) == ["events per second: 5.0"]
+    assert sent.getvalue() == b"t1 cpu 1\n"
+    stream = io.BufferedReader(io.BytesIO(b"a\nb\n"))
+    fed = LineLog()
+    pump(stream, fed)
+    assert fed.closed and fed.tail(2) == ["a", "b"]
+
+
+def test_a_served_task_to_an_agent_that_exited_is_an_agent_error() -> None:
+    import io
+
+    from vmvc.agent.protocol import run_served
+
+    closed = io.BytesIO()
+    closed.close()  # writing raises ValueError, as a closed pipe's stdin does
+    with pytest.raises(AgentError, match="the agent exited"):
+        run_served(closed, LineLog(), "t1", "cpu", [], timeout=1)

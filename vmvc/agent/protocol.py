@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 READY_PREFIX = "VMVC-READY"
 TOKEN = re.compile(r"^[A-Za-z0-9_./:=+-]{1,200}$")
@@ -144,6 +145,38 @@ def command_line(task_id: str, workload: str, args: list[str]) -> str:
         if not TOKEN.match(token):
             raise ValueError(f"agent argument {token!r} is not a safe token")
     return " ".join((task_id, workload, *args)) + "\n"
+
+
+class ByteStream(Protocol):
+    def read1(self, size: int = -1, /) -> bytes: ...
+
+
+class CommandSink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def pump(stream: ByteStream, log: LineLog) -> None:
+    """Feed an `agent serve` instance's output into its log until the stream ends (a reader
+    thread's body: the instance is gone when this returns)."""
+    for chunk in iter(lambda: stream.read1(65536), b""):
+        log.feed(chunk)
+    log.close()
+
+
+def run_served(
+    stdin: CommandSink, log: LineLog, task_id: str, workload: str, args: list[str], timeout: float
+) -> list[str]:
+    """One task of an `agent serve` instance: the command on its stdin, the framed output
+    from its log. AgentError if the agent's stdin is closed (it exited)."""
+    start = len(log)
+    try:
+        stdin.write(command_line(task_id, workload, args).encode())
+        stdin.flush()
+    except (BrokenPipeError, ValueError):
+        raise AgentError("the agent exited") from None
+    return collect_task(log, task_id, start, timeout)
 
 
 def collect_task(log: LineLog, task_id: str, start: int, timeout: float) -> list[str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from vmvc.agent.protocol import AgentError, ReadyInfo, collect_task, command_line, wait_ready
+from vmvc.agent.protocol import ReadyInfo, pump, run_served, wait_ready
 from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover
 from vmvc.backends.capabilities import Capability
 from vmvc.backends.memory import process_tree_memory
@@ -129,9 +129,7 @@ class NativeInstance(Instance):
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
-        for chunk in iter(lambda: self.process.stdout.read1(65536), b""):  # type: ignore[union-attr]
-            self.log.feed(chunk)
-        self.log.close()
+        pump(self.process.stdout, self.log)
 
     def wait_ready(self, timeout: float) -> ReadyInfo:
         _, info = wait_ready(self.log, timeout)
@@ -145,14 +143,8 @@ class NativeInstance(Instance):
 
     def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
         task_id = self.next_task_id()
-        start = len(self.log)
         assert self.process.stdin is not None
-        try:
-            self.process.stdin.write(command_line(task_id, workload, args).encode())
-            self.process.stdin.flush()
-        except BrokenPipeError:
-            raise AgentError("native agent exited") from None
-        return collect_task(self.log, task_id, start, timeout)
+        return run_served(self.process.stdin, self.log, task_id, workload, args, timeout)
 
     def footprint(self) -> dict[str, float]:
         return process_tree_memory(self.process.pid)

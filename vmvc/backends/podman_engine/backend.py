@@ -28,7 +28,7 @@ from typing import Any
 
 import psutil
 
-from vmvc.agent.protocol import AgentError, ReadyInfo, collect_task, command_line, wait_ready
+from vmvc.agent.protocol import ReadyInfo, pump, run_served, wait_ready
 from vmvc.backends.base import (
     Availability,
     Backend,
@@ -150,10 +150,7 @@ class PodmanInstance(Instance):
 
     def _pump(self) -> None:
         assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        for chunk in iter(lambda: stdout.read1(65536), b""):
-            self.log.feed(chunk)
-        self.log.close()
+        pump(self.process.stdout, self.log)
 
     def wait_ready(self, timeout: float) -> ReadyInfo:
         _, info = wait_ready(self.log, timeout)
@@ -168,13 +165,7 @@ class PodmanInstance(Instance):
     def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
         assert self.process is not None and self.process.stdin is not None
         task_id = self.next_task_id()
-        start = len(self.log)
-        try:
-            self.process.stdin.write(command_line(task_id, workload, args).encode())
-            self.process.stdin.flush()
-        except (BrokenPipeError, ValueError):
-            raise AgentError("the container's agent exited") from None
-        return collect_task(self.log, task_id, start, timeout)
+        return run_served(self.process.stdin, self.log, task_id, workload, args, timeout)
 
     def state(self) -> Any:
         return parse_inspect(self.engine.call("inspect", "--type", "container", self.name))
