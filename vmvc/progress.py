@@ -197,6 +197,10 @@ class RunTracker:
         self.current = ""
         self.durations: dict[Pair, list[float]] = defaultdict(list)
         self.failed_durations: dict[Pair, list[float]] = defaultdict(list)
+        # (backend, phase text) -> seconds spent in it: what one workload of an instance
+        # trial costs, to price a trial shape not timed yet (see estimate)
+        self.phase_durations: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self._phase: tuple[str, str, float] | None = None
         self.first_metric: dict[str, str] = {}
         self.units: dict[str, str] = {}
         self.notes: list[Note] = []
@@ -264,6 +268,8 @@ class RunTracker:
                 self.trial_started(trial)
             case PhaseChanged(backend=backend, text=text):
                 self.state[backend].phase = clean(text)
+                self._phase_ended()
+                self._phase = (backend, text, self.clock())
             case SampleRecorded(sample=sample):
                 self.sample(sample)
             case WorkloadFailed():
@@ -305,8 +311,15 @@ class RunTracker:
         self.first_metric.setdefault(sample.workload, sample.metric)
         self.units.setdefault(key, sample.unit)
 
+    def _phase_ended(self) -> None:
+        if self._phase is not None:
+            backend, text, since = self._phase
+            self.phase_durations[(backend, text)].append(self.clock() - since)
+            self._phase = None
+
     def trial_finished(self, trial: PlannedTrial, *, ok: bool, message: str = "") -> float:
         """Record the trial's outcome; returns how long it took."""
+        self._phase_ended()
         pair = (trial.backend, trial.shape)
         seconds = self.clock() - self.running_since
         self.last_seconds = seconds
@@ -449,6 +462,9 @@ class RunTracker:
         def cost(pair: Pair) -> float:
             if pair in known:
                 return known[pair]
+            fewer = self.without_workloads(pair, known)
+            if fewer is not None:
+                return fewer
             # Not timed yet: borrow the slowest backend's time for this kind (or any kind).
             rough.add(pair[0])
             same_kind = [v for (_, kind), v in known.items() if kind == pair[1]]
@@ -495,6 +511,27 @@ class RunTracker:
             extra, extra_seconds, starts_at = extra + 1, extra_seconds + length, starts_at + length
         ordered = [b for b in self.backends if b in rough]
         return Estimate(seconds, ordered, extra, extra_seconds)
+
+    def without_workloads(self, pair: Pair, known: dict[Pair, float]) -> float | None:
+        """A trial shape not timed yet that does less than a timed one of the same backend
+        and kind (a later repetition's boot without the I/O): the timed one's duration less
+        what its extra workloads took (their phases' median), or None if one is unknown."""
+        backend, shape = pair
+        kind, _, measures = shape.partition(":")
+        wanted = set(measures.split("+"))
+        guesses = []
+        for (other_backend, other_shape), seconds in known.items():
+            other_kind, _, other_measures = other_shape.partition(":")
+            extra = set(other_measures.split("+")) - wanted
+            if other_backend != backend or other_kind != kind or not extra:
+                continue
+            if not wanted <= set(other_measures.split("+")):
+                continue
+            spent = [self.phase_durations.get((backend, name)) for name in extra]
+            if all(spent):
+                less = sum(statistics.median(d) for d in spent if d)
+                guesses.append(max(0.0, seconds - less))
+        return min(guesses) if guesses else None
 
     def describe_estimate(self) -> str:
         estimate = self.estimate()

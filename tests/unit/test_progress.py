@@ -527,3 +527,22 @@ def test_estimate_follows_a_plan_with_capped_workloads() -> None:
 def test_live_view_before_the_plan_says_planning() -> None:
     t, _ = tracker(send_plan=False)
     assert "vmvc bench planning" in render_text(LiveView(t, Console(file=io.StringIO())))
+
+
+def test_a_boot_without_the_io_is_priced_without_the_io() -> None:
+    """Later repetitions boot without the long workloads (default: I/O in the first 4 only):
+    that shape is priced as the timed one less what its I/O phase took, not as the timed one."""
+    fake = FakeClock()
+    with_io = PlannedTrial("docker", "instance", 0, ("startup", "footprint", "cpu", "io"))
+    without = PlannedTrial("docker", "instance", 1, ("startup", "footprint", "cpu"))
+    t = RunTracker(["docker"], ["startup", "footprint", "cpu", "io"], clock=fake)
+    t.notify(RunPlanned(("docker",), ("cpu",), (with_io, without), 2, 2, 0, 3600))
+    t.notify(TrialStarted(with_io))
+    for phase, seconds in (("starting", 1.0), ("cpu", 3.0), ("io", 30.0), ("tearing down", 1.0)):
+        t.notify(PhaseChanged("docker", phase))
+        fake.advance(seconds)
+    t.notify(TrialFinished(with_io, 35.0))
+    estimate = t.estimate()
+    assert estimate is not None
+    assert estimate.seconds == pytest.approx(5.0)  # 35 s less the 30 s of I/O
+    assert estimate.rough == []  # known well enough: not "rough"
