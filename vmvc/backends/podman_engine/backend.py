@@ -43,6 +43,7 @@ from vmvc.backends.container_labels import LABEL_RUN, owned_leftover, owner_labe
 from vmvc.backends.container_limits import limits_from_host_config
 from vmvc.backends.memory import MIB, cgroup_memory, process_tree_memory
 from vmvc.backends.podman_engine.cli import (
+    ContainerState,
     Engine,
     PodmanError,
     global_options,
@@ -167,7 +168,7 @@ class PodmanInstance(Instance):
         task_id = self.next_task_id()
         return run_served(self.process.stdin, self.log, task_id, workload, args, timeout)
 
-    def state(self) -> Any:
+    def state(self) -> ContainerState:
         return parse_inspect(self.engine.call("inspect", "--type", "container", self.name))
 
     def applied_limits(self) -> dict[str, str | int | float]:
@@ -230,7 +231,14 @@ class PodmanBackend(Backend):
         self.config = config
         self.host = host
         self.engine = self.make_engine()
-        self.facts: dict[str, Any] = {}
+        self._info: dict[str, Any] | None = None
+
+    def podman_info(self, timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+        """`podman info` (runtime, cgroups, storage), read once per backend: probe, prepare
+        and the result's environment all ask. PodmanError or ValueError if unreadable."""
+        if self._info is None:
+            self._info = json.loads(self.engine.call("info", "--format", "json", timeout=timeout))
+        return self._info
 
     def make_engine(self) -> Engine:
         """Podman's default OCI runtime (runc or crun, whichever podman picks)."""
@@ -242,7 +250,7 @@ class PodmanBackend(Backend):
         if not installed():
             return Availability(False, "podman is not installed", "apt-get install podman")
         try:
-            info = json.loads(self.engine.call("info", "--format", "json", timeout=PROBE_TIMEOUT_S))
+            info = self.podman_info()
         except (PodmanError, ValueError) as exc:
             return Availability(False, str(exc), "see `podman info`; `make setup` installs podman")
         runtime = (info.get("host") or {}).get("ociRuntime") or {}
@@ -260,7 +268,7 @@ class PodmanBackend(Backend):
         """The OCI runtime podman uses here, under this backend's name (the result's
         environment merges every backend's facts: podman's and gVisor's must not collide)."""
         try:
-            info = json.loads(self.engine.call("info", "--format", "json"))
+            info = self.podman_info()
         except (PodmanError, ValueError):
             return {"podman_oci_runtime": "unknown"}
         runtime = (info.get("host") or {}).get("ociRuntime") or {}
@@ -292,7 +300,7 @@ class PodmanBackend(Backend):
         with contextlib.suppress(PodmanError):
             facts |= parse_version(self.engine.call("version", "--format", "json"))
         with contextlib.suppress(PodmanError, ValueError):
-            info = json.loads(self.engine.call("info", "--format", "json"))
+            info = self.podman_info()
             host = info.get("host") or {}
             store = info.get("store") or {}
             facts |= {
@@ -331,6 +339,3 @@ class PodmanBackend(Backend):
 
     def engine_daemons(self) -> dict[str, int]:
         return {}  # daemonless: each container's conmon is counted in its footprint
-
-    def memory_estimate_mib(self, memory_mib: int) -> float:
-        return float(memory_mib)
