@@ -178,6 +178,9 @@ class Verdict(BaseModel):
     host: str = "local"
     accel: str | None = None
     emulated: bool = False
+    # The backends this verdict compares, in the claim's order ("libvirt", "docker"): with
+    # several containers and VMs on the spectrum, "VM" and "container" alone say too little.
+    compared: list[str] = Field(default_factory=list)
 
 
 def is_io_anomaly(key: str, part: dict[str, Any], noise_threshold: float) -> bool:

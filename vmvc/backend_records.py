@@ -9,7 +9,7 @@ measured and reported but judged by no claim.
 
 from __future__ import annotations
 
-from vmvc.backends.base import Backend, available_backend_classes
+from vmvc.backends.base import SYSCALLS_ANSWERED_BY, Backend, available_backend_classes
 from vmvc.results import BackendRecord, ResultDocument, unknown_backend
 
 
@@ -23,7 +23,13 @@ def describe(name: str, backend: type[Backend] | None) -> BackendRecord:
     if not isinstance(display, str) or not display:
         display = label if label == name else f"{label} ({name})"
     try:
-        return BackendRecord(label=label, kind=backend.kind, display_name=display)
+        answered_by = backend.syscalls_answered_by or SYSCALLS_ANSWERED_BY.get(backend.kind, "")
+        return BackendRecord(
+            label=label,
+            kind=backend.kind,
+            display_name=display,
+            syscalls_answered_by=answered_by if isinstance(answered_by, str) else "",
+        )
     except ValueError:  # a third-party class with an odd description: name it as it is
         return unknown_backend(name)
 

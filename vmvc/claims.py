@@ -160,6 +160,9 @@ class Claim:
     timing: bool = True
     # What of the VM's figure emulation falsifies: "speed", "memory" or "" (nothing).
     emulation: str = ""
+    # The kinds the claim sets against each other, named in the verdict (Verdict.compared):
+    # the first selected backend of each (Context.vm, .container, .native).
+    compares: tuple[str, ...] = ("vm", "container")
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -858,9 +861,15 @@ def _recovery_outcome(ctx: Context, backend: str | None, kind: str) -> float | s
     return None
 
 
+def _instance(doc: ResultDocument, backend: str) -> bool:
+    return doc.record(backend).kind != "native"
+
+
 def _facts(ctx: Context) -> dict[str, dict[str, Any]]:
-    """Facts of the instance backends (native is the host itself, so no news there)."""
-    return {b: dict(ctx.doc.facts[b]) for b in (ctx.container, ctx.vm) if ctx.doc.facts.get(b)}
+    """Facts of every instance backend, along the isolation spectrum (report order: container,
+    sandbox, system container, VM); native is the host itself, so no news there."""
+    doc = ctx.doc
+    return {b: dict(doc.facts[b]) for b in doc.order_backends(set(doc.facts)) if _instance(doc, b)}
 
 
 def _shares_kernel(facts: dict[str, Any]) -> bool | None:
@@ -872,6 +881,10 @@ def _shares_kernel(facts: dict[str, Any]) -> bool | None:
 
 
 def _cap(text: str) -> str:
+    """A sentence's first word capitalised, unless it is a name with capitals of its own
+    ("gVisor", "VM")."""
+    if text[1:2].isupper():
+        return text
     return text[:1].upper() + text[1:]
 
 
@@ -907,7 +920,34 @@ def c07_isolation(ctx: Context) -> Outcome:
             f"devices visible: {seen.get('devices_visible', 'unknown')}, "
             f"capabilities: {_capabilities(seen.get('capabilities'))})"
         )
-    return FACT, "; ".join(parts) + ".", numbers
+    return FACT, "; ".join(parts) + "." + _exposure_text(ctx, numbers), numbers
+
+
+def _exposure_text(ctx: Context, numbers: dict[str, Any]) -> str:
+    """The host kernel's exposure along the spectrum: distinct host system calls a fixed mix
+    reached (vmvc.bench.syscalls), native's as the baseline. Adds the counts to numbers."""
+    doc = ctx.doc
+    counted = {
+        b: doc.facts[b]["host_syscalls_reached"]
+        for b in doc.order_backends(set(doc.facts))
+        if isinstance(doc.facts[b].get("host_syscalls_reached"), int)
+    }
+    if not counted:
+        return ""
+    for backend, reached in counted.items():
+        numbers.setdefault(backend, {})["host_syscalls_reached"] = reached
+    listed = ", ".join(f"{ctx.label(b)} {n}" for b, n in counted.items())
+    lower = [b for b in counted if doc.facts[b].get("host_syscall_lost_events")]
+    bound = (
+        f" ({', '.join(map(ctx.label, lower))}: at least; the trace overflowed)" if lower else ""
+    )
+    workload = (
+        next((doc.facts[b].get("host_syscall_workload") for b in counted), None) or "a fixed mix"
+    )
+    return (
+        f" Host kernel exposure, distinct host system calls reached by the same mix "
+        f"({workload}): {listed}{bound}."
+    )
 
 
 def c09_kernel(ctx: Context) -> Outcome:
@@ -972,6 +1012,7 @@ def c10_density(ctx: Context) -> Outcome:
 
 
 SPEED, MEMORY = "speed", "memory"
+SPECTRUM = ("spectrum",)  # Claim.compares: every instance backend whose facts were observed
 CLAIMS: tuple[Claim, ...] = (
     Claim("C01", "VMs start much slower than containers", c01_startup, emulation=SPEED),
     Claim(
@@ -982,6 +1023,7 @@ CLAIMS: tuple[Claim, ...] = (
         "Virtualization adds overhead; containers run near native",
         c03_overhead,
         emulation=SPEED,
+        compares=("vm", "container", "native"),
     ),
     Claim(
         "C04",
@@ -991,12 +1033,18 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim("C05", "Containers scale out faster than VMs", c05_scale, emulation=SPEED),
     Claim("C06", "Containers are easier to move (export and import)", c06_portability),
-    Claim("C07", "VMs isolate better than containers", c07_isolation, timing=False),
+    Claim(
+        "C07", "VMs isolate better than containers", c07_isolation, timing=False, compares=SPECTRUM
+    ),
     Claim(
         "C08", "Dead instances are restarted quickly (self-healing)", c08_recovery, emulation=SPEED
     ),
     Claim(
-        "C09", "A VM runs its own kernel; a container shares the host's", c09_kernel, timing=False
+        "C09",
+        "A VM runs its own kernel; a container shares the host's",
+        c09_kernel,
+        timing=False,
+        compares=SPECTRUM,
     ),
     Claim("C10", "Many more containers than VMs fit on one host", c10_density, emulation=MEMORY),
 )
@@ -1022,6 +1070,15 @@ def _qualifier(verdict: str, numbers: dict[str, Any]) -> str:
         sizes = [n for n in sizes if isinstance(n, int)]
     counts = " and ".join(str(n) for n in dict.fromkeys(sizes)) or "?"
     return f"n = {counts}; needs {GE} {numbers['needs_n']}"
+
+
+def compared_backends(doc: ResultDocument, claim: Claim, host: str) -> list[str]:
+    """The backends of the claim's kinds that ran on `host`, in the claim's order."""
+    ran = {s.backend for s in doc.measured() if s.host == host} | set(doc.facts)
+    if claim.compares == SPECTRUM:
+        return [name for name in doc.order_backends(set(doc.facts)) if _instance(doc, name)]
+    names = [doc.first_of_kind(kind) for kind in claim.compares]
+    return [name for name in names if name is not None and name in ran]
 
 
 def _not_judged(claim: Claim, accel: str | None, text: str) -> str:
@@ -1052,6 +1109,7 @@ def _evaluate_host(
             text = f"Inconclusive ({qualifier}). {text}"
         verdicts.append(
             Verdict(
+                compared=compared_backends(doc, claim, host),
                 claim=claim.id,
                 title=claim.title,
                 verdict=verdict,  # type: ignore[arg-type]  # one of analysed.VerdictKind

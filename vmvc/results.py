@@ -25,7 +25,7 @@ import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -227,10 +227,19 @@ class TrialRecord(_Tagged):
         return (self.host, self.backend, self.kind, self.repetition)
 
 
-BackendKind = Literal["native", "container", "sandbox", "vm"]
+BackendKind = Literal["native", "container", "sandbox", "system", "vm"]
 # How reports order backends: along the isolation spectrum, the baseline first (native ->
-# containers -> sandboxes with a kernel of their own in user space -> VMs).
-KIND_ORDER: tuple[str, ...] = ("native", "container", "sandbox", "vm")
+# containers -> sandboxes with a kernel of their own in user space -> system containers
+# booting a full init -> VMs).
+KIND_ORDER: tuple[str, ...] = get_args(BackendKind)
+# Which kernel answers an instance's system calls, by kind (a backend may say otherwise).
+SYSCALLS_ANSWERED_BY: dict[str, str] = {
+    "native": "host kernel",
+    "container": "host kernel",
+    "system": "host kernel",
+    "vm": "guest kernel",
+    "sandbox": "",  # a sandbox says what it is (gVisor: its user-space kernel, the Sentry)
+}
 
 
 class BackendRecord(BaseModel):
@@ -241,8 +250,10 @@ class BackendRecord(BaseModel):
     label: str = Field(max_length=64)
     kind: BackendKind
     display_name: str = Field(max_length=128)
+    # Which kernel answers the instances' system calls (absent from older results).
+    syscalls_answered_by: str = Field("", max_length=128)
 
-    @field_validator("label", "display_name")
+    @field_validator("label", "display_name", "syscalls_answered_by")
     @classmethod
     def _printable(cls, value: str, info: ValidationInfo) -> str:
         # Reports escape it, but a name must never carry a newline or an escape code.

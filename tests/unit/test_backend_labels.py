@@ -66,7 +66,7 @@ def test_a_sandbox_backend_renders_in_markdown(with_bwrap: ResultDocument) -> No
     cpu = next(line for line in markdown.splitlines() if line.startswith("| events\\_per\\_s"))
     assert len(cpu.split("|")) == len(_md_headers(markdown)[0]) + 2  # every cell filled in
     # Judged by no claim: the verdicts name the VM and the container, never the sandbox.
-    verdicts = markdown.split("## Results")[0]
+    verdicts = markdown.split("## Isolation spectrum")[0].split("## Results")[0]
     assert "bwrap" not in verdicts and "confirmed" in verdicts
 
 

@@ -65,7 +65,7 @@ def test_realistic_tcg_run(realistic_doc):
     for verdict in verdicts:
         assert set(verdict.model_dump()) == {
             "claim", "title", "verdict", "qualifier", "text", "numbers", "host", "accel",
-            "emulated",
+            "emulated", "compared",
         }  # fmt: skip
         assert verdict.title and verdict.text
     json.dumps([v.model_dump() for v in verdicts], allow_nan=False)

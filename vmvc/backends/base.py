@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from vmvc.agent.protocol import LineLog, ReadyInfo
 from vmvc.backends.capabilities import (
@@ -39,6 +39,7 @@ from vmvc.backends.capabilities import (
     Unsupported,
 )
 from vmvc.image.build import Artefacts
+from vmvc.results import SYSCALLS_ANSWERED_BY, BackendKind
 
 Progress = Callable[[str], None]
 NAME_PATTERN = re.compile(r"^vmvc-[A-Za-z0-9_.-]{1,100}$")
@@ -102,6 +103,22 @@ class Check:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class SyscallScope:
+    """Which host tasks carry an instance's system calls (vmvc.bench.syscalls counts them).
+
+    `pids`: root processes, traced with every thread and every task they create.
+    `counted_from_exec`: if set, a traced task counts only once it has executed this path
+    (the agent inside the instance), and so do the tasks it forks: the roots are the
+    engine's (Docker's shim starts `docker exec` processes through runc). Otherwise the
+    roots count from the start (the agent itself, a container's init, QEMU, gVisor's Sentry).
+    """
+
+    pids: tuple[int, ...]
+    counted_from_exec: str | None = None
+    what: str = ""  # for the reader: "QEMU", "the container's processes"
+
+
 class Instance(abc.ABC):
     """A running VM, container or native process tree with the agent inside."""
 
@@ -132,6 +149,11 @@ class Instance(abc.ABC):
     def console_tail(self, count: int = 20) -> list[str]:
         return self.log.tail(count)
 
+    def syscall_scope(self) -> SyscallScope | None:
+        """The host tasks whose system calls are this instance's (None: not countable, e.g.
+        an instance on another host)."""
+        return None
+
     def applied_limits(self) -> dict[str, str | int | float]:
         """The CPU and memory limits this instance runs under, read back from the engine
         (not the requested ones): `cpus`, `memory_mib`, `swap_mib`, `how`. Empty: unknown.
@@ -144,8 +166,10 @@ class Instance(abc.ABC):
 
 # What a backend is, for the claims and the report: claims compare the first selected
 # backend of kind "vm" with the first of kind "container", and both with kind "native".
-# A backend of any other kind is measured and reported but judged by no claim.
-BackendKind = Literal["native", "container", "sandbox", "vm"]
+# A backend of any other kind is measured and reported but judged by no claim. The order is
+# the isolation spectrum the report shows: the host itself, a container sharing its kernel,
+# a sandbox with its own user-space kernel, a system container booting a full init, a VM.
+# BackendKind itself lives with the result records (vmvc.results), which store it.
 
 
 @dataclass(frozen=True)
@@ -155,6 +179,7 @@ class BackendInfo:
     label: str  # short column label: "container", "VM"
     kind: BackendKind
     display_name: str  # long name, may change after prepare(): "VM (libvirt, emulated TCG)"
+    syscalls_answered_by: str = ""  # "host kernel", "guest kernel", "user-space kernel (...)"
 
 
 class Backend(abc.ABC):
@@ -168,9 +193,16 @@ class Backend(abc.ABC):
     # Whether instances run on the machine vmvc runs on, so that this machine's kernel,
     # processes and memory say something about them (False for a remote connection).
     on_this_host: bool = True
+    # Which kernel answers the instances' system calls; "" = the kind's (SYSCALLS_ANSWERED_BY).
+    syscalls_answered_by: str = ""
 
     def info(self) -> BackendInfo:
-        return BackendInfo(self.label or self.name, self.kind, self.display_name or self.name)
+        return BackendInfo(
+            self.label or self.name,
+            self.kind,
+            self.display_name or self.name,
+            self.syscalls_answered_by or SYSCALLS_ANSWERED_BY.get(self.kind, ""),
+        )
 
     @abc.abstractmethod
     def probe(self) -> Availability: ...

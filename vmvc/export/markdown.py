@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from vmvc.export.spectrum import Spectrum
 from vmvc.export.view import EMULATION_WARNING, ReportView, build_view
 from vmvc.results import ResultDocument
 
@@ -28,6 +29,24 @@ def _table(header: list[str], rows: list[list[str]], align: str = "") -> list[st
 
 def render_markdown(doc: ResultDocument) -> str:
     return _render(build_view(doc))
+
+
+def _spectrum(view: ReportView, spectrum: Spectrum, *, several_hosts: bool) -> list[str]:
+    heading = "## Isolation spectrum" + (f" — {md_text(spectrum.host)}" if several_hosts else "")
+    header = ["spectrum", "unit"] + [view.short_label(b) for b in spectrum.backends]
+    body = []
+    section = ""
+    for row in spectrum.rows:
+        label = md_text(row.label)
+        if row.section != section:
+            section = row.section
+            label = f"**{md_text(section)}:** {label}"
+        body.append(
+            [label, md_text(row.unit)] + [md_text(row.cells.get(b, "")) for b in spectrum.backends]
+        )
+    names = " · ".join(f"{md_text(view.short_label(b))} = {md_text(b)}" for b in spectrum.backends)
+    table = _table([md_text(h) for h in header], body, "ll" + "r" * len(spectrum.backends))
+    return [heading, "", f"_{names}. {md_text(spectrum.note)}_", "", *table]
 
 
 def _render(view: ReportView) -> str:
@@ -63,8 +82,14 @@ def _render(view: ReportView) -> str:
         if v.details:
             more = f"+{len(v.details)} more in the HTML and JSON reports"
             numbers = f"{numbers} ({more})" if numbers else more
-        rows.append([f"{md_text(v.claim)} {md_text(v.title)}", verdict, md_text(v.text), numbers])
+        claim = f"{md_text(v.claim)} {md_text(v.title)}"
+        if v.compared:
+            claim += f" ({md_text(v.compared)})"
+        rows.append([claim, verdict, md_text(v.text), numbers])
     out += _table(["claim", "verdict", "finding", "numbers"], rows)
+
+    for spectrum in view.spectra:
+        out += _spectrum(view, spectrum, several_hosts=len(view.spectra) > 1)
 
     # The note is written for Markdown already (backticks); only the source is ours.
     out += ["## Results", "", view.interval_note, ""]

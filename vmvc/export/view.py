@@ -27,6 +27,7 @@ from vmvc.catalogue import (
     workload_title,
 )
 from vmvc.environment import host_accel
+from vmvc.export.spectrum import Spectrum, build_spectrum
 from vmvc.formatting import (
     finite,
     format_estimate,
@@ -87,6 +88,9 @@ class VerdictRow:
     emulated: bool
     qualifier: str = ""
     host: str = ""
+    compared: str = (
+        ""  # "libvirt (VM) vs docker (container)": which backends the claim set against each other
+    )
 
 
 @dataclass
@@ -107,6 +111,8 @@ class ReportView:
     facts: list[tuple[str, dict[str, str]]]
     fact_backends: list[str]
     image_ids: dict[str, list[str]] = field(default_factory=dict)
+    # The isolation spectrum per host, shown when more than the study's three points ran.
+    spectra: list[Spectrum] = field(default_factory=list)
     interval_note: str = ""
     note: str = ""  # why the document has no statistics, shown in the report
 
@@ -152,12 +158,13 @@ def build_view(doc: ResultDocument) -> ReportView:
         accel=accel,
         emulated=emulated,
         backends=backends,
-        verdicts=[_verdict(v) for v in doc.verdicts],
+        verdicts=[_verdict(doc, v) for v in doc.verdicts],
         tables=_tables(doc, statistics, doc.verdicts),
         environment=_environment(doc),
         facts=facts,
         fact_backends=fact_backends,
         image_ids=_image_ids(doc),
+        spectra=_spectra(doc, statistics),
         interval_note=interval_note(statistics),
         note=note,
     )
@@ -190,7 +197,17 @@ def _display_date(iso: str) -> str:
         return iso
 
 
-def _verdict(stored: StoredVerdict) -> VerdictRow:
+def compared_text(doc: ResultDocument, backends: list[str]) -> str:
+    """The backends a verdict compares, by name and the label they recorded."""
+
+    def named(backend: str) -> str:
+        label = doc.record(backend).label
+        return backend if label == backend else f"{backend} ({label})"
+
+    return " vs ".join(named(b) for b in backends)
+
+
+def _verdict(doc: ResultDocument, stored: StoredVerdict) -> VerdictRow:
     shown: list[tuple[str, str]] = []
     details: list[tuple[str, str]] = []
     for key, text, nested in _number_items(stored.numbers, ""):
@@ -206,6 +223,7 @@ def _verdict(stored: StoredVerdict) -> VerdictRow:
         emulated=stored.emulated,
         qualifier=stored.qualifier,
         host=stored.host,
+        compared=compared_text(doc, stored.compared),
     )
 
 
@@ -375,6 +393,36 @@ def _io_anomalies(verdicts: list[StoredVerdict]) -> dict[tuple[str, str, str], f
     return found
 
 
+def io_anomalies(
+    doc: ResultDocument, statistics: Statistics, verdicts: list[StoredVerdict]
+) -> dict[tuple[str, str, str], float]:
+    """(host, backend, metric) -> how much faster than native its disk I/O is, for every
+    backend: C03's own list, and for backends no claim judges (a sandbox, a second container
+    engine) the same check from their ratio to native."""
+    found = _io_anomalies(verdicts)
+    native = doc.first_of_kind("native")
+    if native is None:
+        return found
+    noise = float((doc.config.get("thresholds") or {}).get("noise_threshold", 0.05))
+    summaries = summary_index(statistics)
+    measured = doc.measured()
+    for host in sorted({s.host for s in measured}):
+        for workload, name in steady_resources():
+            samples = [
+                s for s in measured if (s.host, s.workload, s.metric) == (host, workload, name)
+            ]
+            for backend in doc.order_backends({s.backend for s in samples} - {native}):
+                estimate = ratio_estimate(
+                    statistics, summaries, (host, workload, name), (backend, native)
+                )
+                if estimate is None:
+                    continue
+                faster = faster_than_native(f"{workload}/{name}", estimate[0], samples, noise)
+                if faster is not None:
+                    found.setdefault((host, backend, name), faster)
+    return found
+
+
 def faster_than_native(
     key: str, ratio: float, samples: list[Sample], noise_threshold: float
 ) -> float | None:
@@ -448,8 +496,7 @@ def _tables(
     doc: ResultDocument, statistics: Statistics, verdicts: list[StoredVerdict]
 ) -> list[Table]:
     summaries = summary_index(statistics)
-    anomalies = _io_anomalies(verdicts)
-    noise = float((doc.config.get("thresholds") or {}).get("noise_threshold", 0.05))
+    anomalies = io_anomalies(doc, statistics, verdicts)
     measured = doc.measured()
     tables = []
     for host in sorted({s.host for s in measured}):
@@ -474,14 +521,8 @@ def _tables(
                     est = ratio_estimate(statistics, summaries, (host, workload, key), pair)
                     if est is not None:
                         ratios[pair] = format_estimate(*est)
-                        if doc.record(pair[1]).kind != "native":
-                            continue
-                        # Backends no claim judges (a sandbox, a second container engine)
-                        # get the same check as C03's pair, from their ratio to native.
-                        faster = faster_than_native(f"{workload}/{key}", est[0], of_metric, noise)
-                        if faster is not None:
-                            anomalies.setdefault((host, pair[0], key), faster)
-                        if (host, pair[0], key) in anomalies:
+                        native_pair = doc.record(pair[1]).kind == "native"
+                        if native_pair and (host, pair[0], key) in anomalies:
                             ratios[pair] += " ANOMALY"
                 note = (
                     "Rows with (N=…): measured with N instances at once, one row per N."
@@ -618,6 +659,17 @@ def _facts(doc: ResultDocument) -> tuple[list[tuple[str, dict[str, str]]], list[
         (k, {b: format_value(doc.facts[b][k]) for b in backends if k in doc.facts[b]}) for k in keys
     ]
     return rows, backends
+
+
+def _spectra(doc: ResultDocument, statistics: Statistics) -> list[Spectrum]:
+    """One spectrum per host with statistics; none when no more than two backends ran (the
+    results tables already set two side by side)."""
+    hosts = list(dict.fromkeys(s.host for s in statistics.summaries))
+    if not hosts and doc.facts:  # an isolation-only run: facts, no statistics
+        hosts = ["local"]
+    anomalies = set(io_anomalies(doc, statistics, doc.verdicts))
+    spectra = [build_spectrum(doc, statistics, host, anomalies) for host in hosts]
+    return [s for s in spectra if len(s.backends) > 2]
 
 
 def _image_ids(doc: ResultDocument) -> dict[str, list[str]]:

@@ -30,6 +30,7 @@ from vmvc.backends.base import (
     InstanceSpec,
     Leftover,
     Progress,
+    SyscallScope,
 )
 from vmvc.backends.container_labels import (
     LABEL,
@@ -201,6 +202,18 @@ class DockerInstance(Instance):
             raise RuntimeError("the container's pid is on another host")
         self.container.reload()
         return int(self.container.attrs["State"]["Pid"])
+
+    def syscall_scope(self) -> SyscallScope | None:
+        """Workloads run through `docker exec`: runc starts them from the container's shim,
+        not from its init. Traced from the shim, counted from the agent's exec on (runc's own
+        set-up calls are the engine's)."""
+        if not self.on_this_host:
+            return None
+        try:
+            shim = psutil.Process(self.host_pid()).ppid()
+        except (psutil.Error, docker.errors.DockerException, KeyError, ValueError):
+            return None
+        return SyscallScope((shim,), counted_from_exec=AGENT, what="processes docker exec starts")
 
     def footprint(self) -> dict[str, float]:
         if not self.on_this_host:

@@ -50,6 +50,7 @@ class GvisorBackend(PodmanBackend):
     name = "gvisor"
     label = "gVisor"
     kind: BackendKind = "sandbox"
+    syscalls_answered_by = "user-space kernel (gVisor Sentry)"
     display_name = f"sandbox (gVisor runsc, {PLATFORM} platform)"
 
     def make_engine(self) -> Engine:

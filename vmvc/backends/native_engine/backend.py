@@ -33,7 +33,14 @@ from typing import Any
 import psutil
 
 from vmvc.agent.protocol import ReadyInfo, pump, run_served, wait_ready
-from vmvc.backends.base import Availability, Backend, Instance, InstanceSpec, Leftover
+from vmvc.backends.base import (
+    Availability,
+    Backend,
+    Instance,
+    InstanceSpec,
+    Leftover,
+    SyscallScope,
+)
 from vmvc.backends.capabilities import Capability
 from vmvc.backends.memory import process_tree_memory
 from vmvc.backends.native_engine.cgroups import (
@@ -148,6 +155,9 @@ class NativeInstance(Instance):
 
     def footprint(self) -> dict[str, float]:
         return process_tree_memory(self.process.pid)
+
+    def syscall_scope(self) -> SyscallScope | None:
+        return SyscallScope((self.process.pid,), what="the agent's process tree")
 
     def applied_limits(self) -> dict[str, str | int | float]:
         return self.cgroup.limits()

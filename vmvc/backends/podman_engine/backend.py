@@ -37,6 +37,7 @@ from vmvc.backends.base import (
     InstanceSpec,
     Leftover,
     Progress,
+    SyscallScope,
 )
 from vmvc.backends.capabilities import Capability
 from vmvc.backends.container_labels import LABEL_RUN, owned_leftover, owner_labels
@@ -178,6 +179,16 @@ class PodmanInstance(Instance):
         except (PodmanError, ValueError, LookupError):
             return {}  # unknown; a report line is not worth failing the trial for
         return limits_from_host_config(host_config, engine="podman")
+
+    def syscall_scope(self) -> SyscallScope | None:
+        """Everything conmon started: runc's container init (the agent) or, under runsc,
+        gVisor's Sentry and its gofer (the host calls the sandbox makes for the workload)."""
+        conmon = self.state().conmon_pid
+        try:
+            children = tuple(p.pid for p in psutil.Process(conmon).children()) if conmon else ()
+        except psutil.Error:
+            return None
+        return SyscallScope(children, what="the processes conmon started") if children else None
 
     def footprint(self) -> dict[str, float]:
         """The container's cgroup (as Docker's: RSS + cache - inactive file) plus conmon's
