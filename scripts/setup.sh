@@ -20,6 +20,7 @@ PACKAGES=(
   bubblewrap  # the example plugin backend (examples/vmvc-bwrap) that `make test` installs
   tini  # reaps libvirtd's guests at once where pid 1 is not an init (see start_daemons)
   podman runsc  # the podman and gVisor backends (daemonless: nothing to start)
+  lxc  # the system container backend (vmvc/backends/lxc_engine: lxc-start per container)
   libc6-dev
   openssh-server openssh-client tmux
 )

@@ -29,6 +29,7 @@ def describe(name: str, backend: type[Backend] | None) -> BackendRecord:
             kind=backend.kind,
             display_name=display,
             syscalls_answered_by=answered_by if isinstance(answered_by, str) else "",
+            flavour=backend.flavour if isinstance(backend.flavour, str) else "",
         )
     except ValueError:  # a third-party class with an odd description: name it as it is
         return unknown_backend(name)

@@ -307,7 +307,45 @@ def c01_startup(ctx: Context) -> Outcome:
         numbers["vm_phases"] = phases
         largest = max(phases, key=lambda name: phases[name])
         text += f" Largest VM phase: {VM_PHASES[largest]} ({fmt(phases[largest])} s)."
-    return verdict, text, numbers
+    return verdict, text + _guest_os_share(ctx, numbers), numbers
+
+
+def _flavoured_vm(ctx: Context, flavour: str) -> str | None:
+    doc = ctx.doc
+    found = [b for b in doc.backend_info if doc.record(b).kind == "vm"]
+    return next((b for b in found if doc.record(b).flavour == flavour), None)
+
+
+def _guest_os_share(ctx: Context, numbers: dict[str, Any]) -> str:
+    """How much of a full-OS VM's start is the guest OS (full - minimal flavour: the same
+    kernel, firmware and machine, so the difference is what the booted OS adds) and how
+    much the VMM, firmware and kernel (the minimal flavour's phases up to its user space)."""
+    full, minimal = _flavoured_vm(ctx, "full"), _flavoured_vm(ctx, "minimal")
+    if full is None or minimal is None:
+        return ""
+    full_total = ctx.summary(full, "startup", "total_s")
+    minimal_total = ctx.summary(minimal, "startup", "total_s")
+    if full_total is None or minimal_total is None or full_total["median"] <= 0:
+        return ""
+    guest_os = full_total["median"] - minimal_total["median"]
+    below = {
+        name: summary["median"]
+        for name in ("create_s", "firmware_kernel_s", "initramfs_s")
+        if (summary := ctx.summary(minimal, "startup", name)) is not None
+    }
+    numbers["guest_os_s"] = guest_os
+    numbers["guest_os_share"] = guest_os / full_total["median"]
+    text = (
+        f" Of the full-OS VM's start ({ctx.label(full)}, {fmt(full_total['median'])} s), the "
+        f"guest OS takes {fmt(guest_os)} s ({guest_os / full_total['median']:.0%}: full "
+        f"{EN_DASH} minimal flavour, same kernel and firmware)"
+    )
+    if below:
+        vmm = sum(below.values())
+        numbers["vmm_firmware_kernel_s"] = vmm
+        parts = ", ".join(f"{VM_PHASES[name]} {fmt(value)}" for name, value in below.items())
+        text += f"; the VMM, firmware and kernel {fmt(vmm)} s ({parts} s, minimal VM)"
+    return text + "."
 
 
 # How C02 and C10 count memory (vmvc.bench.host_memory): said in both verdicts' text.

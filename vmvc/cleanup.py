@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vmvc.backends.base import Backend, Leftover, available_backend_classes
+from vmvc.bench.syscalls import leftover_instances, remove_instance
 from vmvc.config import Config, HostSettings, load_config
 from vmvc.hosts import is_local, local_host
 from vmvc.liveness import is_alive, live_run_ids
@@ -33,6 +34,7 @@ from vmvc.paths import (
     remove_tree,
     work_root,
 )
+from vmvc.results import RUN_ID_PATTERN
 
 
 class CleanRefused(Exception):
@@ -57,6 +59,26 @@ def _workdirs(live: set[str]) -> list[Leftover]:
                 run_id,
                 run_id in live,
                 remove=lambda p=path: remove_tree(p),
+            )
+        )
+    return found
+
+
+def _trace_instances(live: set[str]) -> list[Leftover]:
+    """The kernel tracer's instances a killed run left (vmvc.bench.syscalls)."""
+    found: list[Leftover] = []
+    for path in leftover_instances():
+        match = RUN_ID_PATTERN.search(path.name)
+        if match is None:
+            continue
+        run_id = match.group(0)
+        found.append(
+            Leftover(
+                "trace instance",
+                str(path),
+                run_id,
+                run_id in live,
+                remove=lambda p=path: remove_instance(p),
             )
         )
     return found
@@ -97,7 +119,9 @@ def _listed(backends: list[Backend], live: set[str], host: HostSettings) -> list
         with contextlib.suppress(Exception):  # an engine that fails to list has nothing
             found.extend(backend.leftovers(live))
     # The work root is this machine's: another host's instances keep nothing here.
-    return found + (_workdirs(live) if is_local(host) else [])
+    if not is_local(host):
+        return found
+    return found + _workdirs(live) + _trace_instances(live)
 
 
 def find_leftovers(

@@ -252,8 +252,10 @@ class BackendRecord(BaseModel):
     display_name: str = Field(max_length=128)
     # Which kernel answers the instances' system calls (absent from older results).
     syscalls_answered_by: str = Field("", max_length=128)
+    # A VM's flavour: "minimal" (the agent as PID 1) or "full" (a booted guest OS); "" else.
+    flavour: str = Field("", max_length=32)
 
-    @field_validator("label", "display_name", "syscalls_answered_by")
+    @field_validator("label", "display_name", "syscalls_answered_by", "flavour")
     @classmethod
     def _printable(cls, value: str, info: ValidationInfo) -> str:
         # Reports escape it, but a name must never carry a newline or an escape code.

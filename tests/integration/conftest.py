@@ -81,6 +81,12 @@ def vmvc_leftovers() -> list[str]:
     cgroups = Path("/sys/fs/cgroup")
     found += [f"cgroup {p}" for p in cgroups.glob("*/vmvc/vmvc-*")]
     found += [f"cgroup {p}" for p in cgroups.glob("vmvc/vmvc-*")]
+    # lxc system containers: vmvc's own lxcpath, and lxc's per-container cgroups
+    found += [f"lxc container {p.name}" for p in (work_root() / "lxc").glob("vmvc-*")]
+    found += [f"cgroup {p}" for p in cgroups.glob("*/lxc.*.vmvc-*")]
+    found += [f"cgroup {p}" for p in cgroups.glob("lxc.*.vmvc-*")]
+    # the kernel tracer's instances (vmvc.bench.syscalls)
+    found += [f"trace instance {p}" for p in Path("/sys/kernel/tracing/instances").glob("vmvc-*")]
     return sorted(set(found))
 
 

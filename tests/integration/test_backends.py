@@ -7,10 +7,12 @@ import pytest
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.docker import DockerBackend
 from vmvc.backends.gvisor import GvisorBackend
-from vmvc.backends.libvirt import LibvirtBackend
+from vmvc.backends.libvirt import LibvirtBackend, LibvirtFullBackend
+from vmvc.backends.lxc import LxcBackend
 from vmvc.backends.native import NativeBackend
 from vmvc.backends.podman import PodmanBackend
 from vmvc.bench import AGENT_WORKLOADS
+from vmvc.bench.isolation import host_exposure
 from vmvc.config import Config
 from vmvc.image.build import Artefacts
 from vmvc.paths import run_workdir
@@ -20,7 +22,9 @@ BACKENDS = {
     "docker": DockerBackend,
     "podman": PodmanBackend,
     "gvisor": GvisorBackend,
+    "lxc": LxcBackend,
     "libvirt": LibvirtBackend,
+    "libvirt-full": LibvirtFullBackend,
 }
 
 
@@ -112,3 +116,35 @@ def test_docker_container_is_least_privileged(
     finally:
         backend.close()
         run_workdir(run_id).rmdir()
+
+
+def test_gvisor_narrows_the_host_kernels_exposure(
+    small_config: Config, artefacts: Artefacts, no_leftovers: None
+) -> None:
+    """The same mix, counted on the host: runc's container calls the host kernel itself;
+    under gVisor the Sentry answers and only its own (and its gofer's) calls reach it."""
+    run_id = "20260101T000000Z-test04"
+    reached: dict[str, list[str]] = {}
+    try:
+        for name in ("podman", "gvisor"):
+            backend = BACKENDS[name](small_config)
+            backend.prepare(artefacts, lambda _m: None)
+            spec = InstanceSpec(
+                run_id=run_id,
+                name=f"vmvc-{run_id}-{name}-1",
+                workdir=run_workdir(run_id) / f"vmvc-{run_id}-{name}-1",
+            )
+            try:
+                with backend.provision(artefacts, spec) as instance:
+                    instance.wait_ready(180)
+                    exposure = host_exposure(instance, 120)
+            finally:
+                backend.close()
+            assert "host_syscall_lost_events" not in exposure
+            assert exposure["host_syscalls_reached"] == len(exposure["host_syscalls"])
+            reached[name] = exposure["host_syscalls"]
+    finally:
+        run_workdir(run_id).rmdir()
+    assert len(reached["gvisor"]) < len(reached["podman"]), reached
+    assert "ptrace" in reached["gvisor"]  # the ptrace platform intercepting the workload
+    assert "execve" in reached["podman"] and "execve" not in reached["gvisor"]

@@ -30,8 +30,9 @@ runtime_s = 1
 """
 
 BASIC = {"startup", "cpu", "memory", "io", "footprint"}
-# Everything `make setup` installs: the baseline, the isolation spectrum's engines, the VM.
-ALL = ("native", "docker", "podman", "gvisor", "libvirt")
+# Everything `make setup` installs: the baseline, the isolation spectrum's engines, both VM
+# flavours (issue 15: `--backend all` runs the whole spectrum).
+ALL = ("native", "docker", "podman", "gvisor", "lxc", "libvirt", "libvirt-full")
 
 
 def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> None:
@@ -89,8 +90,9 @@ def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> No
     # Who answers the system calls: the host's kernel for the containers, gVisor's Sentry
     # (which reports a kernel release of its own) and the guest's kernel otherwise.
     kernels = {i["backend"]: i["kernel"] for i in doc["instances"]}
-    assert kernels["docker"] == kernels["podman"] == kernels["native"]
+    assert kernels["docker"] == kernels["podman"] == kernels["lxc"] == kernels["native"]
     assert kernels["gvisor"] != kernels["native"] and kernels["libvirt"] != kernels["native"]
+    assert kernels["libvirt-full"] == kernels["libvirt"]  # the same guest kernel, booted fuller
     assert doc["environment"]["gvisor_platform"] == "ptrace"
 
     # Plausible values: a VM boots slower than a container starts; footprints are positive.
@@ -103,12 +105,21 @@ def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> No
         return values[len(values) // 2]
 
     assert median("libvirt", "startup", "total_s") > median("docker", "startup", "total_s")
+    # The full VM boots the same kernel, then a guest OS: only its user space is longer.
+    assert median("libvirt-full", "startup", "userspace_s") > 2 * median(
+        "libvirt", "startup", "userspace_s"
+    )
     assert median("libvirt", "footprint", "total_mib") > 64
     assert median("docker", "cpu", "events_per_s") > 0
 
     # The markdown summary sits beside the JSON, with the emulation banner when emulated.
     markdown = result_path.with_suffix(".md").read_text()
     assert "| native |" in markdown or "native" in markdown
+    # The spectrum, every backend a column, in spectrum order (labels as recorded).
+    assert "## Isolation spectrum" in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| spectrum |"))
+    labels = [doc["backend_info"][b]["label"] for b in ALL]
+    assert [c.strip() for c in header.strip("|").split("|")][2:] == labels
     if doc["environment"]["accel"] == "tcg":
         assert "Emulated VM" in markdown
     assert result_path.with_suffix(".html").exists()

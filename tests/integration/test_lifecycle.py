@@ -368,6 +368,14 @@ def test_isolation(harness: Harness, backends: dict[str, Backend]) -> None:
     assert facts["docker"]["capabilities_count"] == 0  # every capability dropped
     assert facts["docker"]["no_new_privs"] is True
     assert facts["libvirt"]["block_devices"] == ["vda", "vdb"]
+    # The host kernel's exposure, counted on the host for the same mix: the container's
+    # processes call the host kernel as native ones do; a VM reaches it only through QEMU.
+    reached = {name: facts[name]["host_syscalls_reached"] for name in facts}
+    assert reached["libvirt"] < reached["docker"] and reached["libvirt"] < reached["native"]
+    assert abs(reached["docker"] - reached["native"]) <= 10, reached
+    assert "ioctl" in facts["docker"]["host_syscalls"]  # fio's and sysbench's own calls
+    assert "setns" not in facts["docker"]["host_syscalls"]  # runc's, before the agent ran
+    assert "ppoll" in facts["libvirt"]["host_syscalls"]  # QEMU's main loop
     for seen in facts.values():
         for key in ("kernel_release", "host_kernel_release", "os_release", "hostname"):
             assert seen.get(key), key

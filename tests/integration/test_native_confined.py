@@ -11,9 +11,9 @@ import psutil
 
 from vmvc.agent.protocol import AgentError
 from vmvc.backends.base import Instance, InstanceSpec
+from vmvc.backends.cgroup_files import PARENT, detect
 from vmvc.backends.docker import DockerBackend
 from vmvc.backends.native import NativeBackend
-from vmvc.backends.native_engine.cgroups import PARENT, detect
 from vmvc.config import Config
 from vmvc.image.build import Artefacts
 from vmvc.paths import run_workdir

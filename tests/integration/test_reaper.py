@@ -243,3 +243,22 @@ def test_podman_and_gvisor_leftovers_of_a_dead_run_are_removed_foreign_ones_kept
         assert foreign in left
     finally:
         engine.call("rm", "--force", "--ignore", podman, gvisor, foreign)
+
+
+def test_a_killed_runs_trace_instance_is_removed() -> None:
+    """A run killed while it counted host system calls leaves a kernel trace instance
+    (vmvc.bench.syscalls): `vmvc clean` finds it by its run id and removes it."""
+    from vmvc.bench.syscalls import TRACEFS
+
+    dead_run = _run_id()
+    path = TRACEFS / "instances" / f"vmvc-{dead_run}-docker-1-syscalls-abc123"
+    path.mkdir()
+    try:
+        (path / "events" / "raw_syscalls" / "sys_enter" / "enable").write_text("1")
+        found = [i for i in find_leftovers() if i.run_id == dead_run]
+        assert [(i.kind, i.name) for i in found] == [("trace instance", str(path))]
+        remove_dead(Console(quiet=True), found, dry_run=False)
+        assert not path.exists()
+    finally:
+        with contextlib.suppress(OSError):
+            path.rmdir()

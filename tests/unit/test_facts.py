@@ -95,3 +95,34 @@ def test_capability_count() -> None:
     assert capability_count("0000000000000000") == 0
     assert capability_count("000001ffffffffff") == 41
     assert capability_count("zz") is None
+
+
+# The host the LXC recording (tests/data/lxc-facts.txt, 2026-12-01) was made on.
+LXC_HOST = HostFacts(
+    "6.18.44-fc-v669", "025c968a-78c2-47f7-9c5e-ada3564488bc", None, 77, btime=1796105125
+)
+
+
+def test_a_system_container_shares_the_kernel_though_systemd_replaced_its_boot_id() -> None:
+    """systemd as a container's PID 1 mounts a boot id of its own: the kernel's boot time
+    and release still say whose kernel answers (here: the host's)."""
+    lines = recorded("lxc")
+    raw = parse_key_values(lines)
+    assert raw["boot_id"] != LXC_HOST.boot_id  # what made it look like a VM before
+    facts = parse_facts(lines, LXC_HOST)
+    assert facts["shares_host_kernel"] is True
+    assert facts["shares_host_kernel_basis"] == "kernel boot time and release (boot id replaced)"
+    assert facts["pid1_comm"] == "systemd"
+    # one second apart is the same boot (btime is computed at each read, rounded)
+    later = HostFacts(LXC_HOST.kernel_release, LXC_HOST.boot_id, btime=1796105126)
+    assert parse_facts(lines, later)["shares_host_kernel"] is True
+
+
+def test_another_kernel_with_the_same_boot_time_or_release_is_not_the_hosts() -> None:
+    lines = recorded("lxc")
+    other_boot = HostFacts(LXC_HOST.kernel_release, LXC_HOST.boot_id, btime=1796105125 - 60)
+    facts = parse_facts(lines, other_boot)
+    assert facts["shares_host_kernel"] is False
+    assert facts["shares_host_kernel_basis"] == "boot id"
+    other_release = HostFacts("6.1.0-28-cloud-amd64", LXC_HOST.boot_id, btime=1796105125)
+    assert parse_facts(lines, other_release)["shares_host_kernel"] is False

@@ -77,7 +77,8 @@ def test_guest_init_belongs_to_the_vm_form() -> None:
     assert "guest-init" in initramfs_files()
     assert "guest-init" not in agent_files()  # the rootfs the containers run holds no VM init
     init = initramfs_files()["init"].decode()
-    assert "switch_root /newroot /run/vmvc/guest-init" in init
+    assert "next_init=/run/vmvc/guest-init\n" in init  # the minimal flavour's default
+    assert 'exec switch_root /newroot "$next_init"' in init
     assert "panic=1" not in BOOT.cmdline  # no deliberate wait before a panicking guest resets
 
 

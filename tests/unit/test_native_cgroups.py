@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from vmvc.backends.cgroup_files import Layout, detect, read_limits
 from vmvc.backends.container_limits import limits_from_host_config
 from vmvc.backends.libvirt_engine.limits import limits_from_domain_xml
 from vmvc.backends.native_engine.cgroups import (
     CgroupError,
-    Layout,
     NativeCgroup,
-    detect,
     enter_command,
     existing,
-    read_limits,
     run_id_of,
 )
 

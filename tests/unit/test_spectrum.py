@@ -144,3 +144,46 @@ def test_a_pair_not_measured_is_not_named(build_doc) -> None:
     analyse(doc, Config())
     c01 = next(v for v in evaluate(doc) if v.claim == "C01")
     assert c01.compared == ["docker"]
+
+
+def test_c01_splits_a_full_vms_start_into_guest_os_and_vmm(build_doc) -> None:
+    n = 6
+    phases = {"create_s": 0.5, "firmware_kernel_s": 1.9, "initramfs_s": 0.4}
+    minimal = {f"startup/{k}": [v] * n for k, v in phases.items()}
+    minimal["startup/userspace_s"] = [0.3] * n
+    minimal["startup/total_s"] = [3.1 + 0.01 * i for i in range(n)]
+    full = {"startup/total_s": [9.3 + 0.01 * i for i in range(n)]}
+    container = {"startup/total_s": [0.2 + 0.001 * i for i in range(n)]}
+    doc = build_doc({"docker": container, "libvirt": minimal, "libvirt-full": full}, accel="kvm")
+    doc.backend_info["libvirt"] = BackendRecord(
+        label="VM", kind="vm", display_name="VM", flavour="minimal"
+    )
+    doc.backend_info["libvirt-full"] = BackendRecord(
+        label="full VM", kind="vm", display_name="full VM", flavour="full"
+    )
+    analyse(doc, Config())
+    c01 = next(v for v in doc.verdicts if v.claim == "C01")
+    assert c01.compared == ["libvirt", "docker"]  # the minimal VM was selected first
+    assert c01.numbers["guest_os_s"] == pytest.approx(9.325 - 3.125)
+    assert c01.numbers["guest_os_share"] == pytest.approx((9.325 - 3.125) / 9.325)
+    assert c01.numbers["vmm_firmware_kernel_s"] == pytest.approx(2.8)
+    assert "the guest OS takes 6.20 s (66%" in c01.text
+    assert "the VMM, firmware and kernel 2.80 s" in c01.text
+    # without a minimal flavour to subtract, nothing is claimed about the guest OS
+    del doc.backend_info["libvirt"]
+    doc.backend_info["libvirt"] = BackendRecord(label="VM", kind="vm", display_name="VM")
+    analyse(doc, Config())
+    c01 = next(v for v in doc.verdicts if v.claim == "C01")
+    assert "guest_os_s" not in c01.numbers and "guest OS" not in c01.text
+
+
+def test_every_kind_has_a_place_and_a_colour() -> None:
+    """A kind added to the spectrum must be ordered, coloured and answered for."""
+    from typing import get_args
+
+    from vmvc.export.charts import KIND_COLORS
+    from vmvc.results import KIND_ORDER, SYSCALLS_ANSWERED_BY, BackendKind
+
+    kinds = get_args(BackendKind)
+    assert KIND_ORDER == ("native", "container", "sandbox", "system", "vm")
+    assert set(kinds) == set(KIND_COLORS) == set(SYSCALLS_ANSWERED_BY)

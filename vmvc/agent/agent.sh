@@ -110,6 +110,9 @@ run_facts() { # [probe token]
     echo "uid=$(id -u)"
     # Same boot id as the host's = same running kernel (a release string can coincide).
     echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+    # The running kernel's boot time: systemd as a container's init replaces the boot id
+    # above with a fresh one, btime it cannot (a VM's or gVisor's kernel has its own).
+    echo "kernel_btime=$(sed -n 's/^btime //p' /proc/stat 2>/dev/null)"
     if [ -n "$1" ]; then
         # The host runs a process named vmvc-probe-<token>: seeing it means seeing host
         # processes. "[e]" keeps grep's own command line (which holds the pattern) from

@@ -180,6 +180,7 @@ class BackendInfo:
     kind: BackendKind
     display_name: str  # long name, may change after prepare(): "VM (libvirt, emulated TCG)"
     syscalls_answered_by: str = ""  # "host kernel", "guest kernel", "user-space kernel (...)"
+    flavour: str = ""  # a VM's: "minimal" (agent as PID 1) or "full" (a booted guest OS)
 
 
 class Backend(abc.ABC):
@@ -195,6 +196,9 @@ class Backend(abc.ABC):
     on_this_host: bool = True
     # Which kernel answers the instances' system calls; "" = the kind's (SYSCALLS_ANSWERED_BY).
     syscalls_answered_by: str = ""
+    # A VM backend's flavour ("minimal", "full"): C01 splits a VM's start into guest OS and
+    # VMM/firmware/kernel from the two.
+    flavour: str = ""
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -202,6 +206,7 @@ class Backend(abc.ABC):
             self.kind,
             self.display_name or self.name,
             self.syscalls_answered_by or SYSCALLS_ANSWERED_BY.get(self.kind, ""),
+            self.flavour,
         )
 
     @abc.abstractmethod

@@ -30,6 +30,7 @@ class HostFacts:
     boot_id: str | None = None
     os_release: str | None = None
     processes: int | None = None
+    btime: int | None = None  # /proc/stat btime: when the running kernel booted (epoch s)
 
 
 def parse_key_values(lines: list[str]) -> dict[str, str]:
@@ -86,9 +87,19 @@ def parse_facts(lines: list[str], host: HostFacts) -> dict[str, Any]:
     if host.processes is not None:
         facts["host_processes"] = host.processes
 
-    boot_id = raw.get("boot_id")
-    if boot_id and host.boot_id:
-        facts["shares_host_kernel"] = boot_id == host.boot_id
+    boot_id, btime = raw.get("boot_id"), _int(raw.get("kernel_btime"))
+    same_boot = btime is not None and host.btime is not None and abs(btime - host.btime) <= 1
+    same_release = raw.get("kernel_release") == host.kernel_release
+    if boot_id and host.boot_id and boot_id == host.boot_id:
+        facts["shares_host_kernel"] = True
+        facts["shares_host_kernel_basis"] = "boot id"
+    elif same_boot and same_release:
+        # systemd as a container's PID 1 mounts a boot id of its own over the kernel's
+        # (a system container); the kernel's boot time and release still give it away.
+        facts["shares_host_kernel"] = True
+        facts["shares_host_kernel_basis"] = "kernel boot time and release (boot id replaced)"
+    elif boot_id and host.boot_id:
+        facts["shares_host_kernel"] = False
         facts["shares_host_kernel_basis"] = "boot id"
     elif raw.get("kernel_release") and host.kernel_release:
         facts["shares_host_kernel"] = raw["kernel_release"] == host.kernel_release

@@ -53,7 +53,12 @@ def host_facts() -> HostFacts:
         for line in Path("/etc/os-release").read_text().splitlines():
             if line.startswith("PRETTY_NAME="):
                 os_release = line.split("=", 1)[1].strip().strip('"')
-    return HostFacts(platform.release(), boot_id, os_release, len(psutil.pids()))
+    btime = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                btime = int(line.split()[1])
+    return HostFacts(platform.release(), boot_id, os_release, len(psutil.pids()), btime)
 
 
 def start_probe(token: str) -> subprocess.Popen[bytes]:
@@ -85,7 +90,7 @@ def host_exposure(instance: Instance, timeout: float) -> dict[str, Any]:
     if scope is None:
         return {"host_syscalls_note": "this backend does not say which host tasks are its own"}
     try:
-        with TraceSession(scope) as session:
+        with TraceSession(scope, owner=instance.name) as session:
             for workload, args in EXPOSURE_MIX:
                 instance.run(workload, list(args), timeout)
             counted = session.stop()

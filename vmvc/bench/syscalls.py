@@ -146,9 +146,14 @@ def available(root: Path = TRACEFS) -> str | None:
 class TraceSession:
     """A private trace instance following `scope`'s tasks; read on a thread while open."""
 
-    def __init__(self, scope: SyscallScope, root: Path = TRACEFS) -> None:
+    def __init__(self, scope: SyscallScope, owner: str = "", root: Path = TRACEFS) -> None:
+        """`owner`: the instance's name (vmvc-<run id>-...), so `vmvc clean` can tell whose
+        trace instance a killed run left behind."""
         self.scope = scope
-        self.path = root / "instances" / f"{INSTANCE_PREFIX}{secrets.token_hex(6)}"
+        name = f"{owner}-syscalls-{secrets.token_hex(3)}" if owner else secrets.token_hex(6)
+        if not name.startswith(INSTANCE_PREFIX):
+            name = INSTANCE_PREFIX + name
+        self.path = root / "instances" / name
         self.lines: list[str] = []
         self._reader: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -249,6 +254,13 @@ class TraceSession:
 
 
 def leftover_instances(root: Path = TRACEFS) -> Iterator[Path]:
-    """Trace instances vmvc made and did not remove (a killed run): for `vmvc cleanup`."""
+    """Trace instances vmvc made and did not remove (a killed run): for `vmvc clean`."""
     with contextlib.suppress(OSError):
         yield from sorted((root / "instances").glob(f"{INSTANCE_PREFIX}*"))
+
+
+def remove_instance(path: Path) -> None:
+    """Switch a leftover trace instance off and remove it (its buffers are kernel memory)."""
+    with contextlib.suppress(OSError):
+        (path / "tracing_on").write_text("0")
+    path.rmdir()

@@ -30,6 +30,7 @@ KIND_COLORS = {
     "container": ("#2563eb", "#0891b2", "#7c3aed"),
     "vm": ("#ea580c", "#ca8a04", "#b91c1c"),
     "sandbox": ("#16a34a", "#9333ea", "#db2777", "#0d9488", "#65a30d"),
+    "system": ("#0f766e", "#be185d"),
 }
 PHASE_COLORS = {
     "create_s": "#94a3b8",

@@ -7,15 +7,21 @@ Cache layout (outside the repo, see vmvc.paths.cache_dir):
   images/<image_id>/rootfs      the workload tree: base + agent + /etc/vmvc/image-id
   images/<image_id>/vm/         base.raw (read-only ext4 of rootfs)
   images/<image_id>/manifest.json
-The rootfs and the kernel bundle do not depend on each other, so a cold build fetches and
-unpacks the kernel while debootstrap runs. Everything is built in a temporary sibling and
-renamed into place, so an interrupted build never leaves a half-made artefact that a later
-run would trust.
+  bases/<system_base_key>/rootfs  debootstrap output with the init system's packages as well
+  systems/<system_id>/rootfs    the system tree: that base + agent + the same image-id file
+                                + vmvc-agent.service and masks (vmvc.image.system)
+  systems/<system_id>/vm/       base.raw of the system tree (root disk of the full VM flavour)
+  systems/<system_id>/manifest.json
+The rootfs, the system base and the kernel bundle do not depend on each other, so a cold
+build fetches and unpacks the kernel and debootstraps both bases at once. Everything is
+built in a temporary sibling and renamed into place, so an interrupted build never leaves a
+half-made artefact that a later run would trust.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import gzip
 import json
@@ -37,8 +43,9 @@ from vmvc.image.recipe import (
     initramfs_files,
     make_recipe,
 )
+from vmvc.image.system import install_system
 from vmvc.image.tools import install_tools
-from vmvc.image.vmboot import BOOT
+from vmvc.image.vmboot import BOOT, FLAVOURS
 from vmvc.paths import cache_dir
 from vmvc.proc import ToolError, run
 
@@ -77,10 +84,45 @@ class Artefacts:
     firmware: Path | None = None  # None: libvirt's default firmware (SeaBIOS)
     machine: str = "pc"
     cmdline: str = BOOT.cmdline
+    # The VM flavour these artefacts boot as ("minimal": the image's own tree; "full": the
+    # system tree, see flavoured()).
+    flavour: str = "minimal"
+    system_id: str = ""
+    system_root: Path | None = None  # systems/<system_id>; None: not built
+    flavours: dict[str, dict[str, str]] = field(default_factory=dict)  # vm_id, cmdline each
+    image_root: Path | None = None  # images/<image_id> when `root` is another flavour's tree
+
+    def flavoured(self, flavour: str) -> Artefacts:
+        """These artefacts as VM flavour `flavour` boots them: for "full", the system tree's
+        rootfs and root disk, its VM id and command line (same image id, kernel, firmware)."""
+        if flavour == self.flavour:
+            return self
+        if flavour not in FLAVOURS or flavour not in self.flavours:
+            raise ValueError(f"no VM flavour {flavour!r} in image {self.image_id}")
+        image_root = self.image_root or self.root
+        root = image_root if flavour == "minimal" else self.system_root
+        if root is None:
+            raise ValueError(f"image {self.image_id} has no system tree (flavour {flavour})")
+        return dataclasses.replace(
+            self,
+            root=root,
+            flavour=flavour,
+            vm_id=self.flavours[flavour]["vm_id"],
+            cmdline=self.flavours[flavour]["cmdline"],
+            # a non-minimal root has no boot files of its own: keep the kernel bundle's
+            boot_dir=self.boot_dir or image_root / "vm",
+            image_root=image_root,
+        )
 
     @property
     def rootfs(self) -> Path:
         return self.root / "rootfs"
+
+    @property
+    def system_rootfs(self) -> Path | None:
+        """The system tree (the image's tree plus systemd and the agent's unit): what the
+        full VM flavour and a system container boot; None where it was not built."""
+        return self.system_root / "rootfs" if self.system_root else None
 
     @property
     def kernel(self) -> Path:
@@ -107,6 +149,8 @@ class Artefacts:
             "base_disk_bytes": self.base_disk.stat().st_size if self.base_disk.exists() else None,
             "build_seconds": round(self.build_seconds, 3),
             "cache_hit": self.cache_hit,
+            "system_id": self.system_id,
+            "vm_flavours": self.flavours,
         }
 
 
@@ -140,9 +184,12 @@ def _staging(final: Path) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def debootstrap_argv(recipe: Recipe, mirror: str, rootfs: Path) -> list[str | Path]:
+def debootstrap_argv(
+    recipe: Recipe, mirror: str, rootfs: Path, packages: tuple[str, ...] | None = None
+) -> list[str | Path]:
     """Release files must carry a good signature by the Debian archive keyring (no fallback
-    to an unchecked download when the keyring or gpgv is missing)."""
+    to an unchecked download when the keyring or gpgv is missing). `packages`: the recipe's
+    own unless given (the system base's)."""
     if not ARCHIVE_KEYRING.is_file():
         raise ImageBuildError(
             f"{ARCHIVE_KEYRING} is missing: apt-get install debian-archive-keyring "
@@ -153,16 +200,22 @@ def debootstrap_argv(recipe: Recipe, mirror: str, rootfs: Path) -> list[str | Pa
         "--variant=minbase",
         "--force-check-gpg",
         f"--keyring={ARCHIVE_KEYRING}",
-        f"--include={','.join(recipe.packages)}",
+        f"--include={','.join(recipe.packages if packages is None else packages)}",
         recipe.suite,
         rootfs,
         mirror,
     ]
 
 
-def _build_base_rootfs(recipe: Recipe, mirror: str, target: Path, timeout: float) -> None:
+def _build_base_rootfs(
+    recipe: Recipe,
+    mirror: str,
+    target: Path,
+    timeout: float,
+    packages: tuple[str, ...] | None = None,
+) -> None:
     rootfs = target / "rootfs"
-    run(debootstrap_argv(recipe, mirror, rootfs), timeout=timeout, what="debootstrap")
+    run(debootstrap_argv(recipe, mirror, rootfs, packages), timeout=timeout, what="debootstrap")
     for relative in TRIM_PATHS:
         path = rootfs / relative
         if path.is_dir():
@@ -297,15 +350,23 @@ def build_image(
     root = cache_dir()
     image_dir = root / "images" / recipe.image_id
     kernel_dir = root / "kernels" / recipe.kernel.key
+    system_dir = root / "systems" / recipe.system_id
     with _build_lock(root):
         if rebuild:
-            for stale in (image_dir, kernel_dir):
+            for stale in (image_dir, kernel_dir, system_dir):
                 if stale.exists():
                     shutil.rmtree(stale)
-        hit = (image_dir / "manifest.json").exists() and (kernel_dir / "initrd.img").exists()
+        hit = all(
+            path.exists()
+            for path in (
+                image_dir / "manifest.json",
+                kernel_dir / "initrd.img",
+                system_dir / "manifest.json",
+            )
+        )
         if not hit:
             try:
-                _build_missing(recipe, root, image_dir, mirror, timeout, progress)
+                _build_missing(recipe, root, image_dir, system_dir, mirror, timeout, progress)
             except ToolError as exc:
                 raise ImageBuildError(str(exc)) from None
     elapsed = 0.0 if hit else time.monotonic() - started
@@ -322,6 +383,15 @@ def build_image(
         firmware=boot.firmware_path,
         machine=boot.machine,
         cmdline=boot.cmdline,
+        system_id=recipe.system_id,
+        system_root=system_dir,
+        flavours={
+            flavour: {
+                "vm_id": recipe.flavour_vm_id(flavour),
+                "cmdline": recipe.flavour_cmdline(flavour),
+            }
+            for flavour in FLAVOURS
+        },
     )
 
 
@@ -337,6 +407,9 @@ def vm_recipe(recipe: Recipe) -> dict[str, object]:
         "machine": recipe.boot.machine,
         "cmdline": recipe.boot.cmdline,
         "initramfs_sha": recipe.kernel.initramfs_sha[:16],
+        "system_id": recipe.system_id,
+        "system_packages": list(recipe.system_packages),
+        "system_base_key": recipe.system_base_key,
     }
 
 
@@ -361,39 +434,53 @@ def _build_missing(
     recipe: Recipe,
     root: Path,
     image_dir: Path,
+    system_dir: Path,
     mirror: str | None,
     timeout: float,
     progress: Progress,
 ) -> None:
     steps = _Steps(progress)
     base_dir = root / "bases" / recipe.base_key
+    system_base_dir = root / "bases" / recipe.system_base_key
     chosen = None
-    if not (base_dir / "rootfs").exists():
+    if not (base_dir / "rootfs").exists() or not (system_base_dir / "rootfs").exists():
         chosen = mirror or find_mirror(recipe.suite)
         if not chosen:
             raise ImageBuildError(
                 f"no Debian mirror for '{recipe.suite}' in /etc/apt/sources*; "
                 "set [image] mirror in the config"
             )
-    # The guest kernel (download, unpack, initramfs) does not need the rootfs: it runs
-    # alongside debootstrap, which spends most of its time waiting on the mirror and dpkg.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vmvc-kernel") as pool:
+
+    def debootstrap(target: Path, packages: tuple[str, ...]) -> None:
+        if chosen is None or (target / "rootfs").exists():
+            return
+        with (
+            steps.step(f"debootstrap {recipe.suite} with {', '.join(packages)}"),
+            _staging(target) as staging,
+        ):
+            _build_base_rootfs(recipe, chosen, staging, timeout, packages)
+
+    # The guest kernel (download, unpack, initramfs) and the system tree's base do not need
+    # the rootfs: they run alongside its debootstrap, which spends most of its time waiting
+    # on the mirror and dpkg.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vmvc-build") as pool:
         kernel_job = pool.submit(
             kernel_bundle, recipe.kernel, timeout=timeout, progress=progress, steps=steps
         )
+        system_job = pool.submit(debootstrap, system_base_dir, recipe.all_system_packages)
         try:
-            if chosen is not None:
-                with (
-                    steps.step(f"debootstrap {recipe.suite} with {', '.join(recipe.packages)}"),
-                    _staging(base_dir) as staging,
-                ):
-                    _build_base_rootfs(recipe, chosen, staging, timeout)
+            debootstrap(base_dir, recipe.packages)
         finally:
             kernel_job.result()  # waits; re-raises a kernel failure
-    if (image_dir / "manifest.json").exists():
-        return  # only the VM's boot files were missing
-    with steps.step(f"image {recipe.image_id}: rootfs with the agent, read-only base disk"):
-        _derive_image(recipe, base_dir, image_dir, timeout)
+            system_job.result()
+        if not (image_dir / "manifest.json").exists():
+            with steps.step(f"image {recipe.image_id}: rootfs with the agent, read-only base disk"):
+                _derive_image(recipe, base_dir, image_dir, timeout)
+        if not (system_dir / "manifest.json").exists():
+            with steps.step(
+                f"system tree {recipe.system_id}: the image's tree with systemd, root disk"
+            ):
+                _derive_system(recipe, system_base_dir, system_dir, timeout)
 
 
 def _derive_image(recipe: Recipe, base_dir: Path, image_dir: Path, timeout: float) -> None:
@@ -415,6 +502,32 @@ def _derive_image(recipe: Recipe, base_dir: Path, image_dir: Path, timeout: floa
         }
         (staging / "manifest.json").write_text(
             json.dumps({"image_id": recipe.image_id, "recipe": recipe_dict}, indent=1)
+        )
+
+
+def _derive_system(recipe: Recipe, base_dir: Path, system_dir: Path, timeout: float) -> None:
+    """The system tree: the system base with the same agent and image-id file as the image,
+    made to boot under systemd (vmvc.image.system), and its read-only root disk."""
+    with _staging(system_dir) as staging:
+        rootfs = staging / "rootfs"
+        run(["cp", "-a", base_dir / "rootfs", rootfs], timeout=timeout, what="copy rootfs")
+        os.chmod(rootfs, 0o755)
+        _install_agent(rootfs, recipe.image_id)
+        install_tools(rootfs, timeout)
+        install_system(rootfs)
+        vm = staging / "vm"
+        vm.mkdir(mode=0o755)
+        build_base_disk(rootfs, vm / "base.raw", timeout)
+        recipe_dict = {
+            "image_id": recipe.image_id,
+            "suite": recipe.suite,
+            "packages": list(recipe.all_system_packages),
+            "system_packages": list(recipe.system_packages),
+            "system_sha": recipe.system_sha[:16],
+            "base_key": recipe.system_base_key,
+        }
+        (staging / "manifest.json").write_text(
+            json.dumps({"system_id": recipe.system_id, "recipe": recipe_dict}, indent=1)
         )
 
 

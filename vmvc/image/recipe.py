@@ -7,7 +7,10 @@ Two identities, so that a change to how VMs boot never touches the other forms:
   are derived from that tree alone (the Docker tag is `vmvc-workload:<image id>`);
 * the **VM id** names how that same tree boots as a VM: the image id plus the guest kernel,
   the initramfs (with the guest init), the firmware, the machine type and the kernel command
-  line (see vmvc.image.vmboot).
+  line (see vmvc.image.vmboot), and its flavour;
+* the **system id** names the image's system tree (vmvc.image.system: the same workload tree
+  plus systemd and the agent's unit), the root disk of the `full` VM flavour, whose VM id is
+  derived from it as the minimal one is from the image id.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import re
 from dataclasses import asdict, dataclass
 from importlib import resources
 
+from vmvc.image.system import SYSTEM_FORMAT_VERSION, SYSTEM_PACKAGES, system_files
 from vmvc.image.tools import tool_sources
-from vmvc.image.vmboot import BOOT, BootProfile, host_boot_profile
+from vmvc.image.vmboot import BOOT, BootProfile, flavour_cmdline, host_boot_profile
 from vmvc.proc import ToolError, run
 
 # Bump when the way artefacts are derived changes, so old caches are not reused.
@@ -75,11 +79,44 @@ class Recipe:
     agent_sha: str
     format_version: int = FORMAT_VERSION
     boot: BootProfile = BOOT
+    system_packages: tuple[str, ...] = SYSTEM_PACKAGES
+    system_sha: str = ""  # digest of vmvc.image.system.system_files()
 
     @property
     def base_key(self) -> str:
         """The debootstrapped tree alone: changing the agent does not re-run debootstrap."""
         return _digest("base", self.suite, sorted(self.packages), BASE_FORMAT_VERSION)[:16]
+
+    @property
+    def all_system_packages(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.packages, *self.system_packages}))
+
+    @property
+    def system_base_key(self) -> str:
+        """The system tree's debootstrap: the same digest as base_key, more packages."""
+        packages = sorted(self.all_system_packages)
+        return _digest("base", self.suite, packages, BASE_FORMAT_VERSION)[:16]
+
+    @property
+    def system_id(self) -> str:
+        """The system tree: the image plus the init system's packages and vmvc's unit/masks."""
+        return _digest(
+            "system",
+            self.image_id,
+            sorted(self.system_packages),
+            self.system_sha,
+            SYSTEM_FORMAT_VERSION,
+        )[:16]
+
+    def flavour_cmdline(self, flavour: str) -> str:
+        return flavour_cmdline(self.boot.cmdline, flavour)
+
+    def flavour_vm_id(self, flavour: str) -> str:
+        """A VM flavour: its root tree (image or system id), kernel, initramfs, firmware,
+        machine, command line and the flavour's name."""
+        root = self.image_id if flavour == "minimal" else self.system_id
+        boot = {**self.boot.identity(), "cmdline": self.flavour_cmdline(flavour)}
+        return _digest("vm", root, asdict(self.kernel), boot, flavour)[:16]
 
     @property
     def image_id(self) -> str:
@@ -90,8 +127,9 @@ class Recipe:
 
     @property
     def vm_id(self) -> str:
-        """The VM form: the image plus kernel, initramfs, firmware, machine and command line."""
-        return _digest("vm", self.image_id, asdict(self.kernel), self.boot.identity())[:16]
+        """The (minimal) VM form: the image plus kernel, initramfs, firmware, machine and
+        command line."""
+        return self.flavour_vm_id("minimal")
 
 
 def resolve_kernel_package(meta_package: str = BOOT.kernel_meta_package) -> tuple[str, str]:
@@ -125,4 +163,5 @@ def make_recipe(suite: str, packages: list[str]) -> Recipe:
         kernel=KernelRecipe(kernel_package, kernel_version, initramfs_sha),
         agent_sha=agent_sha,
         boot=boot,
+        system_sha=_digest({k: v.hex() for k, v in system_files().items()}),
     )

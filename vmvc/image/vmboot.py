@@ -33,6 +33,16 @@ KVM), bare QEMU, 1 vCPU, 512 MiB, medians of 3-5 boots to the agent's ready line
 * The machine is QEMU's `pc` (i440FX): the smallest PC model libvirt offers; no USB, no
   graphics, no balloon, no network (see vmvc.backends.libvirt_engine.domain_xml).
 
+Two **flavours** boot the same kernel, initramfs, firmware and machine:
+
+* `minimal` (backend `libvirt`): the initramfs hands the read-only root disk to the guest
+  init (vmvc/agent/guest-init.sh), PID 1, which serves the agent on the serial console;
+* `full` (backend `libvirt-full`): the root disk is the image's *system* tree (the same
+  workload tree plus systemd, see vmvc.image.system), mounted read-write on the instance's
+  copy-on-write overlay; the initramfs hands it to systemd as PID 1, which starts the agent
+  as a service (`vmvc-agent.service`). Its command line is the minimal one with `rw` for
+  `ro` and the parameters of FULL_CMDLINE_EXTRA, so full - minimal is the guest OS's start.
+
 A kernel built from `linux-source-6.1` with virtio built in would save the module loads
 (about 0.2 s of a 2 s boot) but takes far longer to compile on two cores than the whole
 eight-minute budget of `make bench` on a fresh machine, so it is not done.
@@ -65,6 +75,23 @@ class BootProfile:
 
 
 BOOT = BootProfile()
+
+FLAVOURS = ("minimal", "full")
+# The full flavour's additions to the command line: the initramfs hands over to systemd
+# (vmvc/image/initramfs/init reads vmvc.init=); systemd prints no boot status on the console
+# the agent owns (failures still reach the kernel log); the hostname is the minimal guest's
+# (systemd would otherwise take /etc/hostname, which debootstrap copied from the build host).
+FULL_CMDLINE_EXTRA = "vmvc.init=systemd systemd.show_status=false systemd.hostname=vmvc-guest"
+
+
+def flavour_cmdline(cmdline: str, flavour: str) -> str:
+    """The kernel command line of `flavour` (the profile's own for `minimal`)."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown VM flavour {flavour!r}")
+    if flavour == "minimal":
+        return cmdline
+    words = ["rw" if word == "ro" else word for word in cmdline.split()]
+    return " ".join([*words, FULL_CMDLINE_EXTRA])
 
 
 def host_boot_profile(qboot: Path = QBOOT) -> BootProfile:

@@ -4,6 +4,12 @@ Each instance boots from its own copy-on-write qcow2 overlay of the read-only ba
 destroyed guest never dirties the base), with a fresh ext4 data disk for I/O, no network
 interface, and the serial console read through libvirt's event loop. The guest is created
 paused so the console is attached before the first byte and "boot starts now" is exact.
+
+One engine, two VM flavours (vmvc.image.vmboot): `minimal` (backend `libvirt`), the guest
+init as PID 1, and `full` (backend `libvirt-full`), the image's system tree booted with
+systemd as PID 1. The flavour picks the root disk, the command line and the VM id
+(Artefacts.flavoured); everything else (kernel, initramfs, firmware, machine, devices,
+names, labels, teardown) is the same code.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from vmvc.backends.base import (
     InstanceSpec,
     Leftover,
     Progress,
+    SyscallScope,
 )
 from vmvc.backends.libvirt_engine import checks
 from vmvc.backends.libvirt_engine.accel import AccelDecision, decide_accel
@@ -170,6 +177,11 @@ class ConsoleGuest(Instance):
         except (OSError, ValueError):
             return None
 
+    def syscall_scope(self) -> SyscallScope | None:
+        # Every guest system call is the guest kernel's; what reaches the host is QEMU's.
+        pid = self.qemu_pid()
+        return None if pid is None else SyscallScope((pid,), what="QEMU (every thread)")
+
     def footprint(self) -> dict[str, float]:
         pid = self.qemu_pid()
         if pid is None:
@@ -291,6 +303,7 @@ class LibvirtBackend(Backend):
     name = "libvirt"
     label = "VM"
     kind = "vm"
+    flavour = "minimal"  # the VM flavour (vmvc.image.vmboot.FLAVOURS) this backend boots
 
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         self.config = config
@@ -313,12 +326,26 @@ class LibvirtBackend(Backend):
         # Until prepare() says otherwise (a remote host's pool holds no firmware ROM), guests
         # boot with libvirt's default firmware.
         self.boot_firmware = "seabios"
+        self.flavour_ids: dict[str, Any] = {"vm_flavour": self.flavour}
 
     @property
     def display_name(self) -> str:  # type: ignore[override]
+        prefix = "VM" if self.flavour == "minimal" else f"{self.flavour} VM"
         if self.accel is None:
-            return "VM (libvirt)"
-        return "VM (libvirt, KVM)" if self.accel.mode == "kvm" else "VM (libvirt, emulated TCG)"
+            return f"{prefix} (libvirt)"
+        how = "KVM" if self.accel.mode == "kvm" else "emulated TCG"
+        return f"{prefix} (libvirt, {how})"
+
+    def flavoured(self, artefacts: Artefacts) -> Artefacts:
+        """The image's artefacts as this backend's VM flavour boots them."""
+        return artefacts.flavoured(self.flavour)
+
+    def flavour_facts(self, artefacts: Artefacts) -> dict[str, Any]:
+        """The flavour, its VM id and (full) the system id, for the result."""
+        facts: dict[str, Any] = {"vm_flavour": self.flavour, "vm_id": artefacts.vm_id}
+        if self.flavour != "minimal":
+            facts["system_id"] = artefacts.system_id
+        return facts
 
     @property
     def conn(self) -> libvirt.virConnect:
@@ -352,10 +379,12 @@ class LibvirtBackend(Backend):
     def prepare(self, artefacts: Artefacts, progress: Progress) -> dict[str, Any]:
         """Decide KVM or TCG (a probe boot, cached per host boot) before any trial; on
         another host, ship the image into its pool first."""
+        artefacts = self.flavoured(artefacts)
+        self.flavour_ids = self.flavour_facts(artefacts)
         if self.shipping is not None:
             # The pool holds no firmware ROM: guests there boot with libvirt's default.
             self.accel, facts = self.shipping.prepare(self.conn, artefacts, self.config, progress)
-            return facts
+            return {**facts, **self.flavour_ids}
         self.boot_cmdline, self.boot_machine = artefacts.cmdline, artefacts.machine
         self.boot_firmware = str(artefacts.recipe.get("firmware", BOOT.firmware))
         assert self.uri is not None  # probe() said so before any prepare()
@@ -368,12 +397,13 @@ class LibvirtBackend(Backend):
             timeout=self.config.timeouts.probe_s,
             progress=progress,
         )
-        return {"accel": self.accel.mode, "accel_reason": self.accel.reason}
+        return {"accel": self.accel.mode, "accel_reason": self.accel.reason, **self.flavour_ids}
 
     @contextlib.contextmanager
     def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
         if self.accel is None:
             raise RuntimeError("LibvirtBackend.prepare() must run before provision()")
+        artefacts = self.flavoured(artefacts)
         instance: LibvirtInstance | None = None
         try:
             assets = None if self.shipping is None else self.shipping.assets(self.conn, spec)
@@ -395,13 +425,17 @@ class LibvirtBackend(Backend):
         def dotted(version: int) -> str:
             return f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}"
 
+        # The flavour's own keys are prefixed with it past the minimal one (vm_full_cmdline):
+        # the environment is one dict for every backend of a run.
+        vm = "vm" if self.flavour == "minimal" else f"vm_{self.flavour}"
         env: dict[str, Any] = {
             "libvirt_version": dotted(self.conn.getLibVersion()),
             "qemu_version": dotted(self.conn.getVersion()),
             "libvirt_uri": self.uri,
-            "vm_firmware": self.boot_firmware,
-            "vm_machine": self.boot_machine,
-            "vm_cmdline": self.boot_cmdline,
+            f"{vm}_firmware": self.boot_firmware,
+            f"{vm}_machine": self.boot_machine,
+            f"{vm}_cmdline": self.boot_cmdline,
+            **{f"{vm}_{key.removeprefix('vm_')}": v for key, v in self.flavour_ids.items()},
         }
         if self.accel is not None:
             env["accel"] = self.accel.mode

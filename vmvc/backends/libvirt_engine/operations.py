@@ -23,6 +23,11 @@ porter     a bundle of everything needed to boot the VM elsewhere (bundle.py): r
            into the workload's sink; imported by unpacking and `virsh define`, checked by
            booting the imported domain
 
+The full VM flavour (backend `libvirt-full`) does the same on its own root disk (the system
+tree's, Artefacts.flavoured); systemd, its PID 1, respawns the agent through the unit's
+Restart= with the same console line. It has no guest_kernel_panic trial: the agent (part of
+the image every form shares) panics a guest only when its PID 1 is vmvc's guest init.
+
 Every file lives in the instance's vmvc-named work dir. `LibvirtOperations` is mixed into
 the public LibvirtBackend (vmvc.backends.libvirt); the engine's own modules do not import
 this one.
@@ -120,11 +125,12 @@ class LibvirtOperations(Backend):
         return self
 
     def derive_artefact(self, artefacts: Artefacts, spec: InstanceSpec) -> DerivedArtefact:
-        return BaseDisk(artefacts, spec)
+        return BaseDisk(self._engine().flavoured(artefacts), spec)
 
     def define(
         self, artefacts: Artefacts, spec: InstanceSpec, source: DerivedArtefact | None = None
     ) -> Definition:
+        artefacts = self._engine().flavoured(artefacts)
         if source is None:
             return GuestDefinition(self._engine(), artefacts, spec, artefacts.base_disk)
         if not isinstance(source, BaseDisk):
@@ -132,7 +138,7 @@ class LibvirtOperations(Backend):
         return GuestDefinition(self._engine(), artefacts, spec, source.disk)
 
     def full_copy(self, artefacts: Artefacts, directory: Path) -> FullCopy:
-        base, full = artefacts.base_disk, directory / "full-copy.raw"
+        base, full = self._engine().flavoured(artefacts).base_disk, directory / "full-copy.raw"
         convert(base, "raw", full, "raw")
         return FullCopy(
             allocated_bytes(full),
@@ -141,7 +147,11 @@ class LibvirtOperations(Backend):
         )
 
     def recovery_plans(self) -> dict[FailureKind, RecoveryPlan]:
-        return dict(RECOVERY_PLANS)
+        plans = dict(RECOVERY_PLANS)
+        if self._engine().flavour != "minimal":
+            # The agent refuses `crash` where PID 1 is not vmvc's guest init.
+            del plans[FailureKind.GUEST_KERNEL_PANIC]
+        return plans
 
     def crash(self, instance: Instance, kind: FailureKind) -> Crash:
         if not isinstance(instance, LibvirtInstance):
@@ -153,7 +163,7 @@ class LibvirtOperations(Backend):
         return KernelPanic(self.conn, instance)
 
     def porter(self, artefacts: Artefacts, spec: InstanceSpec) -> Porter:
-        return BundlePorter(self._engine(), artefacts, spec)
+        return BundlePorter(self._engine(), self._engine().flavoured(artefacts), spec)
 
 
 class BaseDisk(DerivedArtefact):
@@ -272,7 +282,8 @@ class GuestCrash(Crash):
 
 
 class AgentKill(GuestCrash):
-    """The agent SIGKILLs itself; guest-init (the guest's PID 1) respawns it."""
+    """The agent SIGKILLs itself; the guest's PID 1 (guest-init, or systemd through the
+    agent unit's Restart=) respawns it and prints the respawn line."""
 
     def __init__(self, conn: libvirt.virConnect, instance: LibvirtInstance) -> None:
         super().__init__(conn, instance, FailureKind.WORKLOAD_PROCESS)

@@ -42,11 +42,11 @@ from vmvc.backends.base import (
     SyscallScope,
 )
 from vmvc.backends.capabilities import Capability
+from vmvc.backends.cgroup_files import detect
 from vmvc.backends.memory import process_tree_memory
 from vmvc.backends.native_engine.cgroups import (
     CgroupError,
     NativeCgroup,
-    detect,
     enter_command,
     existing,
     run_id_of,

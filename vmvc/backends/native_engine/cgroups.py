@@ -31,11 +31,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PARENT = "vmvc"
-# CFS period docker uses for --cpus (100 ms); the quota is N times this for N CPUs.
-CFS_PERIOD_US = 100_000
-MIB = 2**20
+from vmvc.backends.cgroup_files import (
+    CFS_PERIOD_US,
+    MIB,
+    PARENT,
+    Layout,
+    read_limits,
+)
+
 # An instance name carries its run id: vmvc-<run id>-<backend>-<index> (vmvc.runner.spec;
 # tests use ids such as 20260101T000000Z-test01, hence any 6 letters or digits at the end).
 RUN_ID_IN_NAME = re.compile(r"^vmvc-([0-9]{8}T[0-9]{6}Z-[A-Za-z0-9]{6})-[a-z0-9_-]+-[0-9]+$")
@@ -45,64 +48,11 @@ class CgroupError(Exception):
     """The limits cannot be applied here (one line for the user)."""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where the cpu and memory controllers are mounted (the same directory under v2)."""
-
-    version: int
-    cpu: Path
-    memory: Path
-
-    def parents(self) -> list[Path]:
-        return list(dict.fromkeys([self.cpu / PARENT, self.memory / PARENT]))
-
-
-def detect(mounts: str | None = None, root: Path = CGROUP_ROOT) -> Layout | None:
-    """The cgroup layout from /proc/self/mounts: v1 controllers if mounted, else v2.
-
-    A hybrid host (v1 controllers, an empty v2 hierarchy at /sys/fs/cgroup/unified, like the
-    development machine) uses v1, where the controllers are. None: no cpu or memory
-    controller can be found.
-    """
-    if mounts is None:
-        try:
-            mounts = Path("/proc/self/mounts").read_text()
-        except OSError:
-            return None
-    cpu = memory = unified = None
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        where, fstype, options = Path(fields[1]), fields[2], fields[3].split(",")
-        if fstype == "cgroup":
-            if "cpu" in options and cpu is None:
-                cpu = where
-            if "memory" in options and memory is None:
-                memory = where
-        elif fstype == "cgroup2" and unified is None:
-            unified = where
-    if cpu is not None and memory is not None:
-        return Layout(1, cpu, memory)
-    if unified is not None:
-        try:
-            controllers = (unified / "cgroup.controllers").read_text().split()
-        except OSError:
-            return None
-        if {"cpu", "memory"} <= set(controllers):
-            return Layout(2, unified, unified)
-    return None
-
-
 def _write(path: Path, value: str) -> None:
     try:
         path.write_text(value)
     except OSError as exc:
         raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror or exc}") from None
-
-
-def _read(path: Path) -> str:
-    return path.read_text().strip()
 
 
 @dataclass
@@ -224,42 +174,6 @@ class NativeCgroup:
         for parent in self.layout.parents():
             with contextlib.suppress(OSError):
                 parent.rmdir()
-
-
-def read_limits(version: int, cpu: Path, memory: Path) -> dict[str, str | int | float]:
-    """cpus (quota / period), memory and swap in MiB from a cgroup's own files.
-
-    "max" (no limit) reads as the string "unlimited"; a v1 limit near 2**63 is the same.
-    """
-    out: dict[str, str | int | float] = {}
-    if version == 1:
-        quota, period = int(_read(cpu / "cpu.cfs_quota_us")), int(_read(cpu / "cpu.cfs_period_us"))
-        memory_bytes = int(_read(memory / "memory.limit_in_bytes"))
-        memsw_file = memory / "memory.memsw.limit_in_bytes"
-        memsw = int(_read(memsw_file)) if memsw_file.exists() else None
-        out["cpus"] = round(quota / period, 3) if quota > 0 else "unlimited"
-        out["memory_mib"] = _mib(memory_bytes)
-        if memsw is not None:
-            swap = memsw - memory_bytes
-            out["swap_mib"] = "unlimited" if memsw >= 2**62 else round(swap / MIB, 1)
-        out["how"] = f"cgroup v1 CFS quota {quota}/{period} us, memory.limit_in_bytes"
-    else:
-        quota_text, period_text = _read(cpu / "cpu.max").split()
-        limit_text = _read(memory / "memory.max")
-        out["cpus"] = (
-            "unlimited" if quota_text == "max" else round(int(quota_text) / int(period_text), 3)
-        )
-        out["memory_mib"] = "unlimited" if limit_text == "max" else _mib(int(limit_text))
-        swap_file = memory / "memory.swap.max"
-        if swap_file.exists():
-            swap_text = _read(swap_file)
-            out["swap_mib"] = "unlimited" if swap_text == "max" else round(int(swap_text) / MIB, 1)
-        out["how"] = f"cgroup v2 cpu.max {quota_text} {period_text}, memory.max"
-    return out
-
-
-def _mib(value: int) -> str | float:
-    return "unlimited" if value >= 2**62 else round(value / MIB, 1)
 
 
 def run_id_of(name: str) -> str | None:

@@ -1,0 +1,1 @@
+"""LXC: system containers booting systemd from the image's system tree (vmvc.backends.lxc)."""
