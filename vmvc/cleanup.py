@@ -118,6 +118,8 @@ def _listed(backends: list[Backend], live: set[str], host: HostSettings) -> list
     for backend in backends:
         with contextlib.suppress(Exception):  # an engine that fails to list has nothing
             found.extend(backend.leftovers(live))
+    # Two backends of one engine (libvirt's VM flavours) list the same resources: once each.
+    found = list({(item.kind, item.name): item for item in found}.values())
     # The work root is this machine's: another host's instances keep nothing here.
     if not is_local(host):
         return found

@@ -56,8 +56,10 @@ def test_all_skips_unavailable_backend_and_says_why(tmp_path: Path, no_leftovers
     assert "skipping backend libvirt" in done.stderr
     [path] = out.glob("*.json")
     doc = json.loads(path.read_text())
-    assert [s["backend"] for s in doc["skipped"]] == ["libvirt"]
-    assert {s["backend"] for s in doc["samples"]} == {"native", "docker", "podman", "gvisor"}
+    # both VM flavours are libvirt's: both skipped, each with the reason
+    assert [s["backend"] for s in doc["skipped"]] == ["libvirt", "libvirt-full"]
+    assert all(s["reason"] for s in doc["skipped"])
+    assert {s["backend"] for s in doc["samples"]} == {"native", "docker", "podman", "gvisor", "lxc"}
 
 
 def test_accel_kvm_where_kvm_does_not_work_is_a_clear_error(tmp_path: Path) -> None:

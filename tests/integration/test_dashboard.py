@@ -296,7 +296,7 @@ def test_interactive_selection(tmp_path: Path, small_toml: Path) -> None:
     try:
         child.expect("Which backends")
         transcript.append(child.before)
-        child.sendline("docker, 7")  # 7 is no backend: the question comes again
+        child.sendline("docker, 42")  # 42 is no backend: the question comes again
         child.expect("try again")
         child.expect("Which backends")
         child.sendline("docker")
