@@ -239,7 +239,9 @@ def main() -> None:
     print(f"  median of the {args.runs} interleaved pairs' ratios = {paired:.3f}")
     print(f"vmvc resume->ready / bare spawn->ready  = {guest:.3f} (the guest's own boot)")
     for profile in (["quick"] if args.quick else []) + ([args.profile] if args.profile else []):
-        with tempfile.TemporaryDirectory(prefix=f"vmvc-{profile}-", dir=work_root()) as out:
+        # Not under the work root: `vmvc clean` would take a vmvc-* directory there for a
+        # dead run's.
+        with tempfile.TemporaryDirectory(prefix=f"bench-{profile}-") as out:
             time_profile(profile, Path(out), args.backend)
 
 

@@ -14,6 +14,7 @@ leftovers and, with `--cache`, removes what it keeps between runs (`Backend.clea
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from collections.abc import Callable, Iterator
 
@@ -41,6 +42,10 @@ class CleanRefused(Exception):
     """`vmvc clean` will not do what was asked (one line, for `error:`)."""
 
 
+# A run id as vmvc makes them (results.RUN_ID_PATTERN), or as tests name theirs ("-test01").
+WORKDIR_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9]{6}$")
+
+
 def _workdirs(live: set[str]) -> list[Leftover]:
     found: list[Leftover] = []
     root = work_root()
@@ -50,7 +55,9 @@ def _workdirs(live: set[str]) -> list[Leftover]:
         return found  # missing, or not vmvc's: nothing in it was made by vmvc
     for path in root.iterdir():
         run_id = path.name.removeprefix(RESOURCE_PREFIX)
-        if path.name == run_id or not SAFE_NAME.match(run_id):
+        # Only a run's own directory (vmvc-<run id>): a benchmark script's or a user's
+        # vmvc-something in the work root is not a dead run's to remove.
+        if path.name == run_id or not SAFE_NAME.match(run_id) or not WORKDIR_RUN_ID.match(run_id):
             continue
         found.append(
             Leftover(

@@ -276,3 +276,15 @@ def test_a_line_without_newline_does_not_grow_without_bound() -> None:
     assert len(log) >= 39
     assert all(len(line) <= MAX_LINE_BYTES for line in log.tail(100))
     assert len(log._partial) <= MAX_LINE_BYTES
+
+
+def test_clean_takes_only_run_directories_from_the_work_root(work: Path) -> None:
+    """A vmvc-something that is not vmvc-<run id> (a benchmark script's output, a user's
+    directory) is nobody's dead run: `vmvc clean` leaves it alone."""
+    from vmvc.cleanup import _workdirs
+
+    run = make_run_dir("20260101T000000Z-abc123")
+    other = work / "vmvc-default-ax6ajy54"
+    other.mkdir()
+    found = _workdirs(set())
+    assert [(item.name, item.run_id) for item in found] == [(str(run), "20260101T000000Z-abc123")]
