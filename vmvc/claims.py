@@ -8,7 +8,10 @@ accel, emulated.
 
 Which backends a claim compares comes from their kinds (doc.backend_info), never from their
 names: the first selected backend of kind "vm" against the first of kind "container", both
-against the first of kind "native". A backend of another kind is judged by no claim.
+against the first of kind "native"; every verdict names them (Verdict.compared). The facts
+claims (C07, C09) read every instance backend along the isolation spectrum; C01 also splits
+a full-OS VM's start into guest OS and VMM/firmware/kernel when both VM flavours ran. A
+backend of another kind is judged by no other claim.
 
 Rules for threshold claims: *confirmed* when the whole confidence interval of the ratio lies
 above the threshold, *refuted* when it lies wholly below, *inconclusive* when it straddles
