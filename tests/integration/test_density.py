@@ -1,8 +1,11 @@
 """The density workload on real engines: its figures against the host's own MemAvailable.
 
 While vmvc's series runs, the test reads the host itself at every phase change with psutil
-(an independent reader of /proc/meminfo): a phase is announced right after vmvc has taken
-its reading at the previous N, so both readers see the host at (nearly) the same moment.
+(an independent reader of /proc/meminfo) plus the free pages on the kernel's per-CPU lists
+(its own reading of /proc/zoneinfo: MemAvailable leaves them out, and since Linux 6.7 they
+swing by tens to hundreds of MiB around a burst of starts); a phase is announced right after
+vmvc has taken its reading at the previous N, so both readers see the host at (nearly) the
+same moment.
 The marginal cost per container vmvc reports must agree with the slope of the test's own
 drops at the same N within TOLERANCE. This host is shared (other benchmarks start
 and stop processes of hundreds of MiB), which is why the comparison is between two readers
@@ -11,8 +14,10 @@ at the same moments and not against a fixed expected figure.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -42,10 +47,24 @@ class HostReadings(list[str]):
     def append(self, phase: str) -> None:
         reads = []
         for _ in range(5):
-            reads.append(psutil.virtual_memory().available / MIB)
+            reads.append(psutil.virtual_memory().available / MIB + per_cpu_free_mib())
             time.sleep(0.05)
         self.available[phase] = statistics.median(reads)
         super().append(phase)
+
+
+def per_cpu_free_mib() -> float:
+    """Pages on the per-CPU free lists: every `count:` after a zone's `pagesets` line."""
+    pages, inside = 0, False
+    for line in Path("/proc/zoneinfo").read_text().splitlines():
+        words = line.split()
+        if line.startswith("Node"):
+            inside = False
+        elif words == ["pagesets"]:
+            inside = True
+        elif inside and words[:1] == ["count:"]:
+            pages += int(words[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
 def by_key(measured: list[Measurement]) -> dict[tuple[str, int | None], Measurement]:
