@@ -484,51 +484,55 @@ def _build_missing(
 
 
 def _derive_image(recipe: Recipe, base_dir: Path, image_dir: Path, timeout: float) -> None:
-    with _staging(image_dir) as staging:
-        rootfs = staging / "rootfs"
-        run(["cp", "-a", base_dir / "rootfs", rootfs], timeout=timeout, what="copy rootfs")
-        os.chmod(rootfs, 0o755)
-        _install_agent(rootfs, recipe.image_id)
-        install_tools(rootfs, timeout)
-        vm = staging / "vm"
-        vm.mkdir(mode=0o755)
-        build_base_disk(rootfs, vm / "base.raw", timeout)
-        recipe_dict = {
-            "suite": recipe.suite,
-            "packages": list(recipe.packages),
-            "agent_sha": recipe.agent_sha[:16],
-            "base_key": recipe.base_key,
-            "format_version": recipe.format_version,
-        }
-        (staging / "manifest.json").write_text(
-            json.dumps({"image_id": recipe.image_id, "recipe": recipe_dict}, indent=1)
-        )
+    recipe_dict = {
+        "suite": recipe.suite,
+        "packages": list(recipe.packages),
+        "agent_sha": recipe.agent_sha[:16],
+        "base_key": recipe.base_key,
+        "format_version": recipe.format_version,
+    }
+    manifest = {"image_id": recipe.image_id, "recipe": recipe_dict}
+    _derive_tree(recipe, base_dir, image_dir, manifest, timeout, system=False)
 
 
 def _derive_system(recipe: Recipe, base_dir: Path, system_dir: Path, timeout: float) -> None:
     """The system tree: the system base with the same agent and image-id file as the image,
     made to boot under systemd (vmvc.image.system), and its read-only root disk."""
-    with _staging(system_dir) as staging:
+    recipe_dict = {
+        "image_id": recipe.image_id,
+        "suite": recipe.suite,
+        "packages": list(recipe.all_system_packages),
+        "system_packages": list(recipe.system_packages),
+        "system_sha": recipe.system_sha[:16],
+        "base_key": recipe.system_base_key,
+    }
+    manifest = {"system_id": recipe.system_id, "recipe": recipe_dict}
+    _derive_tree(recipe, base_dir, system_dir, manifest, timeout, system=True)
+
+
+def _derive_tree(
+    recipe: Recipe,
+    base_dir: Path,
+    target: Path,
+    manifest: dict[str, object],
+    timeout: float,
+    *,
+    system: bool,
+) -> None:
+    """A workload tree from a debootstrapped base (the agent, its tools, the image id; with
+    `system`, made to boot under systemd too), its read-only root disk and its manifest."""
+    with _staging(target) as staging:
         rootfs = staging / "rootfs"
         run(["cp", "-a", base_dir / "rootfs", rootfs], timeout=timeout, what="copy rootfs")
         os.chmod(rootfs, 0o755)
         _install_agent(rootfs, recipe.image_id)
         install_tools(rootfs, timeout)
-        install_system(rootfs)
+        if system:
+            install_system(rootfs)
         vm = staging / "vm"
         vm.mkdir(mode=0o755)
         build_base_disk(rootfs, vm / "base.raw", timeout)
-        recipe_dict = {
-            "image_id": recipe.image_id,
-            "suite": recipe.suite,
-            "packages": list(recipe.all_system_packages),
-            "system_packages": list(recipe.system_packages),
-            "system_sha": recipe.system_sha[:16],
-            "base_key": recipe.system_base_key,
-        }
-        (staging / "manifest.json").write_text(
-            json.dumps({"system_id": recipe.system_id, "recipe": recipe_dict}, indent=1)
-        )
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
 def kernel_bundle(
