@@ -96,19 +96,26 @@ def test_bench_all_backends_end_to_end(tmp_path: Path, no_leftovers: None) -> No
     assert doc["environment"]["gvisor_platform"] == "ptrace"
 
     # Plausible values: a VM boots slower than a container starts; footprints are positive.
-    def median(backend: str, workload: str, metric: str) -> float:
-        values = sorted(
+    # Times are compared by their minimum: on a shared host noise only ever adds time (one
+    # docker start took 4.0 s in CI once, beside 0.2-0.3 s otherwise), so the fastest of the
+    # repetitions is the estimate of what the backend can do (Chen & Revels 2016).
+    def values(backend: str, workload: str, metric: str) -> list[float]:
+        return sorted(
             s["value"]
             for s in measured
             if (s["backend"], s["workload"], s["metric"]) == (backend, workload, metric)
         )
-        return values[len(values) // 2]
 
-    assert median("libvirt", "startup", "total_s") > median("docker", "startup", "total_s")
+    def fastest(backend: str, metric: str) -> float:
+        return values(backend, "startup", metric)[0]
+
+    def median(backend: str, workload: str, metric: str) -> float:
+        found = values(backend, workload, metric)
+        return found[len(found) // 2]
+
+    assert fastest("libvirt", "total_s") > fastest("docker", "total_s")
     # The full VM boots the same kernel, then a guest OS: only its user space is longer.
-    assert median("libvirt-full", "startup", "userspace_s") > 2 * median(
-        "libvirt", "startup", "userspace_s"
-    )
+    assert fastest("libvirt-full", "userspace_s") > 2 * fastest("libvirt", "userspace_s")
     assert median("libvirt", "footprint", "total_mib") > 64
     assert median("docker", "cpu", "events_per_s") > 0
 
