@@ -76,6 +76,7 @@ def vmvc_leftovers() -> list[str]:
     found += [f"domain {d.name()}" for d in conn.listAllDomains() if d.name().startswith("vmvc-")]
     conn.close()
     found += [f"container {name}" for name in podman_containers()]
+    found += [f"podman image {name}" for name in podman_images()]
     found += [f"dir {p}" for p in work_root().glob("vmvc-*")]
     # native instances' cgroups (v1: one per controller; v2: one), see native_engine.cgroups
     cgroups = Path("/sys/fs/cgroup")
@@ -102,6 +103,27 @@ def podman_containers() -> list[str]:
         check=True,
     )
     return [name for name in listed.stdout.split() if name.startswith("vmvc-")]
+
+
+def podman_images() -> list[str]:
+    """Temporary images of a vmvc run in podman's store (a lifecycle workload's: labelled
+    with the run id), by name and run id."""
+    if shutil.which("podman") is None:
+        return []
+    listed = subprocess.run(
+        ["podman", *podman_global_options(), "images", "--all", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = []
+    for image in json.loads(listed.stdout or "[]") or []:
+        run_id = (image.get("Labels") or {}).get("vmvc.run-id")
+        if run_id:
+            names = image.get("Names") or [str(image.get("Id", ""))[:12]]
+            found.append(f"{names[0]} (run {run_id})")
+    return found
 
 
 def leftovers_of(run_id: str) -> list[str]:

@@ -210,6 +210,31 @@ def test_kvm_probe_holds_a_run_lock_while_its_domain_exists(
     assert len(seen) == 1 and len(seen[0]) == 1, seen
 
 
+def test_a_dead_runs_temporary_docker_image_is_removed_a_live_runs_kept(
+    client: docker.DockerClient, artefacts: Artefacts
+) -> None:
+    """The lifecycle workloads' temporary images (provision, portability) carry their run's
+    owner labels: a run killed half way leaves one, and `vmvc clean` removes it."""
+    from vmvc.backends.docker_engine.lifecycle import import_rootfs_as, remove_image
+
+    dead_run, live_run = _run_id(), _run_id()
+    dead = import_rootfs_as(client, artefacts, f"vmvc-reaper:{dead_run[-6:]}", dead_run)
+    live = import_rootfs_as(client, artefacts, f"vmvc-reaper:{live_run[-6:]}", live_run)
+    try:
+        with hold_run_lock(live_run):
+            listed = _clean_dry_run()
+            assert f"would remove image vmvc-reaper:{dead_run[-6:]} (run {dead_run})" in listed
+            found = [i for i in find_leftovers() if i.run_id in (dead_run, live_run)]
+            assert {(i.kind, i.alive) for i in found} == {("image", False), ("image", True)}
+            remove_dead(Console(quiet=True), found, dry_run=False)
+            client.images.get(live)  # a live run's image stays
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(dead)  # the control: the dead run's went
+    finally:
+        remove_image(client, dead)
+        remove_image(client, live)
+
+
 def _podman_container(artefacts: Artefacts, labels: dict[str, str]) -> str:
     from vmvc.backends.podman_engine.cli import Engine
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vmvc.backends.docker_engine.lifecycle import allocated_bytes, temp_tag
+from vmvc.backends.disk_usage import tree_allocated_bytes
+from vmvc.backends.docker_engine.lifecycle import temp_tag
 from vmvc.backends.docker_engine.restart_log import engine_time
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS
 from vmvc.bench.recovery import ready_markers
@@ -33,7 +34,7 @@ def test_allocated_bytes_counts_blocks_not_apparent_size(tmp_path: Path) -> None
     with open(sparse, "wb") as handle:
         handle.truncate(64 * 2**20)
     (tmp_path / "dense").write_bytes(b"x" * 8192)
-    total = allocated_bytes(tmp_path)
+    total = tree_allocated_bytes(tmp_path)
     assert 8192 <= total < 2**20
 
 

@@ -357,7 +357,8 @@ def test_a_workload_is_planned_only_where_every_capability_it_requires_is_declar
 
 def test_built_in_backends_declare_what_their_engines_do() -> None:
     from vmvc.backends.docker import DockerBackend
-    from vmvc.backends.libvirt import LibvirtBackend
+    from vmvc.backends.libvirt import LibvirtBackend, LibvirtFullBackend
+    from vmvc.backends.lxc import LxcBackend
     from vmvc.backends.native import NativeBackend
     from vmvc.config import HostSettings
 
@@ -366,8 +367,18 @@ def test_built_in_backends_declare_what_their_engines_do() -> None:
     assert native.capabilities == {Capability.LAUNCH_MANY, Capability.ISOLATION_FACTS}
     assert docker.capabilities == ALL - {Capability.FULL_COPY}
     assert libvirt.capabilities == ALL
-    planned = {b.name: {w for w in LIFECYCLE_WORKLOADS if applies(w, b)} for b in (native,)}
-    assert planned == {"native": {"scale", "density", "isolation"}}
+    lxc = LxcBackend(config)
+    # A system container: clones are overlays, a full copy is `cp -a`; no portable form.
+    assert lxc.capabilities == ALL - {Capability.EXPORT_IMPORT}
+    planned = {
+        b.name: {w for w in LIFECYCLE_WORKLOADS if applies(w, b)}
+        for b in (native, lxc, LibvirtFullBackend(config))
+    }
+    assert planned == {
+        "native": {"scale", "density", "isolation"},
+        "lxc": set(LIFECYCLE_WORKLOADS) - {"portability"},
+        "libvirt-full": {"isolation"},
+    }
     # Remote instances live elsewhere: this machine can only ask them for their facts.
     # Another host is the same class reached through a URI of its own.
     other = HostSettings(
@@ -381,6 +392,7 @@ def test_built_in_backends_declare_what_their_engines_do() -> None:
     # The scale safety check's estimate: a VM may touch all its memory, a container little.
     assert libvirt.memory_estimate_mib(512) == 512
     assert docker.memory_estimate_mib(512) < native.memory_estimate_mib(512) * 4 < 512
+    assert lxc.memory_estimate_mib(512) < 512
 
 
 def test_an_undeclared_operation_says_which_capability_is_missing(tmp_path: Path) -> None:

@@ -336,3 +336,25 @@ def test_a_command_without_a_connected_agent_says_the_agent_exited(tmp_path: Pat
     finally:
         channel.close()
     assert log.closed
+
+
+def test_copy_tree_keeps_links_and_modes_and_a_failed_copy_leaves_nothing(tmp_path: Path) -> None:
+    from vmvc.backends.lxc_engine.operations import TreeCopy, copy_tree
+
+    source = tmp_path / "tree"
+    (source / "sbin").mkdir(parents=True)
+    (source / "sbin" / "tool").write_text("#!/bin/sh\n")
+    os.chmod(source / "sbin" / "tool", 0o750)
+    (source / "init").symlink_to("/lib/systemd/systemd")  # absolute: never followed
+    target = tmp_path / "work" / "rootfs"
+    copy = TreeCopy(source, target)
+    copy.create()
+    assert os.readlink(target / "init") == "/lib/systemd/systemd"
+    assert (target / "sbin" / "tool").stat().st_mode & 0o7777 == 0o750
+    copy.inspect()
+    assert copy.details["create"]["tree_bytes"] > 0
+    copy.remove()
+    assert not target.exists()
+    with pytest.raises(LxcError, match=r"cp -a .*missing failed: "):
+        copy_tree(tmp_path / "missing", tmp_path / "partial")
+    assert not (tmp_path / "partial").exists()

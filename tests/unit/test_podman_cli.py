@@ -14,19 +14,19 @@ from vmvc.backends.container_limits import limits_from_host_config
 from vmvc.backends.docker_engine.backend import container_options
 from vmvc.backends.gvisor_engine.backend import PLATFORM, GvisorBackend
 from vmvc.backends.podman_engine import cli
-from vmvc.backends.podman_engine.backend import (
-    ENGINE_LABEL,
-    NPROC_CAP,
-    PodmanBackend,
-    create_argv,
-    ulimit_options,
-)
+from vmvc.backends.podman_engine.backend import PodmanBackend
 from vmvc.backends.podman_engine.cli import (
     Engine,
     PodmanError,
     parse_inspect,
     parse_ps,
     parse_version,
+)
+from vmvc.backends.podman_engine.container import (
+    ENGINE_LABEL,
+    NPROC_CAP,
+    create_argv,
+    ulimit_options,
 )
 from vmvc.config import load_config
 

@@ -14,6 +14,7 @@ from vmvc.agent.protocol import (
     collect_task,
     command_line,
     parse_ready,
+    respawn_seen_at,
     split_framed,
     wait_ready,
 )
@@ -113,3 +114,14 @@ def test_a_served_task_to_an_agent_that_exited_is_an_agent_error() -> None:
     closed.close()  # writing raises ValueError, as a closed pipe's stdin does
     with pytest.raises(AgentError, match="the agent exited"):
         run_served(closed, LineLog(), "t1", "cpu", [], timeout=1)
+
+
+def test_the_respawn_line_is_found_only_after_the_crash_began() -> None:
+    log = LineLog()
+    log.feed(b"VMVC-RESPAWN status=137\n")  # an earlier life's respawn
+    start = len(log)
+    assert respawn_seen_at(log, start) is None  # nothing since: unknown, not invented
+    before = time.monotonic()
+    log.feed(b"noise VMVC-RESPAWN status=137\n")
+    seen = respawn_seen_at(log, start)
+    assert seen is not None and before <= seen <= time.monotonic()

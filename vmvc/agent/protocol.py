@@ -127,6 +127,16 @@ def marker(name: str) -> Callable[[str], bool]:
     return lambda text: token in text
 
 
+def respawn_seen_at(log: LineLog, start: int) -> float | None:
+    """When the init's respawn line (`VMVC-RESPAWN status=N`: guest-init, or the systemd
+    unit's ExecStopPost) arrived after index `start`; None if it has not."""
+    try:
+        _, line = log.wait_for(marker("RESPAWN"), start=start, timeout=0, what="respawn line")
+    except AgentError:
+        return None
+    return line.at
+
+
 def parse_ready(text: str, at: float) -> ReadyInfo:
     fields = dict(
         part.split("=", 1) for part in text[text.index(READY_PREFIX) :].split()[1:] if "=" in part

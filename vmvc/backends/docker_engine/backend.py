@@ -379,6 +379,17 @@ class DockerBackend(Backend):
             )
             if item is not None:
                 found.append(item)
+        # temporary images of the lifecycle workloads (the prepared image has no run id)
+        for image in self.client.images.list(filters={"label": LABEL_RUN}):
+            item = owned_leftover(
+                "image",
+                ", ".join(image.tags) or image.short_id,
+                image.labels,
+                live_run_ids,
+                remove=lambda i=image: self.client.images.remove(i.id, force=True),
+            )
+            if item is not None:
+                found.append(item)
         if self.remote:
             found += remote.volume_leftovers(self.client, live_run_ids)
         return found

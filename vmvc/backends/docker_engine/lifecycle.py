@@ -9,7 +9,6 @@ caller's `finally`.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import docker
@@ -17,7 +16,8 @@ import docker.errors
 from docker.models.containers import Container
 
 from vmvc.backends.capabilities import ByteSink, ByteSource
-from vmvc.backends.container_labels import LABEL, LABEL_IMAGE, LABEL_RUN
+from vmvc.backends.container_labels import LABEL_IMAGE, owner_labels
+from vmvc.backends.disk_usage import tree_allocated_bytes
 from vmvc.backends.docker_engine.images import stream_import
 from vmvc.image.build import Artefacts
 
@@ -42,11 +42,10 @@ def import_rootfs_as(
     argv = ["tar", "--numeric-owner", "-c", "-C", str(artefacts.rootfs), "."]
     if extra_dir is not None:
         argv += ["-C", str(extra_dir), *sorted(p.name for p in extra_dir.iterdir())]
-    changes = [
-        f"LABEL {LABEL}=1",
-        f"LABEL {LABEL_RUN}={run_id}",
-        f"LABEL {LABEL_IMAGE}={artefacts.image_id}",
-    ]
+    # The owner labels (run id and controller), as a container's: `vmvc clean` finds a
+    # temporary image a killed run left (DockerBackend.leftovers).
+    labels = {**owner_labels(run_id), LABEL_IMAGE: artefacts.image_id}
+    changes = [f"LABEL {key}={value}" for key, value in labels.items()]
     return stream_import(client, argv, reference, changes)
 
 
@@ -98,28 +97,7 @@ def writable_layer_bytes(client: docker.DockerClient, container: Container) -> d
     for directory in layer_dirs:
         if directory.is_dir():
             seen = True
-            total += allocated_bytes(directory)
+            total += tree_allocated_bytes(directory)
     if seen:
         result["layer_bytes"] = float(total)
     return result
-
-
-def allocated_bytes(root: Path) -> int:
-    """Blocks allocated to a tree (like `du -sx --block-size=1`), not following mounts."""
-    try:
-        device = root.stat().st_dev
-    except OSError:
-        return 0
-    total = 0
-    for directory, subdirs, files in os.walk(root):
-        for name in list(subdirs):
-            path = Path(directory) / name
-            with contextlib.suppress(OSError):
-                if path.lstat().st_dev != device:
-                    subdirs.remove(name)  # the overlay's merged mount point
-        for name in [*files, *subdirs]:
-            with contextlib.suppress(OSError):
-                total += (Path(directory) / name).lstat().st_blocks * 512
-    with contextlib.suppress(OSError):
-        total += root.lstat().st_blocks * 512
-    return total

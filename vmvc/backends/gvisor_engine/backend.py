@@ -20,6 +20,7 @@ import subprocess
 from typing import Any
 
 from vmvc.backends.base import Availability, BackendKind
+from vmvc.backends.capabilities import Capability
 from vmvc.backends.podman_engine.backend import PodmanBackend
 from vmvc.backends.podman_engine.cli import Engine
 
@@ -52,6 +53,10 @@ class GvisorBackend(PodmanBackend):
     kind: BackendKind = "sandbox"
     syscalls_answered_by = "user-space kernel (gVisor Sentry)"
     display_name = f"sandbox (gVisor runsc, {PLATFORM} platform)"
+    # Podman's operations, runsc running the containers. Not export/import: an image's save
+    # and load are podman's image store and commands alone (no runtime takes part), so
+    # gVisor's numbers would only repeat podman's.
+    capabilities = PodmanBackend.capabilities - {Capability.EXPORT_IMPORT}
 
     def make_engine(self) -> Engine:
         # network=none: gVisor's own netstack gets no interface but loopback (podman's

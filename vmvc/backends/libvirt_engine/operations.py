@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import libvirt
 
-from vmvc.agent.protocol import AgentError, ReadyInfo, command_line, marker
+from vmvc.agent.protocol import ReadyInfo, command_line, respawn_seen_at
 from vmvc.backends.base import Backend, Instance, InstanceSpec
 from vmvc.backends.capabilities import (
     ByteSink,
@@ -292,13 +292,7 @@ class AgentKill(GuestCrash):
         self.send("die")
 
     def detected_at(self) -> float | None:
-        try:
-            _, line = self.instance.log.wait_for(
-                marker("RESPAWN"), start=self.start, timeout=0, what="respawn line"
-            )
-        except AgentError:
-            return None
-        return line.at
+        return respawn_seen_at(self.instance.log, self.start)
 
 
 class QemuKill(GuestCrash):

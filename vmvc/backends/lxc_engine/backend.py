@@ -338,6 +338,9 @@ class HostCgroups:
 
 
 class LxcInstance(Instance):
+    """One system container, made in two steps the lifecycle workloads time apart:
+    `create` (config, overlay upper layer, the agent's socket) and `start` (lxc-start)."""
+
     def __init__(
         self, lxc: Lxc, backend: str, rootfs: Path, spec: InstanceSpec, host: HostCgroups
     ) -> None:
@@ -347,17 +350,19 @@ class LxcInstance(Instance):
         self.name = spec.name
         self.spec = spec
         self.host = host
+        self.rootfs = rootfs
         self.directory = lxc.lxcpath / spec.name
         self.channel: AgentChannel | None = None
         self._init: psutil.Process | None = None
+        self._t0 = self._created = self._started = 0.0
+
+    def create(self) -> None:
         self._t0 = time.monotonic()
-        self._create(rootfs)
+        self._create(self.rootfs)
         self._created = time.monotonic()
-        try:
-            self._start()
-        except LxcError:
-            self.close_channel()
-            raise
+
+    def start(self) -> None:
+        self._start()
         self._started = time.monotonic()
         self._init = self._init_process()
 
@@ -483,8 +488,9 @@ class LxcInstance(Instance):
         self.close_channel()
 
     def close_channel(self) -> None:
-        if self.channel is not None:
-            self.channel.close()
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            channel.close()
 
 
 def destroy(lxc: Lxc, name: str) -> None:
@@ -562,15 +568,14 @@ class LxcBackend(Backend):
         rootfs = system_rootfs(artefacts)
         make_dirs(self.lxc.lxcpath)
         make_dirs(spec.workdir / "data")
-        instance: LxcInstance | None = None
+        instance = LxcInstance(self.lxc, self.name, rootfs, spec, host)
         try:
-            instance = LxcInstance(self.lxc, self.name, rootfs, spec, host)
+            instance.create()
+            instance.start()
             yield instance
         finally:
-            if instance is not None:
-                instance.remove()
-            else:  # failed half-way: no container, directory or cgroup of that name stays
-                destroy(self.lxc, spec.name)
+            # also after a failure half-way: no container, directory or cgroup of that name
+            instance.remove()
             shutil.rmtree(spec.workdir, ignore_errors=True)  # the runner made it here
 
     def environment(self) -> dict[str, Any]:

@@ -11,16 +11,17 @@ exists only for it: the footprint counts it, as Docker's counts containerd's shi
 
 The OCI runtime is podman's default (runc or crun) unless a subclass names another: the
 gVisor backend (vmvc.backends.gvisor_engine) is this backend with `runsc` as the runtime.
+
+The lifecycle operations (provision, clone, portability) are mixed in from
+vmvc.backends.podman_engine.operations; only they put images in podman's store, all of
+them temporary.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import resource
 import shutil
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from vmvc.agent.protocol import ReadyInfo, pump, run_served, wait_ready
+from vmvc.agent.protocol import ReadyInfo, run_served, wait_ready
 from vmvc.backends.base import (
     Availability,
     Backend,
@@ -40,7 +41,7 @@ from vmvc.backends.base import (
     SyscallScope,
 )
 from vmvc.backends.capabilities import Capability
-from vmvc.backends.container_labels import LABEL_RUN, owned_leftover, owner_labels
+from vmvc.backends.container_labels import LABEL_RUN, owned_leftover
 from vmvc.backends.container_limits import limits_from_host_config
 from vmvc.backends.memory import MIB, cgroup_memory, process_tree_memory
 from vmvc.backends.podman_engine.cli import (
@@ -53,79 +54,24 @@ from vmvc.backends.podman_engine.cli import (
     parse_ps,
     parse_version,
 )
+from vmvc.backends.podman_engine.container import (
+    ENGINE_LABEL,
+    Attached,
+    claim,
+    create_argv,
+    remove_container,
+)
+from vmvc.backends.podman_engine.images import list_images, remove_image
+from vmvc.backends.podman_engine.operations import PodmanOperations
 from vmvc.config import Config, HostSettings
 from vmvc.hosts import is_local
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs
 
-AGENT = "/opt/vmvc/agent"
 PROBE_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 30.0
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
-ENGINE_LABEL = "vmvc.engine"  # which vmvc backend made a container in podman's store
-
-
-def create_argv(spec: InstanceSpec, rootfs: Path) -> list[str]:
-    """`podman create` arguments: what `vmvc.backends.docker_engine.backend.container_options`
-    gives a Docker container (no network, no capabilities, no new privileges, read-only root,
-    a private /tmp, /data bind-mounted from the instance's workdir, the same pids, memory
-    and CPU limits), the agent in `serve` mode with stdin open."""
-    labels = {**owner_labels(spec.run_id), **spec.labels}
-    argv = [
-        "create",
-        "--name",
-        spec.name,
-        "--hostname",
-        "vmvc-container",
-        "--network",
-        "none",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--read-only",
-        "--read-only-tmpfs=false",
-        "--tmpfs",
-        "/tmp:rw,mode=1777,size=64m",
-        "--volume",
-        f"{spec.workdir / 'data'}:/data:rw",
-        "--pids-limit",
-        "512",
-        "--memory",
-        f"{spec.memory_mib}m",
-        "--memory-swap",
-        f"{spec.memory_mib}m",
-        "--cpus",
-        str(spec.vcpus),
-        "--env",
-        "LC_ALL=C",
-        *ulimit_options(),
-        "--interactive",
-        "--log-driver",
-        "none",  # the agent's output is read from the attached stdout, never stored
-    ]
-    for key, value in sorted(labels.items()):
-        argv += ["--label", f"{key}={value}"]
-    # :O = an overlay on the directory; the cached rootfs is never written
-    argv += ["--rootfs", f"{rootfs}:O", AGENT, "serve"]
-    return argv
-
-
-# RLIMIT_NPROC counts every process of the user (root) on the host; the container's own
-# bound is its pids limit (512). A value near the host's is what Docker's containers get, but
-# runc could not set one above 32768 here (EPERM at 65536 with a hard limit of 96365).
-NPROC_CAP = 32768
-
-
-def ulimit_options() -> list[str]:
-    """nofile and nproc for the container. Podman's defaults (nofile 1048576, nproc the
-    host's maximum) exceed the hard limits of a host that caps them (here nofile 20000) and
-    runc fails with EPERM; Docker's containers inherit dockerd's limits, so podman's get
-    this process's (the same on a host where one user starts both)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    _, nproc_hard = resource.getrlimit(resource.RLIMIT_NPROC)
-    nproc = NPROC_CAP if nproc_hard == resource.RLIM_INFINITY else min(nproc_hard, NPROC_CAP)
-    return ["--ulimit", f"nofile={soft}:{hard}", "--ulimit", f"nproc={nproc}:{nproc}"]
+# Conservative host memory of one idle container for the scale and density guards.
+IDLE_ESTIMATE_MIB = 32.0
 
 
 class PodmanInstance(Instance):
@@ -135,24 +81,11 @@ class PodmanInstance(Instance):
         self.backend = backend
         self.name = spec.name
         self.spec = spec
-        self.process: subprocess.Popen[bytes] | None = None
         argv = create_argv(spec, rootfs)  # before t0: not part of the measured start
         self._t0 = time.monotonic()
         self.engine.call(*argv)
         self._created = time.monotonic()
-        self.process = subprocess.Popen(
-            engine.argv("start", "--attach", "--interactive", spec.name),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C at vmvc's terminal is vmvc's to handle
-        )
-        self._reader = threading.Thread(target=self._pump, name=f"{self.name}-stdout", daemon=True)
-        self._reader.start()
-
-    def _pump(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        pump(self.process.stdout, self.log)
+        self.attached = Attached(engine, spec.name, self.log)
 
     def wait_ready(self, timeout: float) -> ReadyInfo:
         _, info = wait_ready(self.log, timeout)
@@ -165,9 +98,8 @@ class PodmanInstance(Instance):
         return info
 
     def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
-        assert self.process is not None and self.process.stdin is not None
         task_id = self.next_task_id()
-        return run_served(self.process.stdin, self.log, task_id, workload, args, timeout)
+        return run_served(self.attached.stdin, self.log, task_id, workload, args, timeout)
 
     def state(self) -> ContainerState:
         return parse_inspect(self.engine.call("inspect", "--type", "container", self.name))
@@ -218,25 +150,25 @@ class PodmanInstance(Instance):
         """`podman rm --force` (the runtime kills the container at once); then the attached
         `podman start` ends with it."""
         with contextlib.suppress(PodmanError):
-            self.engine.call("rm", "--force", "--time", "0", self.name, timeout=STOP_TIMEOUT_S)
-        if self.process is not None:
-            with contextlib.suppress(OSError, ValueError):
-                assert self.process.stdin is not None
-                self.process.stdin.close()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self._reader.join(timeout=5)
+            remove_container(self.engine, self.name)
+        self.attached.end()
 
 
-class PodmanBackend(Backend):
+class PodmanBackend(PodmanOperations, Backend):
     name = "podman"
     label = "podman"
     kind: BackendKind = "container"
     display_name = "container (Podman)"
-    capabilities = frozenset({Capability.ISOLATION_FACTS})
+    capabilities = frozenset(
+        {
+            Capability.ISOLATION_FACTS,
+            Capability.LAUNCH_MANY,
+            Capability.DERIVE_ARTEFACT,
+            Capability.DEFINE,
+            Capability.CLONE,  # no FULL_COPY: a container clone is always a layer
+            Capability.EXPORT_IMPORT,
+        }
+    )
 
     def __init__(self, config: Config, host: HostSettings | None = None) -> None:
         self.config = config
@@ -292,8 +224,7 @@ class PodmanBackend(Backend):
     @contextlib.contextmanager
     def provision(self, artefacts: Artefacts, spec: InstanceSpec) -> Iterator[Instance]:
         make_dirs(spec.workdir / "data")
-        # podman's store is shared by podman and gVisor containers: say whose it is
-        spec.labels = {**spec.labels, ENGINE_LABEL: self.name}
+        claim(spec, self.name)
         instance: PodmanInstance | None = None
         try:
             instance = PodmanInstance(self.engine, self.name, artefacts.rootfs, spec)
@@ -303,7 +234,7 @@ class PodmanBackend(Backend):
                 instance.remove()
             else:  # create failed half-way: make sure no container of that name survives
                 with contextlib.suppress(PodmanError):
-                    self.engine.call("rm", "--force", "--time", "0", "--ignore", spec.name)
+                    remove_container(self.engine, spec.name)
             shutil.rmtree(spec.workdir, ignore_errors=True)  # the runner made it here
 
     def environment(self) -> dict[str, Any]:
@@ -323,6 +254,8 @@ class PodmanBackend(Backend):
         return facts | self.runtime_facts()
 
     def leftovers(self, live_run_ids: set[str]) -> list[Leftover]:
+        """This backend's containers, and its temporary images (a lifecycle workload's,
+        labelled with the run id and the backend like its containers)."""
         try:
             text = self.engine.call("ps", "-a", "--filter", f"label={LABEL_RUN}", "--format=json")
             listed = parse_ps(text)
@@ -335,18 +268,32 @@ class PodmanBackend(Backend):
                 container["name"],
                 container["labels"],
                 live_run_ids,
-                remove=lambda name=container["id"]: self._remove(name),
+                remove=lambda name=container["id"]: remove_container(self.engine, name),
             )
             if item is not None and self.owns(container["labels"]):
                 found.append(item)
+        with contextlib.suppress(PodmanError):
+            for image in list_images(self.engine, LABEL_RUN):
+                item = owned_leftover(
+                    "image",
+                    image.name,
+                    image.labels,
+                    live_run_ids,
+                    remove=lambda image_id=image.image_id: remove_image(self.engine, image_id),
+                )
+                if item is not None and self.owns(image.labels):
+                    found.append(item)
         return found
 
     def owns(self, labels: dict[str, str]) -> bool:
-        """Podman's containers; the gVisor backend shares podman's store and claims its own."""
+        """Podman's containers and images; the gVisor backend shares podman's store and
+        claims its own."""
         return labels.get(ENGINE_LABEL, self.name) == self.name
-
-    def _remove(self, name: str) -> None:
-        self.engine.call("rm", "--force", "--time", "0", "--ignore", name)
 
     def engine_daemons(self) -> dict[str, int]:
         return {}  # daemonless: each container's conmon is counted in its footprint
+
+    def memory_estimate_mib(self, memory_mib: int) -> float:
+        """The scale guard's estimate (not a measurement): 1.2 MiB measured idle (cgroup +
+        conmon), gVisor's Sentry 11.5 MiB; docker's conservative 32 MiB covers both."""
+        return IDLE_ESTIMATE_MIB

@@ -8,14 +8,19 @@ cgroupfs manager and a file event log are chosen explicitly; the choice is recor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from vmvc.backends.capabilities import ByteSink, ByteSource
 
 CALL_TIMEOUT_S = 120.0
+CHUNK_BYTES = 1 << 20  # streamed commands (save, load, import) move data in 1 MiB pieces
 SYSTEMD_RUNNING = Path("/run/systemd/system")  # sd_booted(3): systemd is the init
 
 
@@ -54,6 +59,115 @@ class Engine:
         if done.returncode != 0:
             raise PodmanError(f"podman {args[0]} failed: {last_line(done.stderr)}")
         return done.stdout
+
+    def stream(
+        self,
+        *args: str,
+        stdin: IO[bytes] | None = None,
+        source: ByteSource | None = None,
+        sink: ByteSink | None = None,
+        timeout: float = CALL_TIMEOUT_S,
+    ) -> str:
+        """One podman command with a byte stream in or out, bounded by `timeout` like `call`.
+
+        Its stdin is `stdin` (a pipe: another process's output) or is fed from
+        `source.read`; its stdout goes into `sink.write`, chunk by chunk, or is returned as
+        text. Neither end needs a file descriptor: a sink or source may be a compressor's
+        pipe or a counting wrapper, and a stream is never held in memory whole.
+        """
+        argv = self.argv(*args)
+        given: IO[bytes] | int = subprocess.PIPE if source is not None else subprocess.DEVNULL
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=given if stdin is None else stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise PodmanError(f"podman cannot run: {exc.strerror}") from None
+        run = _Streamed(process, timeout)
+        if source is not None:
+            run.feed(source)
+        output = run.drain(sink)
+        if run.timed_out:
+            raise PodmanError(f"podman {args[0]} did not finish within {timeout:.0f} s")
+        if run.errors:  # the source failed: what podman made of a cut stream is no result
+            raise run.errors[0]
+        if process.returncode != 0:
+            raise PodmanError(f"podman {args[0]} failed: {last_line(run.stderr)}")
+        return output.decode(errors="replace")
+
+
+class _Streamed:
+    """The threads around one streamed podman process: stderr collected, stdin fed, and a
+    deadline that kills it; stdout is drained on the caller's thread."""
+
+    def __init__(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        self.process = process
+        self.errors: list[BaseException] = []
+        self.timed_out = False
+        self._stderr: list[bytes] = []
+        self._threads = [self._thread(self._collect_stderr, "podman-stderr")]
+        self._deadline = threading.Timer(timeout, self._expire)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    @property
+    def stderr(self) -> str:
+        return b"".join(self._stderr).decode(errors="replace")
+
+    def _thread(self, target: Any, name: str, *args: Any) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self.process.kill()
+
+    def _collect_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self._stderr.append(self.process.stderr.read())
+
+    def feed(self, source: ByteSource) -> None:
+        self._threads.append(self._thread(self._feed, "podman-stdin", source))
+
+    def _feed(self, source: ByteSource) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        try:
+            for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
+                stdin.write(chunk)
+        except BrokenPipeError:
+            pass  # podman stopped reading: its exit status says why
+        except BaseException as exc:  # handed to the caller's thread
+            self.errors.append(exc)
+            self.process.kill()  # never let podman take a cut stream for a whole one
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def drain(self, sink: ByteSink | None) -> bytes:
+        """stdout into `sink` (returns b"") or collected; the process is reaped either way."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        collected: list[bytes] = []
+        try:
+            for chunk in iter(lambda: stdout.read(CHUNK_BYTES), b""):
+                if sink is None:
+                    collected.append(chunk)
+                else:
+                    sink.write(chunk)
+        except BaseException:
+            self.process.kill()  # the sink failed (a compressor died): stop podman too
+            raise
+        finally:
+            self.process.wait()
+            self._deadline.cancel()
+            for thread in self._threads:
+                thread.join(timeout=CALL_TIMEOUT_S)
+        return b"".join(collected)
 
 
 def global_options() -> list[str]:
