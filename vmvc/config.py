@@ -69,6 +69,12 @@ class RunSettings(Strict):
     # workload -> measured repetitions that include it (the first N); unlisted: every one.
     # Start-up and footprint come from every boot; see vmvc.plan.
     workload_repetitions: dict[str, int] = Field(default_factory=dict)
+    # Which backends run the lifecycle workloads other than isolation: "all" (every backend
+    # with the capabilities), or "judged": the ones the claims compare (native, the first
+    # container, the first VM; vmvc.plan.judged_backends). The spectrum's other backends
+    # then give start-up, footprint, the steady workloads and isolation: the quick profile's
+    # way to stay a first look when every engine is installed.
+    lifecycle_backends: Literal["all", "judged"] = "all"
 
     @field_validator("workload_repetitions")
     @classmethod

@@ -22,6 +22,11 @@ from vmvc.config import LIFECYCLE_WORKLOADS, STEADY_WORKLOADS, Config, host_core
 
 INSTANCE_TRIAL = "instance"
 INSTANCE_WORKLOADS = ("startup", "footprint", *STEADY_WORKLOADS)
+# The kinds of backend the claims compare (vmvc.results.ResultDocument.ratio_pairs).
+JUDGED_KINDS = ("native", "container", "vm")
+# Lifecycle workloads every backend runs whatever `lifecycle_backends` says: the spectrum
+# view's isolation facts and host system calls are per backend.
+SPECTRUM_WORKLOADS = ("isolation",)
 
 
 @dataclass
@@ -59,6 +64,23 @@ def trial_kinds(workloads: Sequence[str], caps: Mapping[str, int], repetition: i
     return kinds + [
         w for w in workloads if w in LIFECYCLE_WORKLOADS and wanted(w, repetition, caps)
     ]
+
+
+def judged_backends(kinds: Mapping[str, str]) -> set[str]:
+    """The backends the claims compare, from (backend -> kind) in the run's order: the
+    first of each judged kind."""
+    first: dict[str, str] = {}
+    for name, kind in kinds.items():
+        first.setdefault(kind, name)
+    return {first[kind] for kind in JUDGED_KINDS if kind in first}
+
+
+def runs_lifecycle(kind: str, backend: str, judged: set[str], lifecycle_backends: str) -> bool:
+    """Whether a trial kind runs on a backend under `[run] lifecycle_backends` (the
+    capabilities are asked separately: vmvc.bench.lifecycle.applies)."""
+    if kind == INSTANCE_TRIAL or kind in SPECTRUM_WORKLOADS or lifecycle_backends == "all":
+        return True
+    return backend in judged
 
 
 def repetitions_of(workload: str, config: Config) -> int:

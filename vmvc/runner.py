@@ -30,7 +30,15 @@ from vmvc.config import STEADY_WORKLOADS, Config
 from vmvc.events import Observer, PlannedTrial
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_run_dir, run_workdir
-from vmvc.plan import INSTANCE_TRIAL, INSTANCE_WORKLOADS, Plan, instance_workloads, trial_kinds
+from vmvc.plan import (
+    INSTANCE_TRIAL,
+    INSTANCE_WORKLOADS,
+    Plan,
+    instance_workloads,
+    judged_backends,
+    runs_lifecycle,
+    trial_kinds,
+)
 from vmvc.proc import ToolError
 from vmvc.results import (
     InstanceReport,
@@ -101,11 +109,14 @@ class BenchRunner:
         order = list(self.backends)
         if self.config.run.shuffle:
             random.Random(self.seed + repetition).shuffle(order)
+        judged = judged_backends({name: b.kind for name, b in self.backends.items()})
+        policy = self.config.run.lifecycle_backends
         trials = [
             (backend, kind)
             for kind in self.kinds(repetition)
             for backend in order
             if applies(kind, self.backends[backend])
+            and runs_lifecycle(kind, backend, judged, policy)
         ]
         measured = instance_workloads(
             self.config.workloads, self.config.run.workload_repetitions, repetition

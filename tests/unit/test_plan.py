@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from vmvc.config import load_config
 from vmvc.intervals import median_min_n, ratio_min_n
-from vmvc.plan import instance_workloads, repetitions_of, trial_kinds, vm_boots
+from vmvc.plan import (
+    instance_workloads,
+    judged_backends,
+    repetitions_of,
+    runs_lifecycle,
+    trial_kinds,
+    vm_boots,
+)
 
 ALL = ["startup", "cpu", "footprint", "clone", "scale", "isolation"]
 
@@ -48,3 +55,33 @@ def test_default_profile_gives_every_verdict_its_interval() -> None:
             assert repetitions_of(workload, default) >= ratio_min_n(), workload
     for workload in ("startup", "footprint", "cpu", "memory"):
         assert repetitions_of(workload, default) >= median_min_n(), workload
+
+
+SPECTRUM = {
+    "native": "native",
+    "docker": "container",
+    "podman": "container",
+    "gvisor": "sandbox",
+    "lxc": "system",
+    "libvirt": "vm",
+    "libvirt-full": "vm",
+}
+
+
+def test_judged_backends_are_the_first_of_each_compared_kind() -> None:
+    assert judged_backends(SPECTRUM) == {"native", "docker", "libvirt"}
+    # The order decides: with podman first it is the container the claims take.
+    assert judged_backends({"podman": "container", "docker": "container"}) == {"podman"}
+    assert judged_backends({"gvisor": "sandbox", "lxc": "system"}) == set()
+
+
+def test_judged_lifecycle_keeps_instances_and_isolation_everywhere() -> None:
+    judged = judged_backends(SPECTRUM)
+    for backend in SPECTRUM:
+        assert runs_lifecycle("instance", backend, judged, "judged")
+        assert runs_lifecycle("isolation", backend, judged, "judged")
+        assert runs_lifecycle("clone", backend, judged, "all")
+        assert runs_lifecycle("clone", backend, judged, "judged") == (backend in judged)
+    # quick stays a first look with every engine installed; default runs everything
+    assert load_config("quick").run.lifecycle_backends == "judged"
+    assert load_config("default").run.lifecycle_backends == "all"
