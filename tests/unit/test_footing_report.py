@@ -53,3 +53,19 @@ def test_each_backends_read_back_limits_are_in_the_environment(make_realistic) -
 def test_limits_in_a_result_file_are_plain_values() -> None:
     with pytest.raises(ValueError):
         InstanceReport(backend="x", repetition=0, image_id="i", limits={"cpus": {"nested": 1}})
+
+
+def test_a_judged_only_lifecycle_plan_says_where_the_lifecycle_workloads_ran(
+    make_realistic,
+) -> None:
+    from vmvc.results import BackendRecord
+
+    doc = footed(make_realistic())
+    doc.backend_info["podman"] = BackendRecord(label="podman", kind="container", display_name="p")
+    doc.backend_info["lxc"] = BackendRecord(label="system", kind="system", display_name="l")
+    assert "lifecycle workloads" not in dict(footing_rows(doc))  # "all" (or older): no row
+    doc.config["run"]["lifecycle_backends"] = "judged"
+    row = dict(footing_rows(doc))["lifecycle workloads"]
+    assert row.startswith("on the backends the claims compare only (native, docker, libvirt)")
+    assert "; podman, lxc: start-up, footprint" in row
+    assert "lifecycle workloads" in render_markdown(doc)
