@@ -4,7 +4,9 @@ The runner plans provision, clone and portability from the backends' capabilitie
 has no export/import: its save and load would be podman's), the workloads time podman's
 commands, and nothing is left behind: no container, no work dir, no temporary image (the
 `no_leftovers` fixture lists podman's run-labelled images too). A second test leaves
-temporary images of a dead run on purpose and sees each backend reap only its own.
+temporary images of a dead run on purpose and sees each backend reap only its own. The
+recovery workload SIGKILLs each backend's container from the host and podman's restart
+policy brings it back: the agent prints a second ready marker and answers again.
 """
 
 from __future__ import annotations
@@ -37,7 +39,21 @@ max_repetitions = 1
 warmups = 0
 lifecycle_backends = "all"  # quick runs them on the judged backends only (not gVisor)
 """
+RECOVERY_TOML = """
+profile = "quick"
+workloads = ["recovery"]
+[run]
+repetitions = 1
+max_repetitions = 1
+warmups = 0
+lifecycle_backends = "all"
+"""
 MAX_SECONDS = 120.0
+# Under runsc the agent is no host process: only the sandbox is killed (GvisorBackend).
+RECOVERED_KINDS = {"podman": {"workload_process", "instance"}, "gvisor": {"instance"}}
+# FinishedAt is the exit file's time, from the kernel's coarse file clock (one tick, 4 ms
+# at HZ=250, behind the real time): a death conmon saw at once may read up to that early.
+FILE_CLOCK_S = 0.01
 PROVISION = ("prepare_s", "define_s", "teardown_s")
 CLONE = ("clone_s", "clone_to_ready_s")
 PORTABILITY = ("export_s", "import_s")
@@ -115,6 +131,55 @@ def test_podman_and_gvisor_provision_clone_and_port(tmp_path: Path, no_leftovers
     assert plain["metadata"]["holds"].startswith("docker-archive from podman save")
     assert port["import_s@uncompressed"]["metadata"]["step"] == "podman load (layer rebuilt)"
     assert by_metric(doc, "gvisor", "portability") == {}
+
+
+def meta_before_kill(recovery: dict[str, Any]) -> float:
+    return float(recovery["metadata"].get("finished_before_kill_s", 0.0))
+
+
+def by_failure(doc: dict[str, Any], backend: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(failure kind, metric) -> the one measured recovery sample of `backend`."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for s in doc["samples"]:
+        if s["backend"] == backend and s["workload"] == "recovery" and not s["warmup"]:
+            key = (s["metadata"]["failure"], s["metric"])
+            assert key not in found, f"two samples of {key} on {backend}"
+            found[key] = s
+    return found
+
+
+def test_podman_and_gvisor_recover_from_a_sigkill(tmp_path: Path, no_leftovers: None) -> None:
+    config = write_config(tmp_path / "recovery.toml", RECOVERY_TOML)
+    out = tmp_path / "results"
+    done = run_vmvc(
+        "bench", "--backend", "podman", "--backend", "gvisor", "-w", "recovery",
+        "--config", str(config), "--plain", "--output", str(out),
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    [result] = out.glob("*.json")
+    doc = load_json(result)
+    assert doc["errors"] == []
+    trials = {(t["backend"], t["kind"]): t["status"] for t in doc["trials"]}
+    assert trials == {("podman", "recovery"): "ok", ("gvisor", "recovery"): "ok"}
+    times: dict[str, dict[str, tuple[float, float]]] = {}
+    for backend, kinds in RECOVERED_KINDS.items():
+        found = by_failure(doc, backend)
+        assert {kind for kind, _ in found} == kinds
+        for kind in kinds:
+            recovery, detect = found[kind, "recovery_s"], found[kind, "detect_s"]
+            assert recovery["unit"] == detect["unit"] == "s"
+            assert 0 < recovery["value"] < MAX_SECONDS, (backend, kind)
+            # never before the kill; a coarse clock's earlier reading is kept in the metadata
+            assert 0 <= detect["value"] < recovery["value"], (backend, kind)
+            assert meta_before_kill(recovery) < FILE_CLOCK_S, (backend, kind)
+            meta = recovery["metadata"]
+            assert meta["ready_markers"] == 2  # really back: a second ready marker
+            assert meta["restart_count"] == 1
+            assert "podman restart policy" in meta["restarted_by"]
+            assert detect["metadata"]["basis"].startswith("State.FinishedAt")
+            times.setdefault(backend, {})[kind] = (recovery["value"], detect["value"])
+    print("recovery_s, detect_s", times)  # numbers for the notes
 
 
 def _image(engine: Engine, tree: Path, name: str, labels: dict[str, str]) -> str:

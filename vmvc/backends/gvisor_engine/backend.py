@@ -20,15 +20,27 @@ import subprocess
 from typing import Any
 
 from vmvc.backends.base import Availability, BackendKind
-from vmvc.backends.capabilities import Capability
+from vmvc.backends.capabilities import Capability, FailureKind, RecoveryPlan
 from vmvc.backends.podman_engine.backend import PodmanBackend
 from vmvc.backends.podman_engine.cli import Engine
+from vmvc.backends.podman_engine.recovery import DETECT_BASIS, RESTARTED_BY
 
 PLATFORM = "ptrace"
 PLATFORM_WHY = (
     "ptrace: runs on any host; systrap is newer than Debian 12's runsc and kvm needs working KVM"
 )
 VERSION_TIMEOUT_S = 10.0
+# Under runsc, the container's process on the host (podman's State.Pid) is the sandbox,
+# `runsc-sandbox ... boot`: the Sentry with the agent inside it. Its SIGKILL is the
+# instance dying. The agent itself is no host process (the Sentry runs it), so "the
+# workload process dies" would need runsc's own kill into the sandbox: not offered.
+RECOVERY_PLANS = {
+    FailureKind.INSTANCE: RecoveryPlan(
+        "SIGKILL to the sandbox from the host (runsc-sandbox: the Sentry, the agent inside)",
+        RESTARTED_BY,
+        DETECT_BASIS,
+    ),
+}
 
 
 def runsc_path() -> str | None:
@@ -57,6 +69,9 @@ class GvisorBackend(PodmanBackend):
     # and load are podman's image store and commands alone (no runtime takes part), so
     # gVisor's numbers would only repeat podman's.
     capabilities = PodmanBackend.capabilities - {Capability.EXPORT_IMPORT}
+
+    def recovery_plans(self) -> dict[FailureKind, RecoveryPlan]:
+        return dict(RECOVERY_PLANS)
 
     def make_engine(self) -> Engine:
         # network=none: gVisor's own netstack gets no interface but loopback (podman's

@@ -40,7 +40,7 @@ from vmvc.backends.base import (
     Progress,
     SyscallScope,
 )
-from vmvc.backends.capabilities import Capability
+from vmvc.backends.capabilities import Capability, Crash, FailureKind, RecoveryPlan
 from vmvc.backends.container_labels import LABEL_RUN, owned_leftover
 from vmvc.backends.container_limits import limits_from_host_config
 from vmvc.backends.memory import MIB, cgroup_memory, process_tree_memory
@@ -55,6 +55,7 @@ from vmvc.backends.podman_engine.cli import (
     parse_version,
 )
 from vmvc.backends.podman_engine.container import (
+    AGENT,
     ENGINE_LABEL,
     Attached,
     claim,
@@ -63,6 +64,12 @@ from vmvc.backends.podman_engine.container import (
 )
 from vmvc.backends.podman_engine.images import list_images, remove_image
 from vmvc.backends.podman_engine.operations import PodmanOperations
+from vmvc.backends.podman_engine.recovery import (
+    RUNC_PLANS,
+    PodmanCrash,
+    Restartable,
+    restart_engine,
+)
 from vmvc.config import Config, HostSettings
 from vmvc.hosts import is_local
 from vmvc.image.build import Artefacts
@@ -77,6 +84,8 @@ IDLE_ESTIMATE_MIB = 32.0
 class PodmanInstance(Instance):
     def __init__(self, engine: Engine, backend: str, rootfs: Path, spec: InstanceSpec) -> None:
         super().__init__()
+        if spec.restart_on_crash:  # the runtime's flags must survive podman's own restart
+            engine = restart_engine(engine)
         self.engine = engine
         self.backend = backend
         self.name = spec.name
@@ -85,7 +94,13 @@ class PodmanInstance(Instance):
         self._t0 = time.monotonic()
         self.engine.call(*argv)
         self._created = time.monotonic()
-        self.attached = Attached(engine, spec.name, self.log)
+        # Only the recovery workload's instances: a restarted container is not reattached.
+        self.restartable: Restartable | None = None
+        self.attached: Attached | None = None
+        if spec.restart_on_crash:
+            self.restartable = Restartable(engine, spec, self.log, AGENT)
+        else:
+            self.attached = Attached(engine, spec.name, self.log)
 
     def wait_ready(self, timeout: float) -> ReadyInfo:
         _, info = wait_ready(self.log, timeout)
@@ -99,6 +114,9 @@ class PodmanInstance(Instance):
 
     def run(self, workload: str, args: list[str], timeout: float) -> list[str]:
         task_id = self.next_task_id()
+        if self.restartable is not None:
+            return self.restartable.run(task_id, workload, args, timeout)
+        assert self.attached is not None
         return run_served(self.attached.stdin, self.log, task_id, workload, args, timeout)
 
     def state(self) -> ContainerState:
@@ -147,11 +165,14 @@ class PodmanInstance(Instance):
         }
 
     def remove(self) -> None:
-        """`podman rm --force` (the runtime kills the container at once); then the attached
-        `podman start` ends with it."""
+        """`podman rm --force` (the runtime kills the container at once; a container removed
+        is not restarted); then the attached `podman start`, or the log's follower, ends."""
         with contextlib.suppress(PodmanError):
             remove_container(self.engine, self.name)
-        self.attached.end()
+        if self.attached is not None:
+            self.attached.end()
+        if self.restartable is not None:
+            self.restartable.end()
 
 
 class PodmanBackend(PodmanOperations, Backend):
@@ -167,6 +188,7 @@ class PodmanBackend(PodmanOperations, Backend):
             Capability.DEFINE,
             Capability.CLONE,  # no FULL_COPY: a container clone is always a layer
             Capability.EXPORT_IMPORT,
+            Capability.RECOVER,  # podman's restart policy (vmvc.backends.podman_engine.recovery)
         }
     )
 
@@ -289,6 +311,17 @@ class PodmanBackend(PodmanOperations, Backend):
         """Podman's containers and images; the gVisor backend shares podman's store and
         claims its own."""
         return labels.get(ENGINE_LABEL, self.name) == self.name
+
+    def recovery_plans(self) -> dict[FailureKind, RecoveryPlan]:
+        return dict(RUNC_PLANS)
+
+    def crash(self, instance: Instance, kind: FailureKind) -> Crash:
+        if not isinstance(instance, PodmanInstance) or instance.restartable is None:
+            raise TypeError(f"{self.name} crashes only its instances provisioned to restart")
+        plans = self.recovery_plans()
+        if kind not in plans:
+            raise ValueError(f"{self.name} cannot inject a {kind} failure")
+        return PodmanCrash(instance.engine, instance.name, kind, plans[kind])
 
     def engine_daemons(self) -> dict[str, int]:
         return {}  # daemonless: each container's conmon is counted in its footprint

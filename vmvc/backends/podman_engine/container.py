@@ -18,6 +18,7 @@ from vmvc.agent.protocol import LineLog, pump
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.container_labels import owner_labels
 from vmvc.backends.podman_engine.cli import Engine
+from vmvc.backends.podman_engine.recovery import restart_options
 
 AGENT = "/opt/vmvc/agent"
 STOP_TIMEOUT_S = 30.0
@@ -76,18 +77,29 @@ def create_argv(
         "--env",
         "LC_ALL=C",
         *ulimit_options(),
-        "--interactive",
-        "--log-driver",
-        "none",  # the agent's output is read from the attached stdout, never stored
+        *io_options(spec),
     ]
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
+    # A restart_on_crash container's agent idles and runs each task by `podman exec`
+    # (vmvc.backends.podman_engine.recovery); every other one serves on its stdin.
+    mode = "idle" if spec.restart_on_crash else "serve"
     if rootfs is not None:
         # :O = an overlay on the directory; the cached rootfs is never written
-        argv += ["--rootfs", f"{rootfs}:O", AGENT, "serve"]
+        argv += ["--rootfs", f"{rootfs}:O", AGENT, mode]
     else:
-        argv += [str(image), AGENT, "serve"]
+        argv += [str(image), AGENT, mode]
     return argv
+
+
+def io_options(spec: InstanceSpec) -> list[str]:
+    """How vmvc talks to the agent. Ordinarily its stdin stays open for the attached
+    `podman start` and its output is read from the attached stdout, never stored. A
+    restart_on_crash container is restarted by podman's policy and not reattached: its
+    output goes to a log file that outlives each run (vmvc.backends.podman_engine.recovery)."""
+    if spec.restart_on_crash:
+        return restart_options(spec)
+    return ["--interactive", "--log-driver", "none"]
 
 
 def ulimit_options() -> list[str]:

@@ -11,8 +11,9 @@ porter    `podman save` (docker-archive, uncompressed) into the workload's sink,
           loading an image whose layer the store already holds skips the real work, so the
           load must rebuild the layer as on another host.
 
-No full copy: a container clone is always a layer (as Docker's). No crash (RECOVER) yet:
-podman's own `--restart` policy would be the mechanism to measure.
+No full copy: a container clone is always a layer (as Docker's). The crash (RECOVER) is in
+vmvc.backends.podman_engine.recovery: its containers are created differently (podman's
+restart policy, a log file, `podman exec`), and only the recovery workload's.
 
 The gVisor backend is this one with runsc as the runtime, so it runs the same operations,
 except export/import: an image's save and load are podman's image store and commands alone
