@@ -9,7 +9,7 @@ import pytest
 
 from vmvc.backends.disk_usage import tree_allocated_bytes
 from vmvc.backends.docker_engine.lifecycle import temp_tag
-from vmvc.backends.docker_engine.restart_log import engine_time
+from vmvc.backends.engine_clock import engine_time
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS
 from vmvc.bench.recovery import ready_markers
 from vmvc.config import LIFECYCLE_WORKLOADS as CONFIG_LIFECYCLE_WORKLOADS

@@ -55,7 +55,8 @@ from vmvc.backends.docker_engine.lifecycle import (
     temp_tag,
     writable_layer_bytes,
 )
-from vmvc.backends.docker_engine.restart_log import container_state, engine_time
+from vmvc.backends.docker_engine.restart_log import container_state
+from vmvc.backends.engine_clock import engine_time
 from vmvc.backends.memory import pids_named
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs

@@ -8,10 +8,8 @@ engine's own time.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -19,20 +17,10 @@ import docker.errors
 from docker.models.containers import Container
 
 from vmvc.agent.protocol import LineLog
+from vmvc.backends.engine_clock import engine_time, to_monotonic
 
 # How often the restart-aware follower looks at the container while it is not running.
 RESTART_POLL_S = 0.02
-_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$")
-
-
-def engine_time(text: str) -> float | None:
-    """Docker's RFC 3339 time (nanoseconds, Z) as epoch seconds; None for the zero time."""
-    match = _TIMESTAMP.match(text.strip())
-    if not match or text.startswith("0001-"):
-        return None
-    whole = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    fraction = float(match.group(2)) if match.group(2) else 0.0
-    return whole.timestamp() + fraction
 
 
 def container_state(container: Container) -> dict[str, Any] | None:
@@ -86,13 +74,8 @@ def _timestamped_lines(container: Container, since: float | None) -> Iterator[tu
         for raw in complete:
             stamp, _, text = raw.decode("utf-8", errors="replace").partition(" ")
             wall = engine_time(stamp)
-            at = time.monotonic() if wall is None else _to_monotonic(wall)
+            at = time.monotonic() if wall is None else to_monotonic(wall)
             yield text.rstrip("\r"), at
     if buffer:
         stamp, _, text = buffer.decode("utf-8", errors="replace").partition(" ")
         yield text, time.monotonic()
-
-
-def _to_monotonic(wall: float) -> float:
-    """A wall-clock time of this host as the monotonic clock the LineLog uses."""
-    return time.monotonic() - (time.time() - wall)

@@ -29,18 +29,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from vmvc.agent.protocol import AgentError, LineLog, split_framed
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.capabilities import Crash, FailureKind, RecoveryPlan
+from vmvc.backends.engine_clock import engine_time, to_monotonic
 from vmvc.backends.podman_engine.cli import Engine, PodmanError
 from vmvc.paths import atomic_write_text, cache_dir, make_dirs
 
@@ -54,9 +53,6 @@ LOG_FILE = "agent.log"  # conmon's k8s-file log, in the instance's work dir (not
 FOLLOW_POLL_S = 0.01
 STOP_TIMEOUT_S = 5.0
 
-_TIMESTAMP = re.compile(
-    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)$",
-)
 
 RESTARTED_BY = (
     "podman restart policy on-failure (conmon's exit command `podman container cleanup` "
@@ -116,25 +112,6 @@ def restart_engine(engine: Engine) -> Engine:
     return Engine(runtime=str(wrapper))
 
 
-def engine_time(text: str) -> float | None:
-    """Podman's RFC 3339 time (nanoseconds; Z or an offset) as epoch seconds; None for Go's
-    zero time or anything unreadable."""
-    match = _TIMESTAMP.match(text.strip())
-    if not match or text.startswith("0001-"):
-        return None
-    whole = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
-    zone = match.group(3)
-    if zone == "Z":
-        offset = timedelta(0)
-    else:
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    stamp = whole.replace(tzinfo=timezone(offset))
-    fraction = float(match.group(2)) if match.group(2) else 0.0
-    return stamp.timestamp() + fraction
-
-
 def parse_log_line(raw: str) -> tuple[float | None, str, bool] | None:
     """One k8s-file line (`TIME STREAM F|P TEXT`, conmon's format) as (epoch time, text,
     whether the line is complete: P marks a part of a longer line); None if not one."""
@@ -146,11 +123,6 @@ def parse_log_line(raw: str) -> tuple[float | None, str, bool] | None:
         return None
     text = parts[3] if len(parts) == 4 else ""
     return engine_time(parts[0]), text, tag == "F"
-
-
-def to_monotonic(wall: float) -> float:
-    """A wall-clock time of this host on the monotonic clock the LineLog uses."""
-    return time.monotonic() - (time.time() - wall)
 
 
 class LogFollower:
