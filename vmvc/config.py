@@ -75,6 +75,14 @@ class RunSettings(Strict):
     # then give start-up, footprint, the steady workloads and isolation: the quick profile's
     # way to stay a first look when every engine is installed.
     lifecycle_backends: Literal["all", "judged"] = "all"
+    # Which backends run the steady workloads (cpu, memory, io) in their instance trials:
+    # "all", or "judged" (as above). One short sample of each on every engine of the
+    # spectrum cost the quick profile a minute and judges nothing.
+    steady_backends: Literal["all", "judged"] = "all"
+    # Measured repetitions of the instance trial (start-up, footprint) on the backends the
+    # claims do not compare; None: as many as the judged ones get. Below 6 their medians
+    # have no 95 % interval, from 4 their ratios to native do (vmvc.intervals).
+    spectrum_repetitions: int | None = Field(None, ge=1, le=1000)
 
     @field_validator("workload_repetitions")
     @classmethod

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from vmvc import events
 from vmvc.agent.protocol import AgentError
-from vmvc.backends.base import Backend, InstanceSpec
-from vmvc.bench import AGENT_WORKLOADS, footprint, startup
+from vmvc.backends.base import Backend, Instance, InstanceSpec
+from vmvc.bench import AGENT_WORKLOADS, footprint, isolation, startup
 from vmvc.bench.base import Measurement, ParseError
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, applies
 from vmvc.config import STEADY_WORKLOADS, Config
@@ -33,10 +33,12 @@ from vmvc.paths import make_run_dir, run_workdir
 from vmvc.plan import (
     INSTANCE_TRIAL,
     INSTANCE_WORKLOADS,
+    ISOLATION,
     Plan,
     instance_workloads,
     judged_backends,
-    runs_lifecycle,
+    runs_trial,
+    spectrum_measures,
     trial_kinds,
 )
 from vmvc.proc import ToolError
@@ -96,31 +98,45 @@ class BenchRunner:
 
     def kinds(self, repetition: int = 0) -> list[str]:
         """Trial kinds of a repetition (negative: a warm-up), see vmvc.plan."""
+        settings = self.config.run
         return [
             kind
             for kind in trial_kinds(
-                self.config.workloads, self.config.run.workload_repetitions, repetition
+                self.config.workloads,
+                settings.workload_repetitions,
+                repetition,
+                warmups=settings.warmups,
             )
             if kind == INSTANCE_TRIAL or kind in LIFECYCLE_WORKLOADS
         ]
 
     def plan(self, repetition: int) -> Plan:
         warmup = repetition < 0
+        settings = self.config.run
         order = list(self.backends)
-        if self.config.run.shuffle:
+        if settings.shuffle:
             random.Random(self.seed + repetition).shuffle(order)
         judged = judged_backends({name: b.kind for name, b in self.backends.items()})
-        policy = self.config.run.lifecycle_backends
+        base = instance_workloads(
+            self.config.workloads,
+            settings.workload_repetitions,
+            repetition,
+            warmups=settings.warmups,
+        )
+        measured = {}
+        for name, backend in self.backends.items():
+            measures = spectrum_measures(base, name, judged, settings.steady_backends)
+            if ISOLATION in measures and not applies(ISOLATION, backend):
+                measures.remove(ISOLATION)
+            measured[name] = measures
         trials = [
             (backend, kind)
             for kind in self.kinds(repetition)
             for backend in order
             if applies(kind, self.backends[backend])
-            and runs_lifecycle(kind, backend, judged, policy)
+            and runs_trial(kind, backend, repetition, judged, settings)
+            and (kind != INSTANCE_TRIAL or measured[backend])
         ]
-        measured = instance_workloads(
-            self.config.workloads, self.config.run.workload_repetitions, repetition
-        )
         return Plan(repetition, warmup, trials, measured)
 
     def done(self) -> set[tuple[str, str, str, int]]:
@@ -134,7 +150,9 @@ class BenchRunner:
                 backend=backend,
                 kind=kind,
                 repetition=plan.repetition,
-                measures=tuple(plan.instance_workloads) if kind == INSTANCE_TRIAL else (kind,),
+                measures=(
+                    tuple(plan.instance_workloads[backend]) if kind == INSTANCE_TRIAL else (kind,)
+                ),
                 done=(self.host, backend, kind, plan.repetition) in finished,
             )
             for backend, kind in plan.trials
@@ -214,7 +232,7 @@ class BenchRunner:
         for trial in self.planned_trials(plan):
             if trial.done:
                 continue  # resumed run: this trial already succeeded
-            self._run_trial(trial, plan.instance_workloads)
+            self._run_trial(trial, plan.instance_workloads[trial.backend])
 
     def _forget_partial(self, backend_name: str, kind: str, repetition: int) -> None:
         """A retried trial (resume) replaces what its failed attempt recorded."""
@@ -375,7 +393,25 @@ class BenchRunner:
                         raise TrialFailed("instance died", instance.console_tail()) from None
                     continue
                 self._record(backend_name, name, repetition, warmup, measured)
+            if ISOLATION in chosen:
+                # The first warm-up's instance: fresh, and nothing measured runs beside it
+                # (vmvc.plan.isolation_in_warmup); what the isolation trial would boot for.
+                self._observe_isolation(backend_name, instance)
             self._phase(backend_name, "tearing down")
+
+    def _observe_isolation(self, backend_name: str, instance: Instance) -> None:
+        backend = self.backends[backend_name]
+        where = None if backend.on_this_host else self.host
+        seen = self.doc.facts.get(backend_name)
+        if seen is not None and seen.get("host") == where:
+            return  # a resumed run observed them before
+        self.doc.facts[backend_name] = isolation.observe(
+            instance,
+            local=backend.on_this_host,
+            host=self.host,
+            timeout=self.config.timeouts.workload_s,
+            phase=lambda text: self._phase(backend_name, text),
+        )
 
     def _lifecycle_trial(self, backend_name: str, kind: str, repetition: int, warmup: bool) -> None:
         workload = LIFECYCLE_WORKLOADS[kind]

@@ -67,5 +67,13 @@ def test_a_judged_only_lifecycle_plan_says_where_the_lifecycle_workloads_ran(
     doc.config["run"]["lifecycle_backends"] = "judged"
     row = dict(footing_rows(doc))["lifecycle workloads"]
     assert row.startswith("on the backends the claims compare only (native, docker, libvirt)")
-    assert "; podman, lxc: start-up, footprint" in row
+    assert "; not on podman, lxc (isolation on every backend" in row
     assert "lifecycle workloads" in render_markdown(doc)
+    assert "steady workloads (cpu, memory, I/O)" not in dict(footing_rows(doc))
+    assert "measured boots" not in dict(footing_rows(doc))
+    doc.config["run"]["steady_backends"] = "judged"
+    doc.config["run"]["spectrum_repetitions"] = 4
+    rows = dict(footing_rows(doc))
+    assert "; not on podman, lxc" in rows["steady workloads (cpu, memory, I/O)"]
+    assert rows["measured boots"].startswith("podman, lxc: 4 (start-up and footprint")
+    assert "measured boots" in render_markdown(doc)

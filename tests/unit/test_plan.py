@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from vmvc.config import load_config
+from vmvc.config import RunSettings, load_config
 from vmvc.intervals import median_min_n, ratio_min_n
 from vmvc.plan import (
     instance_workloads,
+    isolation_in_warmup,
     judged_backends,
     repetitions_of,
     runs_lifecycle,
+    runs_trial,
+    spectrum_measures,
     trial_kinds,
     vm_boots,
 )
@@ -33,6 +36,20 @@ def test_a_warmup_boots_once_and_measures_what_every_repetition_does() -> None:
     assert trial_kinds(["cpu"], caps, 5) == []  # the runner stops: nothing left to measure
 
 
+def test_the_first_warmup_observes_isolation_instead_of_a_boot_of_its_own() -> None:
+    caps = {"cpu": 2}
+    assert instance_workloads(ALL, caps, -1, warmups=1) == ["startup", "footprint", "isolation"]
+    assert "isolation" not in trial_kinds(ALL, caps, 0, warmups=1)
+    # two warm-ups: the first observes, the second only warms
+    assert instance_workloads(ALL, caps, -2, warmups=2)[-1] == "isolation"
+    assert instance_workloads(ALL, caps, -1, warmups=2) == ["startup", "footprint"]
+    # no warm-up, or no boot in it: isolation keeps its own trial
+    assert trial_kinds(ALL, caps, 0, warmups=0)[-1] == "isolation"
+    assert not isolation_in_warmup(["isolation", "clone"], 1)
+    assert trial_kinds(["isolation", "clone"], {}, 0, warmups=1) == ["isolation", "clone"]
+    assert not isolation_in_warmup(ALL, 0)
+
+
 def test_quick_profile_keeps_its_promises() -> None:
     """Start-up and footprint: >= 6 measured repetitions (95 % intervals need them) and a
     warm-up; the whole run boots few VMs (it booted 34 before issue 14, for 3 repetitions)."""
@@ -42,8 +59,8 @@ def test_quick_profile_keeps_its_promises() -> None:
         assert repetitions_of(workload, quick) >= 6
     boots = vm_boots(quick)
     assert boots["instance"] == quick.run.warmups + quick.run.repetitions
-    assert boots["isolation"] == 1
-    assert sum(boots.values()) <= 20  # 16 before density (+2: VMs at N = 1, 2)
+    assert "isolation" not in boots  # observed in the warm-up's boot
+    assert sum(boots.values()) <= 19  # 16 before density (+2: VMs at N = 1, 2), -1 isolation
 
 
 def test_default_profile_gives_every_verdict_its_interval() -> None:
@@ -85,3 +102,27 @@ def test_judged_lifecycle_keeps_instances_and_isolation_everywhere() -> None:
     # quick stays a first look with every engine installed; default runs everything
     assert load_config("quick").run.lifecycle_backends == "judged"
     assert load_config("default").run.lifecycle_backends == "all"
+
+
+def test_the_spectrum_gets_fewer_boots_and_no_steady_workloads_when_asked() -> None:
+    judged = judged_backends(SPECTRUM)
+    first_look = RunSettings(
+        lifecycle_backends="judged", steady_backends="judged", spectrum_repetitions=4
+    )
+    measures = ["startup", "footprint", "cpu", "memory", "io"]
+    for backend in SPECTRUM:
+        is_judged = backend in judged
+        assert runs_trial("instance", backend, 3, judged, first_look)
+        assert runs_trial("instance", backend, 4, judged, first_look) == is_judged
+        assert runs_trial("instance", backend, -1, judged, first_look)  # warm-ups stay
+        assert runs_trial("isolation", backend, 0, judged, first_look)
+        assert runs_trial("clone", backend, 0, judged, first_look) == is_judged
+        expected = measures if is_judged else ["startup", "footprint"]
+        assert spectrum_measures(measures, backend, judged, "judged") == expected
+        assert spectrum_measures(measures, backend, judged, "all") == measures
+        assert runs_trial("instance", backend, 40, judged, RunSettings())
+    quick, default = load_config("quick").run, load_config("default").run
+    assert (quick.steady_backends, quick.spectrum_repetitions) == ("judged", 4)
+    assert (default.steady_backends, default.spectrum_repetitions) == ("all", None)
+    # 4 measured boots: the fewest for a ratio's 95 % interval against native
+    assert quick.spectrum_repetitions >= ratio_min_n()

@@ -14,6 +14,7 @@ import pytest
 from tests.fakes import FakeBackend, FakeClock, Timing, fake_artefacts
 from vmvc import events, stats
 from vmvc.backends.base import Backend
+from vmvc.backends.capabilities import Capability
 from vmvc.config import Config, RunSettings
 from vmvc.paths import run_workdir
 from vmvc.progress import PlainLog, RunTracker
@@ -413,3 +414,52 @@ def test_the_plain_log_follows_a_run_from_its_events(tmp_path: Path) -> None:
     assert "finished after" in lines[-3] and "4 trials, 1 failed, 1 workload error" in lines[-3]
     assert tracker.state["b"].failed_repetitions("memory") == 1  # lost with its trial
     assert tracker.state["a"].failed_repetitions("memory") == 1
+
+
+# -- the spectrum's first look and isolation in the warm-up ------------------------------------
+
+
+def with_isolation(backends: dict[str, FakeBackend]) -> dict[str, FakeBackend]:
+    for backend in backends.values():
+        backend.capabilities = frozenset({Capability.ISOLATION_FACTS})
+    return backends
+
+
+def spectrum_config(**run: Any) -> Config:
+    settings = {"repetitions": 2, "max_repetitions": 2, "warmups": 1, "shuffle": False, **run}
+    return Config(workloads=[*WORKLOADS, "isolation"], run=RunSettings(**settings))
+
+
+def test_the_first_warmup_instance_observes_isolation(tmp_path: Path) -> None:
+    backends = with_isolation(fakes("native", "vm"))
+    doc, _ = run(spectrum_config(), backends, tmp_path)
+    assert set(doc.facts) == {"native", "vm"}
+    assert not [t for t in doc.trials if t.kind == "isolation"]  # no boot of its own
+    for backend in backends.values():
+        facts_ran = [name for name, workload in backend.ran if workload == "facts"]
+        assert facts_ran == [backend.created[0]]  # the warm-up's instance, once
+        assert len(backend.created) == 3  # warm-up + 2 measured: nothing booted for facts
+    # after its start-up and footprint, which stay warm-up samples
+    assert {s.repetition for s in doc.samples if s.warmup} == {-1}
+
+
+def test_without_a_warmup_isolation_boots_its_own_instance(tmp_path: Path) -> None:
+    backends = with_isolation(fakes("native"))
+    doc, _ = run(spectrum_config(warmups=0), backends, tmp_path)
+    assert "isolation" in [t.kind for t in doc.trials]
+    # 2 measured boots and one for the facts (a later isolation trial boots nothing)
+    assert "native" in doc.facts and len(backends["native"].created) == 3
+
+
+def test_the_spectrum_beyond_the_judged_backends_gets_a_first_look(tmp_path: Path) -> None:
+    config = spectrum_config(
+        repetitions=3, max_repetitions=3, steady_backends="judged", spectrum_repetitions=1
+    )
+    doc, _ = run(config, with_isolation(fakes("native", "container", "vm", "sandbox")), tmp_path)
+    measured = [(t.backend, t.repetition) for t in doc.trials if not t.warmup]
+    assert [r for b, r in measured if b == "sandbox"] == [0]
+    assert [r for b, r in measured if b == "vm"] == [0, 1, 2]
+    workloads = {(s.backend, s.workload) for s in doc.samples if not s.warmup}
+    assert ("sandbox", "startup") in workloads and ("sandbox", "footprint") in workloads
+    assert ("sandbox", "cpu") not in workloads and ("vm", "cpu") in workloads
+    assert set(doc.facts) == {"native", "container", "vm", "sandbox"}

@@ -16,9 +16,11 @@ how much of the host kernel's interface each step of the isolation spectrum stil
 The workload returns the facts (the runner keeps them in the result's `facts[backend]`); the
 trial records no samples. They do not change between repetitions, so they are observed once
 per run and backend: later repetitions say so and boot nothing (a VM boot costs several
-seconds under TCG). Native is observed too: it is the baseline that sees everything. For a
-backend whose instances do not run on this machine (`Backend.on_this_host` False), this
-machine's kernel and processes say nothing about them: those facts are left unknown.
+seconds under TCG). With a warm-up, the runner observes them in the first warm-up's instance
+once its start-up and footprint are taken (vmvc.plan) and this workload is not planned.
+Native is observed too: it is the baseline that sees everything. For a backend whose
+instances do not run on this machine (`Backend.on_this_host` False), this machine's kernel
+and processes say nothing about them: those facts are left unknown.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import platform
 import secrets
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +81,11 @@ def start_probe(token: str) -> subprocess.Popen[bytes]:
 EXPOSURE_MIX: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cpu", ("1", "1", "10000")),  # 1 thread, 1 s (sysbench takes whole seconds)
     ("memory", ("16", "0.05", "1", "1", "0.05")),  # 16 MiB bandwidth, 1 MiB chase
-    ("io", ("16", "1", "0", DATA_DIR)),  # 16 MiB file, 1 s per fio job, no ramp
+    # 16 MiB file, 250 ms per fio job (fio takes time units), no ramp: the count is of
+    # distinct calls, which the first milliseconds of each job already make.
+    ("io", ("16", "250ms", "0", DATA_DIR)),
 )
-EXPOSURE_WHAT = "cpu 1 s, memory 16 MiB, fio 16 MiB x 4 jobs x 1 s"
+EXPOSURE_WHAT = "cpu 1 s, memory 16 MiB, fio 16 MiB x 4 jobs x 250 ms"
 
 
 def host_exposure(instance: Instance, timeout: float) -> dict[str, Any]:
@@ -109,37 +114,60 @@ def host_exposure(instance: Instance, timeout: float) -> dict[str, Any]:
     return facts
 
 
+def observe(
+    instance: Instance,
+    *,
+    local: bool,
+    host: str,
+    timeout: float,
+    phase: Callable[[str], None],
+) -> dict[str, Any]:
+    """The facts of a fresh, ready instance that nothing measured shares the host with:
+    what it sees (the probe runs while the facts do) and, on this machine, the host system
+    calls its fixed mix reaches. `host` names where it runs (kept with the facts of an
+    instance elsewhere: they are stored per backend)."""
+    known = host_facts() if local else HostFacts(None)
+    token = secrets.token_hex(8)
+    probe = start_probe(token) if local else None
+    try:
+        phase("isolation: facts from inside a fresh instance")
+        lines = instance.run("facts", [token] if probe is not None else [], timeout)
+    finally:
+        if probe is not None:
+            probe.kill()
+            probe.wait()
+    exposure = {}
+    if local:
+        phase("isolation: counting the host system calls a fixed mix reaches")
+        exposure = host_exposure(instance, timeout)
+    facts = parse_facts(lines, known) | exposure
+    if not local:
+        facts["host"] = host
+    return facts
+
+
 class IsolationWorkload:
+    """Isolation in a boot of its own: only when the run has no warm-up whose first
+    instance can observe it (vmvc.plan.isolation_in_warmup, the runner's instance trial)."""
+
     name = "isolation"
     requires = frozenset({Capability.ISOLATION_FACTS})
 
     def run(self, context: LifecycleContext) -> LifecycleResult:
         backend = context.backend
         local = backend.on_this_host
-        # Facts of an instance elsewhere carry the host's name (they are stored per backend).
         where = None if local else context.host
         seen = context.known_facts
         if seen is not None and seen.get("host") == where:
             context.phase("isolation: facts already observed in this run")
             return LifecycleResult()
-        host = host_facts() if local else HostFacts(None)
-        token = secrets.token_hex(8)
-        probe = start_probe(token) if local else None
-        try:
-            context.phase("isolation: facts from inside a fresh instance")
-            with backend.provision(context.artefacts, context.make_spec(backend.name)) as inst:
-                inst.wait_ready(context.config.timeouts.boot_s)
-                args = [token] if probe is not None else []
-                lines = inst.run("facts", args, context.config.timeouts.workload_s)
-                exposure = {}
-                if local:
-                    context.phase("isolation: counting the host system calls a fixed mix reaches")
-                    exposure = host_exposure(inst, context.config.timeouts.workload_s)
-        finally:
-            if probe is not None:
-                probe.kill()
-                probe.wait()
-        facts = parse_facts(lines, host) | exposure
-        if where is not None:
-            facts["host"] = where
+        with backend.provision(context.artefacts, context.make_spec(backend.name)) as inst:
+            inst.wait_ready(context.config.timeouts.boot_s)
+            facts = observe(
+                inst,
+                local=local,
+                host=context.host,
+                timeout=context.config.timeouts.workload_s,
+                phase=context.phase,
+            )
         return LifecycleResult(facts=facts)

@@ -627,8 +627,7 @@ def footing_rows(doc: ResultDocument) -> list[tuple[str, str]]:
             order = "fixed (the same backend order in every repetition)"
         rows.append(("run order", order))
         rows.append(("warm-ups", f"{run.get('warmups', 0)} per backend, not counted"))
-        if run.get("lifecycle_backends") == "judged":
-            rows.append(("lifecycle workloads", _judged_only(doc)))
+        rows += _spectrum_rows(doc, run)
     seen: dict[str, str] = {}
     for inst in doc.instances:
         if inst.limits and inst.backend not in seen:
@@ -640,15 +639,41 @@ def footing_rows(doc: ResultDocument) -> list[tuple[str, str]]:
     return rows
 
 
-def _judged_only(doc: ResultDocument) -> str:
-    """Where `[run] lifecycle_backends = "judged"` ran the lifecycle workloads (the quick
-    profile): a reader must not take a missing backend's row for a failure."""
+def _spectrum_rows(doc: ResultDocument, run: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the backends the claims do not compare were given, when a profile gave them less
+    than the rest (the quick profile: `[run] lifecycle_backends`, `steady_backends`,
+    `spectrum_repetitions`): a reader must not take a missing row for a failure."""
     judged = [b for b in (doc.first_of_kind(k) for k in ("native", "container", "vm")) if b]
     others = [b for b in doc.order_backends(list(doc.backend_info)) if b not in judged]
-    text = f"on the backends the claims compare only ({', '.join(judged) or 'none'})"
-    if others:
-        text += f"; {', '.join(others)}: start-up, footprint, steady workloads and isolation"
-    return text + ' ([run] lifecycle_backends = "judged"; "all" runs them everywhere)'
+    compared = f"the backends the claims compare only ({', '.join(judged) or 'none'})"
+    rest = f"; not on {', '.join(others)}" if others else ""
+    rows = []
+    if run.get("lifecycle_backends") == "judged":
+        rows.append(
+            (
+                "lifecycle workloads",
+                f"on {compared}{rest} (isolation on every backend; "
+                '[run] lifecycle_backends = "judged", "all" runs them everywhere)',
+            )
+        )
+    if run.get("steady_backends") == "judged":
+        rows.append(
+            (
+                "steady workloads (cpu, memory, I/O)",
+                f'on {compared}{rest} ([run] steady_backends = "judged", "all" runs them '
+                "everywhere)",
+            )
+        )
+    cap = run.get("spectrum_repetitions")
+    if isinstance(cap, int) and others:
+        rows.append(
+            (
+                "measured boots",
+                f"{', '.join(others)}: {cap} (start-up and footprint; "
+                "[run] spectrum_repetitions); the others as the run's repetitions",
+            )
+        )
+    return rows
 
 
 FACT_ORDER = (
