@@ -241,6 +241,21 @@ class RecoverySettings(Strict):
     trials: int = Field(1, ge=1, le=100)
 
 
+class PortabilitySettings(Strict):
+    # The export forms measured, in this order (vmvc.bench.export_forms): each form is a
+    # metric group of its own, never pooled. quick measures the uncompressed one only.
+    forms: list[Literal["uncompressed", "compressed"]] = Field(
+        default_factory=lambda: ["uncompressed", "compressed"], min_length=1
+    )
+
+    @field_validator("forms")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each form at most once")
+        return value
+
+
 class WorkloadSettings(Strict):
     cpu: CpuSettings = Field(default_factory=CpuSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
@@ -248,6 +263,7 @@ class WorkloadSettings(Strict):
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
     density: DensitySettings = Field(default_factory=DensitySettings)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    portability: PortabilitySettings = Field(default_factory=PortabilitySettings)
 
 
 class Thresholds(Strict):

@@ -37,6 +37,14 @@ CONFIGS = {
     "shell-in-package": ('[image]\npackages = ["fio; rm -rf /"]\n', "not a Debian package"),
     "unknown-profile": ('profile = "turbo"\n', "unknown profile 'turbo'"),
     "negative-seed": ("[run]\nseed = -1\n", "run.seed"),
+    "unknown-export-form": ('[workload.portability]\nforms = ["gzip"]\n', "portability.forms"),
+    "repeated-export-form": (
+        '[workload.portability]\nforms = ["compressed", "compressed"]\n',
+        "each form at most once",
+    ),
+    "no-export-form": ("[workload.portability]\nforms = []\n", "portability.forms"),
+    "zero-spectrum-repetitions": ("[run]\nspectrum_repetitions = 0\n", "spectrum_repetitions"),
+    "bad-steady-backends": ('[run]\nsteady_backends = "some"\n', "steady_backends"),
     "invalid-toml": ("[run\n", "invalid TOML"),
     "not-utf8": (b"\xff\xfe[run]\n", "not UTF-8"),
 }

@@ -534,6 +534,16 @@ def test_portability_times_export_and_import_of_each_form_alike(harness: Harness
     assert backend.porters[0].imports == [PAYLOAD, PAYLOAD]
 
 
+def test_portability_measures_only_the_chosen_forms(harness: Harness) -> None:
+    harness.config.workload.portability.forms = ["uncompressed"]  # the quick profile's
+    got = harness.run("portability").measurements
+    assert [m.metadata["form"] for m in got] == ["uncompressed"] * 3
+    harness.config.workload.portability.forms = ["compressed"]
+    got = harness.run("portability").measurements
+    assert {m.metadata["form"] for m in got} == {"compressed"}
+    harness.assert_clean()
+
+
 def test_recovery_plans_one_fresh_instance_per_declared_kind_in_order(harness: Harness) -> None:
     harness.engine.plans = {
         FailureKind.GUEST_KERNEL_PANIC: RecoveryPlan("panic", "fake on_crash"),

@@ -16,7 +16,8 @@ libvirt  a bundle of everything needed to boot the VM elsewhere, as one tar: the
          Import: untar, point the XML at the unpacked files, `virsh define`; the check
          boots the imported domain to the agent's ready marker.
 
-Per form: export (timed), forget the source, import (timed), check, clear the import; the
+Per form (`[workload.portability] forms`; the quick profile measures the uncompressed one
+only): export (timed), forget the source, import (timed), check, clear the import; the
 uncompressed form first, then the compressed one. export_bytes is the file's size on disk;
 its metadata also gives the uncompressed stream's size (`stream_bytes`). Temporary files
 live in the instance's vmvc-named work dir.
@@ -54,7 +55,8 @@ class PortabilityWorkload:
             context.phase("portability: set-up (untimed)")
             make_dirs(spec.workdir)
             porter.stage()
-            for form in FORMS:
+            chosen = context.config.workload.portability.forms
+            for form in (f for f in FORMS if f.name in chosen):
                 measurements += self._one_form(context, porter, form, spec.workdir)
         finally:
             if porter is not None:
