@@ -200,6 +200,13 @@ def bench(
             config.backends = [n for n in installed if n in chosen] + [
                 n for n in chosen if n not in installed
             ]
+        else:
+            # A backend named on the command line is measured in full, like the ones the
+            # claims compare: a profile trims only the spectrum it was asked for as a whole
+            # (`-b gvisor -w cpu` must measure gVisor's cpu, not nothing).
+            config.run.lifecycle_backends = "all"
+            config.run.steady_backends = "all"
+            config.run.spectrum_repetitions = None
         if repetitions is not None:
             # Exactly N for every chosen workload: none is limited to fewer (vmvc.plan).
             config.run.workload_repetitions = {}

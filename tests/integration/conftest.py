@@ -39,6 +39,8 @@ SMALL = {
             "latency_seconds": 1,
         },
         "io": {"file_size_mib": 16, "runtime_s": 1, "ramp_s": 0},
+        # both forms: the tests prove each path (quick alone measures the uncompressed one)
+        "portability": {"forms": ["uncompressed", "compressed"]},
     },
 }
 

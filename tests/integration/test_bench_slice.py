@@ -16,6 +16,7 @@ workloads = ["startup", "cpu", "memory", "io", "footprint"]
 [run]
 repetitions = 2
 max_repetitions = 2
+steady_backends = "all"  # quick gives the spectrum no steady workloads; this test wants all
 [run.workload_repetitions]  # quick runs these once; this test wants both repetitions
 cpu = 2
 memory = 2

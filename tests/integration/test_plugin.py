@@ -37,6 +37,7 @@ workloads = ["startup", "cpu", "memory", "io", "footprint"]
 repetitions = 2
 max_repetitions = 2
 warmups = 0
+steady_backends = "all"  # bwrap is a sandbox, not a backend the claims compare
 [run.workload_repetitions]
 cpu = 2
 memory = 2

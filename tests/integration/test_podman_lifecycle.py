@@ -38,6 +38,8 @@ repetitions = 1
 max_repetitions = 1
 warmups = 0
 lifecycle_backends = "all"  # quick runs them on the judged backends only (not gVisor)
+[workload.portability]
+forms = ["uncompressed", "compressed"]  # quick measures the uncompressed one only
 """
 RECOVERY_TOML = """
 profile = "quick"
