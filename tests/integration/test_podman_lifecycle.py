@@ -81,11 +81,12 @@ def assert_seconds(samples: dict[str, dict[str, Any]], *metrics: str) -> None:
         assert 0 < sample["value"] < MAX_SECONDS, (metric, sample["value"])
 
 
-def test_podman_and_gvisor_provision_clone_and_port(tmp_path: Path, no_leftovers: None) -> None:
-    config = write_config(tmp_path / "lifecycle.toml", LIFECYCLE_TOML)
+def bench_podman_and_gvisor(tmp_path: Path, toml: str, *args: str) -> dict[str, Any]:
+    """`vmvc bench` on podman and gVisor with this config: the result, which must be whole."""
+    config = write_config(tmp_path / "run.toml", toml)
     out = tmp_path / "results"
     done = run_vmvc(
-        "bench", "--backend", "podman", "--backend", "gvisor", "--config", str(config),
+        "bench", "--backend", "podman", "--backend", "gvisor", *args, "--config", str(config),
         "--plain", "--output", str(out),
         timeout=900,
     )  # fmt: skip
@@ -93,6 +94,11 @@ def test_podman_and_gvisor_provision_clone_and_port(tmp_path: Path, no_leftovers
     [result] = out.glob("*.json")
     doc = load_json(result)
     assert doc["errors"] == []
+    return doc
+
+
+def test_podman_and_gvisor_provision_clone_and_port(tmp_path: Path, no_leftovers: None) -> None:
+    doc = bench_podman_and_gvisor(tmp_path, LIFECYCLE_TOML)
     trials = {(t["backend"], t["kind"]): t["status"] for t in doc["trials"]}
     assert trials == {
         ("podman", "provision"): "ok",
@@ -151,17 +157,7 @@ def by_failure(doc: dict[str, Any], backend: str) -> dict[tuple[str, str], dict[
 
 
 def test_podman_and_gvisor_recover_from_a_sigkill(tmp_path: Path, no_leftovers: None) -> None:
-    config = write_config(tmp_path / "recovery.toml", RECOVERY_TOML)
-    out = tmp_path / "results"
-    done = run_vmvc(
-        "bench", "--backend", "podman", "--backend", "gvisor", "-w", "recovery",
-        "--config", str(config), "--plain", "--output", str(out),
-        timeout=900,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    [result] = out.glob("*.json")
-    doc = load_json(result)
-    assert doc["errors"] == []
+    doc = bench_podman_and_gvisor(tmp_path, RECOVERY_TOML, "-w", "recovery")
     trials = {(t["backend"], t["kind"]): t["status"] for t in doc["trials"]}
     assert trials == {("podman", "recovery"): "ok", ("gvisor", "recovery"): "ok"}
     times: dict[str, dict[str, tuple[float, float]]] = {}

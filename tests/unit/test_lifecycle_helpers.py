@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 
 from vmvc.backends.disk_usage import tree_allocated_bytes
 from vmvc.backends.docker_engine.lifecycle import temp_tag
-from vmvc.backends.engine_clock import engine_time
+from vmvc.backends.engine_clock import KilledAt, engine_time
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS
 from vmvc.bench.recovery import ready_markers
 from vmvc.config import LIFECYCLE_WORKLOADS as CONFIG_LIFECYCLE_WORKLOADS
@@ -51,3 +53,15 @@ def test_every_configurable_lifecycle_workload_is_registered() -> None:
     assert set(LIFECYCLE_WORKLOADS) == set(CONFIG_LIFECYCLE_WORKLOADS)
     for name, workload in LIFECYCLE_WORKLOADS.items():
         assert workload.name == name
+
+
+def test_a_kill_timed_on_both_clocks_puts_an_engine_time_on_the_monotonic_one() -> None:
+    victim = subprocess.Popen(["sleep", "60"])
+    killed = KilledAt()
+    before_wall, before = time.time(), time.monotonic()
+    killed.kill(victim.pid)
+    assert victim.wait(timeout=10) == -9  # SIGKILL
+    assert before_wall <= killed.wall <= time.time()
+    assert before <= killed.monotonic <= time.monotonic()
+    # an engine's record 30 ms after the kill is 30 ms after it on the monotonic clock
+    assert killed.on_monotonic(killed.wall + 0.03) == pytest.approx(killed.monotonic + 0.03)

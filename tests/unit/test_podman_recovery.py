@@ -153,14 +153,14 @@ def test_detected_at_is_the_killed_runs_finish_on_the_monotonic_clock(
     state = json.loads((DATA / "inspect-restarted.json").read_text())[0]["State"]
     finished = engine_time(state["FinishedAt"])
     assert finished is not None
-    crash._killed_wall, crash._killed = finished - 0.02, 100.0  # killed 20 ms before it
+    crash.killed.wall, crash.killed.monotonic = finished - 0.02, 100.0  # killed 20 ms before it
     assert crash.detected_at() == pytest.approx(100.02)
     details = crash.detail("recover")
     assert details["restart_count"] == 1
     assert 0 < details["restart_gap_s"] < 1
     assert "finished_before_kill_s" not in details
     # The exit file's coarse clock read 3 ms before the kill: seen at the kill, not before.
-    crash._killed_wall = finished + 0.003
+    crash.killed.wall = finished + 0.003
     assert crash.detected_at() == pytest.approx(100.0)
     assert crash.detail("recover")["finished_before_kill_s"] == pytest.approx(0.003)
 

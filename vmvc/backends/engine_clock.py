@@ -4,12 +4,14 @@ the monotonic clock the agent's LineLog uses.
 Docker and Podman record when a container stopped and started (State.FinishedAt,
 StartedAt) and when each log line was read, in nanoseconds on the wall clock; a recovery's
 detection time and a restarted agent's lines are stamped with those, not with when vmvc
-happened to look.
+happened to look. KilledAt is the other end: when vmvc's own SIGKILL left, on both clocks.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -40,3 +42,22 @@ def engine_time(text: str) -> float | None:
 def to_monotonic(wall: float) -> float:
     """A wall-clock time of this host on the monotonic clock the LineLog uses."""
     return time.monotonic() - (time.time() - wall)
+
+
+class KilledAt:
+    """A SIGKILL vmvc sends, timed on both clocks at once: an engine's wall-clock record of
+    the death (FinishedAt) is then put on the monotonic clock relative to the kill, with no
+    drift between two readings of the clocks taken at different moments."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.monotonic = 0.0
+
+    def kill(self, pid: int) -> None:
+        self.wall = time.time()
+        self.monotonic = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+
+    def on_monotonic(self, wall: float) -> float:
+        """An engine time `wall` (epoch seconds) on the monotonic clock, via the kill."""
+        return self.monotonic + (wall - self.wall)

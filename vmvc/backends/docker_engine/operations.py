@@ -22,10 +22,7 @@ engine's own backend module does not import this one.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import docker
@@ -56,7 +53,7 @@ from vmvc.backends.docker_engine.lifecycle import (
     writable_layer_bytes,
 )
 from vmvc.backends.docker_engine.restart_log import container_state
-from vmvc.backends.engine_clock import engine_time
+from vmvc.backends.engine_clock import KilledAt, engine_time
 from vmvc.backends.memory import pids_named
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs
@@ -235,13 +232,10 @@ class DockerCrash(Crash):
         super().__init__(kind, RECOVERY_PLANS[kind])
         self.instance = instance
         self.pid = instance.host_pid()  # looked up before the kill is timed
-        self._killed_wall = 0.0
-        self._killed = 0.0
+        self.killed = KilledAt()
 
     def crash(self) -> None:
-        self._killed_wall = time.time()
-        self._killed = time.monotonic()
-        os.kill(self.pid, signal.SIGKILL)
+        self.killed.kill(self.pid)
 
     def running(self) -> bool:
         state = container_state(self.instance.container)
@@ -262,7 +256,7 @@ class DockerCrash(Crash):
         }
         if finished is None:
             return None
-        return self._killed + (finished - self._killed_wall)
+        return self.killed.on_monotonic(finished)
 
 
 class DockerPorter(Porter):

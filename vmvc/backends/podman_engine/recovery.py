@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
-import signal
 import threading
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ from typing import Any
 from vmvc.agent.protocol import AgentError, LineLog, split_framed
 from vmvc.backends.base import InstanceSpec
 from vmvc.backends.capabilities import Crash, FailureKind, RecoveryPlan
-from vmvc.backends.engine_clock import engine_time, to_monotonic
+from vmvc.backends.engine_clock import KilledAt, engine_time, to_monotonic
 from vmvc.backends.podman_engine.cli import Engine, PodmanError
 from vmvc.paths import atomic_write_text, cache_dir, make_dirs
 
@@ -225,13 +223,10 @@ class PodmanCrash(Crash):
         self.pid = int(state.get("Pid") or 0)
         if self.pid <= 0:
             raise PodmanError(f"podman gives no process for container {name}")
-        self._killed_wall = 0.0
-        self._killed = 0.0
+        self.killed = KilledAt()
 
     def crash(self) -> None:
-        self._killed_wall = time.time()
-        self._killed = time.monotonic()
-        os.kill(self.pid, signal.SIGKILL)
+        self.killed.kill(self.pid)
 
     def running(self) -> bool:
         return bool(inspect_state(self.engine, self.name).get("Running"))
@@ -248,12 +243,12 @@ class PodmanCrash(Crash):
             if finished is None or restarted is None
             else round(restarted - finished, 6),
         }
-        if finished is None or finished < self._killed_wall - 1.0:
+        if finished is None or finished < self.killed.wall - 1.0:
             return None  # not this kill's (a zero time, or an earlier run's)
-        after_kill = finished - self._killed_wall
+        after_kill = finished - self.killed.wall
         if after_kill < 0:
             # The exit file's coarse clock (one tick) read before the kill: a death cannot be
             # seen before it happened, so the kill's time, and the reading in the details.
             self.details["recover"]["finished_before_kill_s"] = round(-after_kill, 6)
-            after_kill = 0.0
-        return self._killed + after_kill
+            finished = self.killed.wall
+        return self.killed.on_monotonic(finished)
