@@ -401,9 +401,9 @@ class BenchRunner:
 
     def _observe_isolation(self, backend_name: str, instance: Instance) -> None:
         backend = self.backends[backend_name]
-        where = None if backend.on_this_host else self.host
-        seen = self.doc.facts.get(backend_name)
-        if seen is not None and seen.get("host") == where:
+        if isolation.already_observed(
+            self.doc.facts.get(backend_name), backend.on_this_host, self.host
+        ):
             return  # a resumed run observed them before
         self.doc.facts[backend_name] = isolation.observe(
             instance,

@@ -114,6 +114,13 @@ def host_exposure(instance: Instance, timeout: float) -> dict[str, Any]:
     return facts
 
 
+def already_observed(known: dict[str, Any] | None, local: bool, host: str) -> bool:
+    """Whether a run's facts for a backend stand for this observation: facts of instances
+    elsewhere carry their host's name, this machine's none (they are stored per backend)."""
+    where = None if local else host
+    return known is not None and known.get("host") == where
+
+
 def observe(
     instance: Instance,
     *,
@@ -156,9 +163,7 @@ class IsolationWorkload:
     def run(self, context: LifecycleContext) -> LifecycleResult:
         backend = context.backend
         local = backend.on_this_host
-        where = None if local else context.host
-        seen = context.known_facts
-        if seen is not None and seen.get("host") == where:
+        if already_observed(context.known_facts, local, context.host):
             context.phase("isolation: facts already observed in this run")
             return LifecycleResult()
         with backend.provision(context.artefacts, context.make_spec(backend.name)) as inst:

@@ -37,6 +37,7 @@ from vmvc.formatting import (
     format_value,
 )
 from vmvc.keys import display, metric_key, split_form, split_key, split_variant
+from vmvc.plan import JUDGED_KINDS
 from vmvc.results import ResultDocument, Sample
 
 # Exporters may import the formatting from here too.
@@ -643,7 +644,7 @@ def _spectrum_rows(doc: ResultDocument, run: dict[str, Any]) -> list[tuple[str, 
     """What the backends the claims do not compare were given, when a profile gave them less
     than the rest (the quick profile: `[run] lifecycle_backends`, `steady_backends`,
     `spectrum_repetitions`): a reader must not take a missing row for a failure."""
-    judged = [b for b in (doc.first_of_kind(k) for k in ("native", "container", "vm")) if b]
+    judged = [b for b in (doc.first_of_kind(k) for k in JUDGED_KINDS) if b]
     others = [b for b in doc.order_backends(list(doc.backend_info)) if b not in judged]
     compared = f"the backends the claims compare only ({', '.join(judged) or 'none'})"
     rest = f"; not on {', '.join(others)}" if others else ""
