@@ -239,6 +239,11 @@ class DensitySettings(Strict):
 
 class RecoverySettings(Strict):
     trials: int = Field(1, ge=1, le=100)
+    # How long an instance nothing restarts (libvirt's killed QEMU) is watched before "no
+    # automatic restart" is recorded: far longer than any engine here takes to *start* a
+    # restart (Docker ~0.3 s; libvirt resets a panicked guest within 0.04 s of its crashed
+    # event). One still running at the end is waited for like any restart (a boot timeout).
+    no_restart_watch_s: float = Field(5.0, ge=1.0, le=600.0)
 
 
 class PortabilitySettings(Strict):

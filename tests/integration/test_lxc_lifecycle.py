@@ -15,7 +15,6 @@ from vmvc.backends.base import Backend
 from vmvc.backends.lxc import LxcBackend
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle import applies
-from vmvc.bench.recovery import NO_RESTART_WATCH_S
 from vmvc.config import Config, host_cores
 from vmvc.image.build import Artefacts
 
@@ -72,7 +71,7 @@ def test_recovery_systemd_respawns_the_agent_nothing_restarts_the_container(
     assert ("instance", "recovery_s") not in found
     watched = found["instance", "no_restart_watch_s"]
     assert watched.metadata["outcome"] == "no automatic restart"
-    assert watched.value >= NO_RESTART_WATCH_S
+    assert watched.value >= harness.config.workload.recovery.no_restart_watch_s
     assert 0 < found["instance", "detect_s"].value < 5
     assert ("guest_kernel_panic", "recovery_s") not in found  # the host's kernel: never
 

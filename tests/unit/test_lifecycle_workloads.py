@@ -562,18 +562,59 @@ def test_recovery_plans_one_fresh_instance_per_declared_kind_in_order(harness: H
     harness.assert_clean()
 
 
-def test_recovery_without_automatic_restart_is_an_outcome_not_a_time(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+def test_recovery_kinds_that_may_share_fail_one_instance_each_timed_from_its_own_kill(
+    harness: Harness,
 ) -> None:
-    monkeypatch.setattr(recovery, "NO_RESTART_WATCH_S", 0.2)
+    harness.engine.plans = {
+        FailureKind.WORKLOAD_PROCESS: RecoveryPlan("kill", "respawn", shares_instance=True),
+        FailureKind.INSTANCE: RecoveryPlan("qemu kill", None, "stop", shares_instance=True),
+        FailureKind.GUEST_KERNEL_PANIC: RecoveryPlan("panic", "on_crash", shares_instance=True),
+    }
+    harness.config.workload.recovery.trials = 1
+    harness.config.workload.recovery.no_restart_watch_s = 1.0
+    harness.engine.clock.tick = 0.05
+    result = harness.run("recovery")
+    assert len(harness.specs) == 1  # one boot for the three kinds
+    timed = [m for m in result.measurements if m.metric == "recovery_s"]
+    # the kind nothing restarts ends the instance: it comes last
+    assert [m.metadata["failure"] for m in timed] == ["workload_process", "guest_kernel_panic"]
+    # each from its own kill (4.75 s of fake engine steps and a few clock ticks), not the first
+    assert all(4.75 <= m.value < 5.0 for m in timed)
+    assert [m.metadata["ready_markers"] for m in timed] == [2, 2]  # one recovery each
+    watched = [m for m in result.measurements if m.metric == "no_restart_watch_s"]
+    assert [m.metadata["failure"] for m in watched] == ["instance"]
+    assert harness.phases == [
+        "recovery: workload_process, guest_kernel_panic, instance trial 1/1",
+    ]
+    harness.assert_clean()
+
+
+def test_instance_groups_share_only_what_may_share_and_end_with_one_unrestarted_kind() -> None:
+    process = (FailureKind.WORKLOAD_PROCESS, RecoveryPlan("k", "respawn", shares_instance=True))
+    killed = (FailureKind.INSTANCE, RecoveryPlan("k", None, shares_instance=True))
+    panic = (FailureKind.GUEST_KERNEL_PANIC, RecoveryPlan("p", "on_crash", shares_instance=True))
+    assert recovery.instance_groups([process, killed, panic]) == [[process, panic, killed]]
+    # Docker's kinds: each its own instance (a restart back-off counts earlier crashes)
+    alone = (FailureKind.WORKLOAD_PROCESS, RecoveryPlan("k", "docker"))
+    docker_killed = (FailureKind.INSTANCE, RecoveryPlan("k", "docker"))
+    assert recovery.instance_groups([alone, docker_killed]) == [[alone], [docker_killed]]
+    # two kinds nothing restarts cannot share: the first ends the instance
+    other = (FailureKind.GUEST_KERNEL_PANIC, RecoveryPlan("p", None, shares_instance=True))
+    assert recovery.instance_groups([process, killed, other]) == [[process, killed], [other]]
+    assert recovery.instance_groups([]) == []
+
+
+def test_recovery_without_automatic_restart_is_an_outcome_not_a_time(harness: Harness) -> None:
     harness.engine.plans = {FailureKind.INSTANCE: FAKE_PLANS[FailureKind.INSTANCE]}
     harness.config.workload.recovery.trials = 1
+    harness.config.workload.recovery.no_restart_watch_s = 1.5
     harness.engine.clock.tick = 0.05  # the watch waits on the (fake) clock
     result = harness.run("recovery")
     got = {m.metric: m for m in result.measurements}
     assert set(got) == {"no_restart_watch_s", "detect_s"}  # no recovery_s
     watched = got["no_restart_watch_s"]
-    assert watched.value >= 0.2  # watched the whole bound
+    # the configured bound, plus the fake kill's own 0.75 s; not the default 5 s
+    assert 1.5 <= watched.value < 1.5 + 1.0
     assert watched.metadata == {
         "trial": 1,
         "failure": "instance",
@@ -584,11 +625,9 @@ def test_recovery_without_automatic_restart_is_an_outcome_not_a_time(
     harness.assert_clean()
 
 
-def test_recovery_watches_a_kind_without_restart_once_per_repetition(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(recovery, "NO_RESTART_WATCH_S", 0.2)
+def test_recovery_watches_a_kind_without_restart_once_per_repetition(harness: Harness) -> None:
     harness.engine.clock.tick = 0.05
+    harness.config.workload.recovery.no_restart_watch_s = 1.0
     harness.config.workload.recovery.trials = 3
     result = harness.run("recovery")  # both fake kinds: one restarted, one not
     got = [(m.metadata["failure"], m.metric) for m in result.measurements if m.metric != "detect_s"]
@@ -597,11 +636,8 @@ def test_recovery_watches_a_kind_without_restart_once_per_repetition(
     harness.assert_clean()
 
 
-def test_recovery_records_a_time_when_an_undeclared_restart_happens(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_recovery_records_a_time_when_an_undeclared_restart_happens(harness: Harness) -> None:
     """What happens is measured, not what the backend declares."""
-    monkeypatch.setattr(recovery, "NO_RESTART_WATCH_S", 5.0)
     harness.engine.plans = {FailureKind.INSTANCE: FAKE_PLANS[FailureKind.INSTANCE]}
     harness.engine.comes_back = True
     harness.config.workload.recovery.trials = 1
@@ -696,3 +732,4 @@ def test_isolation_of_instances_elsewhere_leaves_this_hosts_facts_out(harness: H
     # Facts from this host do not stand for the remote one: observed again there.
     again = harness.run("isolation", backend, known_facts={"kernel_release": "x"}, host="far")
     assert again.facts is not None
+

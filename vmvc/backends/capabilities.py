@@ -128,11 +128,19 @@ class RecoveryPlan:
     `restarted_by` None means the engine has no automatic restart for it: the recovery
     workload then watches the dead instance for a bounded time and records that nothing
     brought it back, instead of a time.
+
+    `shares_instance`: what restarts this kind keeps no count of the instance's earlier
+    failures (no back-off, no start limit), so the kind may fail an instance that an
+    earlier kind of the same trial already failed and brought back: each kind is still
+    timed from its own kill, and one boot serves them all. False (the default) gives the
+    kind a fresh instance of its own: Docker, for one, doubles its restart delay for each
+    further crash of a container.
     """
 
     kills: str  # what is killed, and how
     restarted_by: str | None  # the mechanism that brings it back; None: nothing does
     detect_basis: str = ""  # where the engine's "it died" time comes from ("": none)
+    shares_instance: bool = False
 
 
 class Crash(Handle):

@@ -16,18 +16,22 @@ engine recorded the death (see each plan's `detect_basis`). Each sample carries 
 (vmvc.keys), as scale does per instance count.
 
 A kind whose engine has no automatic restart (`restarted_by` None: libvirt for a killed
-QEMU) gets no time: the workload watches the dead instance for NO_RESTART_WATCH_S and,
-when the engine still says it is not running and no ready marker came, records
-`no_restart_watch_s@<kind>` (how long it watched) - the report prints "no automatic
-restart" there instead of a time. If it did come back after all, that is recorded as a
-recovery time, with `restarted_by` saying nothing was declared. Such a kind is watched in
-the first trial of a repetition only: a further trial would watch the same nothing again.
+QEMU) gets no time: the workload watches the dead instance for [workload.recovery]
+no_restart_watch_s and, when the engine still says it is not running and no ready marker
+came, records `no_restart_watch_s@<kind>` (how long it watched) - the report prints "no
+automatic restart" there instead of a time. If it did come back after all, that is recorded
+as a recovery time, with `restarted_by` saying nothing was declared. Such a kind is watched
+in the first trial of a repetition only: a further trial would watch the same nothing again.
 
 No deliberate delay is inside a measured interval: the engines' own delays are part of
-their mechanism (Docker waits 100 ms before its first restart). Every trial uses a fresh
-instance that fails once ([workload.recovery] trials per repetition and kind): Docker
-doubles its restart delay for each further crash of a container that ran less than 10 s,
-so a second crash of the same container would measure that back-off.
+their mechanism (Docker waits 100 ms before its first restart). Every kind fails an
+instance that has not failed before ([workload.recovery] trials per repetition and kind),
+unless its plan says its restarter keeps no count of earlier failures
+(RecoveryPlan.shares_instance): Docker doubles its restart delay for each further crash of
+a container that ran less than 10 s, so a second crash of the same container would measure
+that back-off. Kinds that may share run on one instance, one after the other, each timed
+from its own kill, the kind nothing restarts last (vmvc.bench.recovery.instance_groups): a
+VM's three kinds cost one boot instead of three.
 """
 
 from __future__ import annotations
@@ -40,11 +44,6 @@ from vmvc.backends.capabilities import Capability, Crash, FailureKind, RecoveryP
 from vmvc.bench.base import Measurement
 from vmvc.bench.lifecycle_tools import LifecycleContext, LifecycleResult, seconds
 
-# How long a dead instance is watched for a restart its engine does not promise: far longer
-# than any engine here takes to *start* one (Docker ~0.3 s; libvirt resets a panicked guest
-# within 0.04 s of its crashed event); an instance running again at the end of the watch is
-# then waited for like any restart, so a slow boot is not mistaken for no restart.
-NO_RESTART_WATCH_S = 5.0
 _POLL_S = 0.1
 
 
@@ -53,17 +52,18 @@ class RecoveryWorkload:
     requires = frozenset({Capability.RECOVER})
 
     def run(self, context: LifecycleContext) -> LifecycleResult:
-        """Each kind and trial on a fresh instance: Docker doubles its restart delay per
-        crash of the same container."""
+        """Each trial fails every planned kind once: on a fresh instance per kind, or on one
+        shared by the kinds whose restarters keep no count of failures."""
         measured: list[Measurement] = []
         trials = context.config.workload.recovery.trials
         plans = planned_kinds(context.backend.recovery_plans())
         for trial in range(1, trials + 1):
-            for kind, plan in plans:
-                if plan.restarted_by is None and trial > 1:
-                    continue  # an outcome, not a time: watched once per repetition
-                context.phase(f"recovery: {kind} trial {trial}/{trials}")
-                measured += one_trial(context, kind, plan, trial)
+            # A kind nothing restarts is an outcome, not a time: watched once per repetition.
+            kinds = [(k, p) for k, p in plans if p.restarted_by is not None or trial == 1]
+            for group in instance_groups(kinds):
+                names = ", ".join(str(kind) for kind, _ in group)
+                context.phase(f"recovery: {names} trial {trial}/{trials}")
+                measured += one_instance(context, group, trial)
         return LifecycleResult(measured)
 
 
@@ -72,32 +72,61 @@ def planned_kinds(plans: dict[FailureKind, RecoveryPlan]) -> list[tuple[FailureK
     return [(kind, plans[kind]) for kind in FailureKind if kind in plans]
 
 
-def one_trial(
-    context: LifecycleContext, kind: FailureKind, plan: RecoveryPlan, trial: int
-) -> list[Measurement]:
-    backend, timeout = context.backend, context.config.timeouts.boot_s
+Planned = tuple[FailureKind, RecoveryPlan]
+
+
+def instance_groups(kinds: list[Planned]) -> list[list[Planned]]:
+    """Which kinds fail which instance (pure): the kinds that may share
+    (RecoveryPlan.shares_instance) one instance, the restarted ones first and at most one
+    that nothing restarts after them (it ends the instance); every other kind an instance
+    of its own. Within a group, and among the rest, FailureKind order is kept."""
+    sharing = [(k, p) for k, p in kinds if p.shares_instance]
+    restarted = [(k, p) for k, p in sharing if p.restarted_by is not None]
+    terminal = [(k, p) for k, p in sharing if p.restarted_by is None]
+    shared = restarted + terminal[:1]
+    rest = [(k, p) for k, p in kinds if (k, p) not in shared]
+    return ([shared] if shared else []) + [[planned] for planned in rest]
+
+
+def one_instance(context: LifecycleContext, group: list[Planned], trial: int) -> list[Measurement]:
+    """One fresh instance, failed by each kind of `group` in turn."""
+    backend = context.backend
     spec = context.make_spec(backend.name, restart_on_crash=True)
+    measured: list[Measurement] = []
     with backend.provision(context.artefacts, spec) as instance:
-        instance.wait_ready(timeout)
-        crash = backend.crash(instance, kind)
-        try:
-            start = len(instance.log)
-            crashed = time.monotonic()
-            crash.crash()
-            if plan.restarted_by is None:
-                came_back = watch_for_restart(crash, instance, start, NO_RESTART_WATCH_S)
-                if came_back is None:
-                    detected = crash.detected_at()
-                    return no_restart(crash, trial, crashed, detected)
-                ready_at = came_back
-            else:
-                _, info = wait_ready(instance.log, timeout, start=start)
-                ready_at = info.at
-            detected = crash.detected_at()
-        finally:
-            crash.remove()
-        instance.run("ping", [], 30)  # the agent answers again: it is really back
-        markers = ready_markers(instance.log.tail(len(instance.log)))
+        instance.wait_ready(context.config.timeouts.boot_s)
+        for kind, plan in group:
+            measured += fail_once(context, instance, kind, plan, trial)
+    return measured
+
+
+def fail_once(
+    context: LifecycleContext, instance: Instance, kind: FailureKind, plan: RecoveryPlan, trial: int
+) -> list[Measurement]:
+    """Kill a ready instance the way `kind` says and time what brings it back."""
+    watch_s = context.config.workload.recovery.no_restart_watch_s
+    boot_s = context.config.timeouts.boot_s
+    crash = context.backend.crash(instance, kind)
+    start = len(instance.log)
+    try:
+        crashed = time.monotonic()
+        crash.crash()
+        if plan.restarted_by is None:
+            came_back = watch_for_restart(crash, instance, start, watch_s, boot_s)
+            if came_back is None:
+                detected = crash.detected_at()
+                return no_restart(crash, trial, crashed, detected)
+            ready_at = came_back
+        else:
+            _, info = wait_ready(instance.log, boot_s, start=start)
+            ready_at = info.at
+        detected = crash.detected_at()
+    finally:
+        crash.remove()
+    instance.run("ping", [], 30)  # the agent answers again: it is really back
+    # The ready marker it had before this kill, and the ones since: 2 after one recovery.
+    since_kill = len(instance.log) - start  # > 0: a ready marker came
+    markers = 1 + ready_markers(instance.log.tail(since_kill))
     restarted_by = plan.restarted_by or "unknown: the backend declares no automatic restart"
     measured = [
         seconds(
@@ -124,9 +153,13 @@ def one_trial(
     return measured
 
 
-def watch_for_restart(crash: Crash, instance: Instance, start: int, watch_s: float) -> float | None:
+def watch_for_restart(
+    crash: Crash, instance: Instance, start: int, watch_s: float, boot_s: float
+) -> float | None:
     """Watch a killed instance for `watch_s`: the time of a ready marker if it came back,
-    None if it stayed down (no marker, and the engine says it is not running at the end)."""
+    None if it stayed down (no marker, and the engine says it is not running at the end).
+    Running again at the end of the watch, its ready marker is waited for like any
+    restart's, up to `boot_s`: a slow boot is not mistaken for no restart."""
     deadline = time.monotonic() + watch_s
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -136,12 +169,9 @@ def watch_for_restart(crash: Crash, instance: Instance, start: int, watch_s: flo
                 time.sleep(min(_POLL_S, max(0.0, left)))
             continue
         return info.at
-    return None if not crash.running() else _late_ready(instance, start)
-
-
-def _late_ready(instance: Instance, start: int) -> float:
-    """Running again at the end of the watch: its ready marker must follow within a boot."""
-    _, info = wait_ready(instance.log, NO_RESTART_WATCH_S, start=start)
+    if not crash.running():
+        return None
+    _, info = wait_ready(instance.log, boot_s, start=start)
     return info.at
 
 

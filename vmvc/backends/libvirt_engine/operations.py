@@ -79,21 +79,27 @@ from vmvc.backends.memory import pids_named
 from vmvc.image.build import Artefacts
 from vmvc.paths import make_dirs
 
+# The three kinds share one boot (RecoveryPlan.shares_instance): guest-init respawns the
+# agent at once every time, and libvirt's on_crash=restart resets a panicked guest every time;
+# neither counts earlier failures. The killed QEMU, which nothing restarts, comes last.
 RECOVERY_PLANS = {
     FailureKind.WORKLOAD_PROCESS: RecoveryPlan(
         "SIGKILL to the agent inside the guest (it kills itself on command)",
         "the guest's init respawns the agent (kernel and QEMU stay up)",
         "guest init's respawn line",
+        shares_instance=True,
     ),
     FailureKind.INSTANCE: RecoveryPlan(
         "SIGKILL to the domain's QEMU process from the host",
         None,  # libvirt restarts no killed QEMU: on_crash is for guest panics
         "libvirt stopped event",
+        shares_instance=True,
     ),
     FailureKind.GUEST_KERNEL_PANIC: RecoveryPlan(
         "guest kernel panic (sysrq c), reported to the pvpanic device",
         "libvirt on_crash=restart",
         "libvirt crashed event",
+        shares_instance=True,
     ),
 }
 
