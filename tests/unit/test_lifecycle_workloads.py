@@ -9,6 +9,7 @@ can see everything removed however a workload ends. No daemon, no instance.
 from __future__ import annotations
 
 import ast
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from vmvc.backends.capabilities import (
     StoredBytes,
     Unsupported,
 )
-from vmvc.bench import footprint, recovery
+from vmvc.bench import density, footprint, recovery
 from vmvc.bench.facts import HostFacts
 from vmvc.bench.lifecycle import LIFECYCLE_WORKLOADS, LifecycleContext, LifecycleResult, applies
 from vmvc.bench.scale import ScaleRefused
@@ -733,3 +734,44 @@ def test_isolation_of_instances_elsewhere_leaves_this_hosts_facts_out(harness: H
     again = harness.run("isolation", backend, known_facts={"kernel_release": "x"}, host="far")
     assert again.facts is not None
 
+
+class _Removal:
+    """A provision() stand-in whose removal waits for `barrier` (None: returns at once)."""
+
+    def __init__(self, barrier: threading.Barrier | None, fails: bool = False) -> None:
+        self.barrier, self.fails, self.removed = barrier, fails, False
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.barrier is not None:
+            self.barrier.wait()  # broken (raises) unless the other removal runs meanwhile
+        self.removed = True
+        if self.fails:
+            raise RuntimeError("removal failed")
+
+
+def test_density_removes_its_instances_concurrently(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(density, "host_cores", lambda: 2)
+    barrier = threading.Barrier(2, timeout=5)
+    held = density.Held()
+    removals = [_Removal(barrier), _Removal(barrier)]
+    for removal in removals:
+        held.enter(removal)  # type: ignore[arg-type]
+    held.remove_all()  # one at a time, the first would wait for the second in vain
+    assert all(r.removed for r in removals)
+
+
+def test_density_removes_every_instance_when_one_removal_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(density, "host_cores", lambda: 1)
+    held = density.Held()
+    removals = [_Removal(None, fails=True), _Removal(None), _Removal(None)]
+    for removal in removals:
+        held.enter(removal)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="removal failed"):
+        held.remove_all()
+    assert all(r.removed for r in removals)
+    held.remove_all()  # nothing left to remove: a second call removes nothing twice
