@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from vmvc.catalogue import FAILURES
 from vmvc.config import LIFECYCLE_WORKLOADS, STEADY_WORKLOADS, Config, RunSettings, host_cores
 
 INSTANCE_TRIAL = "instance"
@@ -146,8 +145,9 @@ def vm_boots(config: Config) -> dict[str, int]:
     """VM boots the run needs at its minimum repetitions, per trial kind (warm-ups included).
 
     instance: one boot gives start-up, footprint and the steady workloads; clone: the source
-    and the clone; recovery: a fresh instance per failure kind and trial, and the reboot
-    after the one failure a VM comes back from by rebooting (its kernel's panic); scale:
+    and the clone; recovery: per trial, one instance a VM's failure kinds share (their
+    restarters count no failures: RecoveryPlan.shares_instance) and the reboot after the one
+    failure a VM comes back from by rebooting (its kernel's panic); scale:
     every instance of every N; isolation: once per run (facts do not change between
     repetitions), and no boot of its own when the first warm-up observes them.
     """
@@ -155,7 +155,7 @@ def vm_boots(config: Config) -> dict[str, int]:
     per_trial = {
         INSTANCE_TRIAL: 1,
         "clone": 2,
-        "recovery": (len(FAILURES) + 1) * settings.recovery.trials,
+        "recovery": 2 * settings.recovery.trials,
         "scale": sum(settings.scale.resolve(host_cores())),
         "density": max(settings.density.vm_counts),  # instances stay up as N grows
         "provision": 0,
