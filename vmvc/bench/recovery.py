@@ -2,8 +2,8 @@
 
 A backend with RECOVER declares the failure kinds it can inject
 (`Backend.recovery_plans`: vmvc.backends.capabilities.FailureKind -> RecoveryPlan, what is
-killed and what restarts it); this workload runs one fresh instance per kind and trial and
-times what happens:
+killed and what restarts it); this workload fails each kind once per trial, each on an
+instance that has not failed before (see below), and times what happens:
 
 workload_process  the process serving the workload (the vmvc agent) dies by SIGKILL.
 instance          the instance itself is SIGKILLed from the host (a container's PID 1, a
