@@ -76,6 +76,7 @@ class Engine:
         # automatic restart comes back all the same.
         self.plans = dict(FAKE_PLANS)
         self.comes_back = False
+        self.detect_late_s = 0.0  # > 0: the engine records a death that long after it
         self.costs = {
             "artefact.create": 3.0,
             "artefact.remove": 0.25,
@@ -177,7 +178,10 @@ class FakeCrash(Crash):
 
     def detected_at(self) -> float | None:
         self.details["recover"] = {"restart_count": 1}
-        return self._detected
+        if self._detected is None:
+            return None
+        at = self._detected + self.engine.detect_late_s
+        return at if self.engine.clock() >= at else None
 
     def running(self) -> bool:
         return self.plan.restarted_by is not None or self.engine.comes_back
@@ -623,6 +627,22 @@ def test_recovery_without_automatic_restart_is_an_outcome_not_a_time(harness: Ha
         "outcome": "no automatic restart",
     }
     assert got["detect_s"].metadata["basis"] == "fake stop event"
+    harness.assert_clean()
+
+
+def test_recovery_waits_past_the_watch_for_the_engine_to_record_the_death(
+    harness: Harness,
+) -> None:
+    """The watch is about restarts: an engine that records the death only after it (lxc's
+    monitor, 2+ s once) still gives detect_s."""
+    harness.engine.plans = {FailureKind.INSTANCE: FAKE_PLANS[FailureKind.INSTANCE]}
+    harness.config.workload.recovery.trials = 1
+    harness.config.workload.recovery.no_restart_watch_s = 1.0
+    harness.engine.detect_late_s = 1.5  # after the 1 s watch
+    harness.engine.clock.tick = 0.05
+    got = {m.metric: m for m in harness.run("recovery").measurements}
+    assert 1.0 <= got["no_restart_watch_s"].value < 2.0  # the watch itself, not the wait
+    assert got["detect_s"].value == pytest.approx(0.75 + 1.5, abs=0.1)  # fake kill step + late
     harness.assert_clean()
 
 
