@@ -149,9 +149,8 @@ class Held:
             return
         with ThreadPoolExecutor(max_workers=min(len(managers), host_cores())) as pool:
             futures = [pool.submit(manager.__exit__, None, None, None) for manager in managers]
-        failures = [f.exception() for f in futures if f.exception() is not None]
-        if failures:
-            raise failures[0]
+        for future in futures:
+            future.result()  # the first failure, once every removal was tried
 
 
 def _launch_and_touch_many(context: LifecycleContext, held: Held, count: int) -> list[Instance]:

@@ -72,12 +72,12 @@ class RecoveryWorkload:
         return LifecycleResult(measured)
 
 
-def planned_kinds(plans: dict[FailureKind, RecoveryPlan]) -> list[tuple[FailureKind, RecoveryPlan]]:
+Planned = tuple[FailureKind, RecoveryPlan]
+
+
+def planned_kinds(plans: dict[FailureKind, RecoveryPlan]) -> list[Planned]:
     """The backend's declared kinds in FailureKind order (the report's order)."""
     return [(kind, plans[kind]) for kind in FailureKind if kind in plans]
-
-
-Planned = tuple[FailureKind, RecoveryPlan]
 
 
 def instance_groups(kinds: list[Planned]) -> list[list[Planned]]:
